@@ -1,0 +1,18 @@
+/** @jest-config-loader-options {"transpileOnly": true} */
+import type { Config } from 'jest';
+import { createDefaultEsmPreset } from 'ts-jest';
+
+// One config for every workspace. Tests import workspace packages by name; the mapping sends
+// them to src/ so that tests never need a build, and strips the `.js` of relative ESM imports.
+const config: Config = {
+  ...createDefaultEsmPreset({ tsconfig: '<rootDir>/tsconfig.check.json' }),
+  testEnvironment: 'node',
+  testMatch: ['<rootDir>/packages/*/test/**/*.test.ts', '<rootDir>/examples/*/test/**/*.test.ts'],
+  moduleNameMapper: {
+    '^@trellis/([a-z-]+)$': '<rootDir>/packages/$1/src/index.ts',
+    '^(\\.{1,2}/.*)\\.js$': '$1',
+  },
+  testTimeout: 20_000,
+};
+
+export default config;

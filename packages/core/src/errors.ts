@@ -1,0 +1,142 @@
+// A symbol from the global registry, so that `TrellisError.is()` recognises errors thrown by
+// another copy of this package (two versions installed side by side).
+const brand = Symbol.for('@trellis/core.TrellisError');
+
+/** The stable codes of Trellis errors; match on these, never on messages. */
+export type ErrorCode =
+  'NO_INSTANCES' | 'CONNECTION_FAILED' | 'REGISTRY_UNAVAILABLE' | 'REGISTRY_REJECTED' | 'INVALID_CONFIG' | 'CLOSED';
+
+export interface TrellisErrorOptions {
+  /** Whether trying again (maybe elsewhere) can succeed. */
+  readonly retryable?: boolean;
+  /** The service the failed operation concerned. */
+  readonly service?: string;
+  /** The instance id the failed operation concerned. */
+  readonly instance?: string;
+  readonly cause?: unknown;
+}
+
+/**
+ * The base of every error Trellis throws: a stable `code`, whether a retry can help, and the
+ * service or instance concerned.
+ *
+ * @example
+ * try { await users.get('/users/1'); }
+ * catch (e) { if (TrellisError.is(e) && e.retryable) scheduleRetry(); else throw e; }
+ */
+export class TrellisError extends Error {
+  readonly code: ErrorCode;
+  readonly retryable: boolean;
+  readonly service: string | undefined;
+  readonly instance: string | undefined;
+
+  constructor(code: ErrorCode, message: string, options: TrellisErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.code = code;
+    this.retryable = options.retryable ?? false;
+    this.service = options.service;
+    this.instance = options.instance;
+    Object.defineProperty(this, brand, { value: true });
+  }
+
+  /** True for any Trellis error, from this copy of the package or another. */
+  static is(error: unknown): error is TrellisError {
+    return typeof error === 'object' && error !== null && (error as Record<symbol, unknown>)[brand] === true;
+  }
+
+  /** True for a Trellis error with the given code. */
+  static hasCode(error: unknown, code: ErrorCode): error is TrellisError {
+    return TrellisError.is(error) && error.code === code;
+  }
+}
+
+/** No instance of the service is registered and passing its health checks. */
+export class NoInstancesError extends TrellisError {
+  constructor(service: string, detail = 'none is registered and passing its health checks') {
+    super('NO_INSTANCES', `no instance of service "${service}" to call: ${detail}`, { service, retryable: false });
+  }
+
+  static override is(error: unknown): error is NoInstancesError {
+    return TrellisError.hasCode(error, 'NO_INSTANCES');
+  }
+}
+
+/**
+ * The connection to an instance failed. `sent` is false when the request certainly never
+ * reached the instance (connection refused), so that even a non-idempotent call can be tried
+ * on another instance.
+ */
+export class ConnectionError extends TrellisError {
+  readonly sent: boolean;
+
+  constructor(service: string, instance: string, sent: boolean, cause: unknown) {
+    const reason = cause instanceof Error ? cause.message : String(cause);
+    super('CONNECTION_FAILED', `call to service "${service}" at instance "${instance}" failed: ${reason}`, {
+      service,
+      instance,
+      retryable: true,
+      cause,
+    });
+    this.sent = sent;
+  }
+
+  static override is(error: unknown): error is ConnectionError {
+    return TrellisError.hasCode(error, 'CONNECTION_FAILED');
+  }
+}
+
+/** The registry could not be reached. Discovery keeps serving the last instances it knew. */
+export class RegistryUnavailableError extends TrellisError {
+  constructor(registry: string, cause: unknown) {
+    const reason = cause instanceof Error ? cause.message : String(cause);
+    super('REGISTRY_UNAVAILABLE', `registry at ${registry} is unreachable: ${reason}`, { retryable: true, cause });
+  }
+
+  static override is(error: unknown): error is RegistryUnavailableError {
+    return TrellisError.hasCode(error, 'REGISTRY_UNAVAILABLE');
+  }
+}
+
+/** The registry answered, but refused the request (bad input, unknown id, no permission). */
+export class RegistryRejectedError extends TrellisError {
+  /** The registry's HTTP status. */
+  readonly status: number;
+
+  constructor(operation: string, status: number, reason: string, options: Omit<TrellisErrorOptions, 'retryable'> = {}) {
+    super('REGISTRY_REJECTED', `registry refused ${operation} (HTTP ${status}): ${reason}`, {
+      ...options,
+      retryable: false,
+    });
+    this.status = status;
+  }
+
+  static override is(error: unknown): error is RegistryRejectedError {
+    return TrellisError.hasCode(error, 'REGISTRY_REJECTED');
+  }
+}
+
+/** A configuration value is missing or wrong; `field` names it. */
+export class ConfigError extends TrellisError {
+  readonly field: string;
+
+  constructor(field: string, problem: string) {
+    super('INVALID_CONFIG', `invalid configuration "${field}": ${problem}`, { retryable: false });
+    this.field = field;
+  }
+
+  static override is(error: unknown): error is ConfigError {
+    return TrellisError.hasCode(error, 'INVALID_CONFIG');
+  }
+}
+
+/** The component was closed and cannot serve the operation any more. */
+export class ClosedError extends TrellisError {
+  constructor(component: string) {
+    super('CLOSED', `${component} is closed`, { retryable: false });
+  }
+
+  static override is(error: unknown): error is ClosedError {
+    return TrellisError.hasCode(error, 'CLOSED');
+  }
+}
