@@ -1,0 +1,181 @@
+import Consul from 'consul';
+import {
+  ConfigError,
+  RegistryRejectedError,
+  RegistryUnavailableError,
+  type InstanceMeta,
+  type ServiceInstance,
+} from '@trellis/core';
+import type { Registration, Registry } from './registry.js';
+
+export interface ConsulRegistryOptions {
+  /** Base URL of the Trellis registry server or a Consul agent; default `http://127.0.0.1:8500`. */
+  readonly url?: string;
+  /** ACL token sent with every request. */
+  readonly token?: string;
+  /** Milliseconds before a request to the registry is abandoned; default 5000. */
+  readonly timeoutMs?: number;
+}
+
+type ConsulCheckOptions = NonNullable<Parameters<Consul['agent']['check']['register']>[0]>;
+
+/** The parts of a Consul health/service entry that Trellis reads. */
+interface HealthEntry {
+  Node?: { Address?: string };
+  Service: {
+    ID: string;
+    Service: string;
+    Address?: string;
+    Port: number;
+    Tags?: string[] | null;
+    Meta?: Record<string, string> | null;
+    Weights?: { Passing?: number } | null;
+  };
+}
+
+// Meta keys with a meaning of their own; every other key is a label.
+const reservedMeta = new Set(['version', 'zone', 'weight']);
+
+/**
+ * A {@link Registry} over Consul's HTTP API, through the official `consul` client. It uses only
+ * what real Consul offers, so the same code talks to the Trellis registry server and to a
+ * Consul agent: point `url` at either.
+ *
+ * Conventions: `meta.version` and `meta.zone` are Consul `Meta` entries of those names;
+ * `meta.weight` is `Meta.weight` (the npm client does not send `Weights`; a `Weights.Passing`
+ * set by another tool is read when `Meta.weight` is absent); instances register with a TTL
+ * check that starts passing.
+ *
+ * @throws ConfigError from the constructor when `url` is not an http(s) URL.
+ * @example
+ * const registry = new ConsulRegistry({ url: 'http://127.0.0.1:8500' });
+ * const users = await registry.list('users');
+ */
+export class ConsulRegistry implements Registry {
+  readonly url: string;
+  readonly #consul: Consul;
+  readonly #timeoutMs: number;
+
+  constructor(options: ConsulRegistryOptions = {}) {
+    this.url = (options.url ?? 'http://127.0.0.1:8500').replace(/\/+$/, '');
+    let parsed: URL;
+    try {
+      parsed = new URL(this.url);
+    } catch {
+      throw new ConfigError('registry.url', `"${this.url}" is not a URL; expected e.g. http://127.0.0.1:8500`);
+    }
+    if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
+      throw new ConfigError('registry.url', `"${this.url}" must start with http:// or https://`);
+    }
+    const timeoutMs = options.timeoutMs ?? 5_000;
+    if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) {
+      throw new ConfigError('registry.timeoutMs', `must be a positive number of milliseconds, got ${timeoutMs}`);
+    }
+    this.#timeoutMs = timeoutMs;
+    this.#consul = new Consul({
+      host: parsed.hostname.replace(/^\[|\]$/g, ''),
+      port: Number(parsed.port || (parsed.protocol === 'https:' ? 443 : 80)),
+      secure: parsed.protocol === 'https:',
+      ...(options.token === undefined ? {} : { defaults: { token: options.token } }),
+    });
+  }
+
+  async register(registration: Registration): Promise<void> {
+    const { instance } = registration;
+    await this.#send('register', instance.id, () =>
+      this.#consul.agent.service.register({
+        id: instance.id,
+        name: instance.service,
+        address: instance.address,
+        port: instance.port,
+        tags: [...instance.tags],
+        meta: toConsulMeta(instance.meta),
+        // The client's typings wrongly require `timeout` on every check; a TTL check has none.
+        check: {
+          name: `${instance.service} heartbeat`,
+          ttl: `${registration.ttlMs}ms`,
+          status: 'passing',
+          deregistercriticalserviceafter: `${registration.deregisterAfterMs}ms`,
+        } as ConsulCheckOptions,
+        ...this.#requestOptions(),
+      }),
+    );
+  }
+
+  async heartbeat(instanceId: string): Promise<void> {
+    await this.#send('heartbeat', instanceId, () =>
+      this.#consul.agent.check.pass({ id: `service:${instanceId}`, ...this.#requestOptions() }),
+    );
+  }
+
+  async deregister(instanceId: string): Promise<void> {
+    await this.#send('deregister', instanceId, () =>
+      this.#consul.agent.service.deregister({ id: instanceId, ...this.#requestOptions() }),
+    );
+  }
+
+  async list(service: string): Promise<ServiceInstance[]> {
+    const entries = (await this.#send('list', undefined, () =>
+      this.#consul.health.service({ service, passing: true, ...this.#requestOptions() }),
+    )) as HealthEntry[];
+    return entries.map(fromHealthEntry).sort((x, y) => (x.id < y.id ? -1 : x.id > y.id ? 1 : 0));
+  }
+
+  async close(): Promise<void> {
+    this.#consul.destroy();
+  }
+
+  // The npm client takes a per-request timeout, though its typings omit it.
+  #requestOptions(): { timeout: number } {
+    return { timeout: this.#timeoutMs };
+  }
+
+  async #send<T>(operation: string, instanceId: string | undefined, request: () => Promise<T>): Promise<T> {
+    try {
+      return await request();
+    } catch (error) {
+      const status = (error as { statusCode?: unknown }).statusCode;
+      if (typeof status === 'number') {
+        const reason = error instanceof Error ? error.message.replace(/^consul: /, '') : String(error);
+        throw new RegistryRejectedError(
+          operation,
+          status,
+          reason,
+          instanceId === undefined ? {} : { instance: instanceId },
+        );
+      }
+      throw new RegistryUnavailableError(this.url, error);
+    }
+  }
+}
+
+function toConsulMeta(meta: InstanceMeta): Record<string, string> {
+  const out: Record<string, string> = { ...meta.labels, weight: String(meta.weight) };
+  if (meta.version !== undefined) out['version'] = meta.version;
+  if (meta.zone !== undefined) out['zone'] = meta.zone;
+  return out;
+}
+
+function fromHealthEntry(entry: HealthEntry): ServiceInstance {
+  const { Service: s } = entry;
+  const raw = s.Meta ?? {};
+  const labels: Record<string, string> = {};
+  for (const [key, value] of Object.entries(raw)) if (!reservedMeta.has(key)) labels[key] = value;
+  const metaWeight = Number(raw['weight']);
+  const weight = Number.isInteger(metaWeight) && metaWeight > 0 ? metaWeight : (s.Weights?.Passing ?? 1);
+  const meta: InstanceMeta = {
+    weight,
+    labels,
+    ...(raw['version'] === undefined ? {} : { version: raw['version'] }),
+    ...(raw['zone'] === undefined ? {} : { zone: raw['zone'] }),
+  };
+  return {
+    id: s.ID,
+    service: s.Service,
+    // Consul leaves Service.Address empty when the instance uses its node's address.
+    address: s.Address || entry.Node?.Address || '127.0.0.1',
+    port: s.Port,
+    tags: s.Tags ?? [],
+    meta,
+  };
+}

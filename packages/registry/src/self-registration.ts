@@ -1,0 +1,110 @@
+import {
+  ConfigError,
+  Emitter,
+  RegistryRejectedError,
+  systemClock,
+  type Clock,
+  type Closeable,
+  type Timer,
+} from '@trellis/core';
+import type { Registration, Registry } from './registry.js';
+
+export interface SelfRegistrationOptions {
+  readonly clock?: Clock;
+  /** Milliseconds between heartbeats; default a third of the TTL, so two may be lost. */
+  readonly heartbeatMs?: number;
+}
+
+/**
+ * Keeps one instance registered for as long as it runs: registers it, heartbeats well inside
+ * its TTL, registers it again at once when the registry no longer knows it (it restarted empty,
+ * or reaped the instance), and deregisters it on close.
+ *
+ * @example
+ * const self = new SelfRegistration(registry, { instance, ttlMs: 10_000, deregisterAfterMs: 60_000 });
+ * await self.start();
+ * process.once('SIGTERM', () => void self.close());
+ */
+export class SelfRegistration implements Closeable {
+  readonly #registry: Registry;
+  readonly #registration: Registration;
+  readonly #clock: Clock;
+  readonly #heartbeatMs: number;
+  readonly #failed = new Emitter<unknown>();
+  readonly #reregistered = new Emitter<void>();
+  #timer: Timer | undefined;
+  #state: 'new' | 'running' | 'closed' = 'new';
+
+  /** A heartbeat or re-registration failed; the next heartbeat tries again. */
+  readonly onHeartbeatFailed = this.#failed.event;
+  /** The registry had forgotten the instance and it was registered again. */
+  readonly onReregistered = this.#reregistered.event;
+
+  /** @throws ConfigError when the TTL or heartbeat interval is not a positive number. */
+  constructor(registry: Registry, registration: Registration, options: SelfRegistrationOptions = {}) {
+    if (!(registration.ttlMs > 0)) throw new ConfigError('ttlMs', `must be > 0, got ${registration.ttlMs}`);
+    const heartbeatMs = options.heartbeatMs ?? registration.ttlMs / 3;
+    if (!(heartbeatMs > 0 && heartbeatMs < registration.ttlMs)) {
+      throw new ConfigError(
+        'heartbeatMs',
+        `must be > 0 and below the TTL (${registration.ttlMs} ms), got ${heartbeatMs}`,
+      );
+    }
+    this.#registry = registry;
+    this.#registration = registration;
+    this.#clock = options.clock ?? systemClock;
+    this.#heartbeatMs = heartbeatMs;
+  }
+
+  /**
+   * Registers the instance and starts heartbeating.
+   * @throws RegistryUnavailableError or RegistryRejectedError when the first registration fails.
+   */
+  async start(): Promise<void> {
+    if (this.#state !== 'new') throw new Error(`SelfRegistration.start() called when ${this.#state}`);
+    await this.#registry.register(this.#registration);
+    this.#state = 'running';
+    this.#arm();
+  }
+
+  /** Stops heartbeating and deregisters; an instance the registry has already forgotten is fine. */
+  async close(): Promise<void> {
+    if (this.#state === 'closed') return;
+    const wasRunning = this.#state === 'running';
+    this.#state = 'closed';
+    this.#timer?.cancel();
+    if (!wasRunning) return;
+    try {
+      await this.#registry.deregister(this.#registration.instance.id);
+    } catch (error) {
+      if (!(RegistryRejectedError.is(error) && error.status === 404)) throw error;
+    }
+  }
+
+  #arm(): void {
+    this.#timer = this.#clock.setTimer(this.#heartbeatMs, () => void this.#beat());
+  }
+
+  async #beat(): Promise<void> {
+    try {
+      await this.#registry.heartbeat(this.#registration.instance.id);
+    } catch (error) {
+      if (this.#state !== 'running') return;
+      if (RegistryRejectedError.is(error) && error.status === 404) {
+        await this.#reregister();
+      } else {
+        this.#failed.emit(error);
+      }
+    }
+    if (this.#state === 'running') this.#arm();
+  }
+
+  async #reregister(): Promise<void> {
+    try {
+      await this.#registry.register(this.#registration);
+      this.#reregistered.emit();
+    } catch (error) {
+      this.#failed.emit(error);
+    }
+  }
+}

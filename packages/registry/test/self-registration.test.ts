@@ -1,0 +1,112 @@
+import { ConfigError, ManualClock, RegistryUnavailableError, type ServiceInstance } from '@trellis/core';
+import { MemoryRegistry, SelfRegistration, type Registration, type Registry } from '@trellis/registry';
+import { registration } from './fixtures.js';
+
+/** Counts heartbeats and can refuse them, as an unreachable registry does. */
+class CountingRegistry implements Registry {
+  heartbeats = 0;
+  registrations = 0;
+  down = false;
+  constructor(readonly inner: MemoryRegistry) {}
+  async register(r: Registration): Promise<void> {
+    this.registrations++;
+    return this.inner.register(r);
+  }
+  async heartbeat(id: string): Promise<void> {
+    this.heartbeats++;
+    if (this.down) throw new RegistryUnavailableError('counting', 'down');
+    return this.inner.heartbeat(id);
+  }
+  deregister(id: string): Promise<void> {
+    return this.inner.deregister(id);
+  }
+  list(service: string): Promise<ServiceInstance[]> {
+    return this.inner.list(service);
+  }
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+}
+
+describe('SelfRegistration', () => {
+  let clock: ManualClock;
+  let registry: CountingRegistry;
+
+  beforeEach(() => {
+    clock = new ManualClock();
+    registry = new CountingRegistry(new MemoryRegistry({ clock }));
+  });
+  afterEach(() => registry.close());
+
+  it('registers on start and stays listed by heartbeating every third of the TTL', async () => {
+    const self = new SelfRegistration(registry, registration('users-1'), { clock });
+    await self.start();
+    expect(await registry.list('users')).toHaveLength(1);
+    await clock.advanceAsync(30_000);
+    expect(registry.heartbeats).toBe(30);
+    expect(await registry.list('users')).toHaveLength(1);
+    await self.close();
+  });
+
+  it('deregisters on close and stops heartbeating', async () => {
+    const self = new SelfRegistration(registry, registration('users-1'), { clock });
+    await self.start();
+    await self.close();
+    await self.close();
+    expect(await registry.list('users')).toEqual([]);
+    await clock.advanceAsync(10_000);
+    expect(registry.heartbeats).toBe(0);
+  });
+
+  it('registers again at once when the registry has forgotten the instance', async () => {
+    const self = new SelfRegistration(registry, registration('users-1'), { clock });
+    let reregistered = 0;
+    self.onReregistered(() => reregistered++);
+    await self.start();
+    // The registry restarted empty.
+    await registry.inner.deregister('users-1');
+    await clock.advanceAsync(1_000);
+    expect(reregistered).toBe(1);
+    expect(registry.registrations).toBe(2);
+    expect(await registry.list('users')).toHaveLength(1);
+    await self.close();
+  });
+
+  it('reports failed heartbeats and keeps trying while the registry is unreachable', async () => {
+    const self = new SelfRegistration(registry, registration('users-1'), { clock });
+    const failures: unknown[] = [];
+    self.onHeartbeatFailed((e) => failures.push(e));
+    await self.start();
+    registry.down = true;
+    await clock.advanceAsync(3_000);
+    expect(failures).toHaveLength(3);
+    registry.down = false;
+    await clock.advanceAsync(1_000);
+    expect(failures).toHaveLength(3);
+    expect(await registry.list('users')).toHaveLength(1);
+    await self.close();
+  });
+
+  it('fails start when the first registration fails, and closes without deregistering', async () => {
+    const unreachable: Registry = {
+      register: () => Promise.reject(new RegistryUnavailableError('x', 'down')),
+      heartbeat: () => Promise.resolve(),
+      deregister: () => Promise.reject(new Error('must not be called')),
+      list: () => Promise.resolve([]),
+      close: () => Promise.resolve(),
+    };
+    const self = new SelfRegistration(unreachable, registration('users-1'), { clock });
+    await expect(self.start()).rejects.toBeInstanceOf(RegistryUnavailableError);
+    await expect(self.close()).resolves.toBeUndefined();
+    expect(clock.pendingTimers).toBe(0);
+  });
+
+  it('refuses a heartbeat interval that cannot keep the instance alive', () => {
+    expect(() => new SelfRegistration(registry, registration('users-1'), { clock, heartbeatMs: 3_000 })).toThrow(
+      ConfigError,
+    );
+    expect(() => new SelfRegistration(registry, { ...registration('users-1'), ttlMs: 0 })).toThrow(
+      'invalid configuration "ttlMs": must be > 0, got 0',
+    );
+  });
+});
