@@ -4,7 +4,13 @@ const brand = Symbol.for('@trellis/core.TrellisError');
 
 /** The stable codes of Trellis errors; match on these, never on messages. */
 export type ErrorCode =
-  'NO_INSTANCES' | 'CONNECTION_FAILED' | 'REGISTRY_UNAVAILABLE' | 'REGISTRY_REJECTED' | 'INVALID_CONFIG' | 'CLOSED';
+  | 'NO_INSTANCES'
+  | 'CONNECTION_FAILED'
+  | 'UPSTREAM_STATUS'
+  | 'REGISTRY_UNAVAILABLE'
+  | 'REGISTRY_REJECTED'
+  | 'INVALID_CONFIG'
+  | 'CLOSED';
 
 export interface TrellisErrorOptions {
   /** Whether trying again (maybe elsewhere) can succeed. */
@@ -83,6 +89,30 @@ export class ConnectionError extends TrellisError {
 
   static override is(error: unknown): error is ConnectionError {
     return TrellisError.hasCode(error, 'CONNECTION_FAILED');
+  }
+}
+
+/**
+ * An instance answered with an HTTP error status. 502, 503 and 504 are retryable: they say the
+ * instance or something in front of it could not serve the call, not that the call was wrong.
+ */
+export class UpstreamStatusError extends TrellisError {
+  readonly status: number;
+  /** The answer's body, as decoded. */
+  readonly body: unknown;
+
+  constructor(service: string, instance: string, status: number, body: unknown) {
+    super('UPSTREAM_STATUS', `service "${service}" answered HTTP ${status} from instance "${instance}"`, {
+      service,
+      instance,
+      retryable: status === 502 || status === 503 || status === 504,
+    });
+    this.status = status;
+    this.body = body;
+  }
+
+  static override is(error: unknown): error is UpstreamStatusError {
+    return TrellisError.hasCode(error, 'UPSTREAM_STATUS');
   }
 }
 

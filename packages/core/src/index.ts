@@ -12,6 +12,7 @@ export {
   RegistryRejectedError,
   RegistryUnavailableError,
   TrellisError,
+  UpstreamStatusError,
 } from './errors.js';
 export type { ErrorCode, TrellisErrorOptions } from './errors.js';
 export { Emitter } from './event.js';

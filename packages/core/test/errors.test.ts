@@ -6,6 +6,7 @@ import {
   RegistryRejectedError,
   RegistryUnavailableError,
   TrellisError,
+  UpstreamStatusError,
 } from '@trellis/core';
 
 describe('the error family', () => {
@@ -39,6 +40,19 @@ describe('the error family', () => {
       field: 'port',
     });
     expect(new ClosedError('Discovery')).toMatchObject({ code: 'CLOSED' });
+  });
+
+  it('marks only gateway-type statuses as retryable', () => {
+    const retryable = [400, 404, 429, 500, 501, 502, 503, 504].filter(
+      (status) => new UpstreamStatusError('users', 'users-1', status, null).retryable,
+    );
+    expect(retryable).toEqual([502, 503, 504]);
+    expect(new UpstreamStatusError('users', 'users-1', 404, { error: 'no user 9' })).toMatchObject({
+      code: 'UPSTREAM_STATUS',
+      status: 404,
+      body: { error: 'no user 9' },
+      message: 'service "users" answered HTTP 404 from instance "users-1"',
+    });
   });
 
   it('says in the message what failed and where', () => {
