@@ -1,4 +1,4 @@
-import type { ServiceInstance } from '@trellis/core';
+import type { Call, ServiceInstance } from '@trellis/core';
 import { Strategy } from './strategy.js';
 
 /**
@@ -14,7 +14,7 @@ export class RoundRobin extends Strategy {
   readonly name = 'round-robin';
   #next = 0;
 
-  select(instances: readonly ServiceInstance[]): ServiceInstance | undefined {
+  select(instances: readonly ServiceInstance[], _call?: Call): ServiceInstance | undefined {
     if (instances.length === 0) return undefined;
     const index = this.#next < instances.length ? this.#next : 0;
     this.#next = index + 1;

@@ -1,0 +1,131 @@
+import { ConfigError, type Clock } from '@trellis/core';
+import type { Registry } from '@trellis/registry';
+
+/** Log levels of the app's logger (pino's). */
+export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+const logLevels: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+export interface AppOptions {
+  /** The service name this app registers under and callers use, e.g. "users". */
+  readonly service: string;
+  /** Interface to listen on; default 127.0.0.1. */
+  readonly host?: string;
+  /** Port to listen on; default 0 (any free port). */
+  readonly port?: number;
+  /** Address advertised to callers; default `host` (127.0.0.1 when listening on all interfaces). */
+  readonly advertiseAddress?: string;
+  /** Instance id; default `<service>-<address>-<port>`. */
+  readonly instanceId?: string;
+  /** The registry to use; default a `ConsulRegistry` at `registryUrl`, closed with the app. */
+  readonly registry?: Registry;
+  /** Registry address when `registry` is not given; default http://127.0.0.1:8500. */
+  readonly registryUrl?: string;
+  /** The services this app calls: each gets a `ServiceClient` bound under `clientToken(name)`. */
+  readonly calls?: readonly string[];
+  readonly version?: string;
+  readonly zone?: string;
+  /** Relative share of traffic; default 1. */
+  readonly weight?: number;
+  readonly tags?: readonly string[];
+  readonly labels?: Readonly<Record<string, string>>;
+  /** Heartbeat TTL; default 10 000 ms. */
+  readonly ttlMs?: number;
+  /** Removal from the registry after this long unhealthy; default 60 000 ms. */
+  readonly deregisterAfterMs?: number;
+  /**
+   * On shutdown, time between deregistering and closing the server, so that callers whose
+   * caches still list this instance are served meanwhile; default 1 000 ms.
+   */
+  readonly drainMs?: number;
+  /** How often discovery refreshes a service this app calls; default 1 000 ms. */
+  readonly discoveryRefreshMs?: number;
+  /** Default "info". */
+  readonly logLevel?: LogLevel;
+  readonly clock?: Clock;
+}
+
+/**
+ * App options from environment variables, the way a process is configured in a deployment:
+ * `PORT`, `HOST`, `TRELLIS_REGISTRY_URL`, `TRELLIS_INSTANCE_ID`, `TRELLIS_ADVERTISE_ADDRESS`,
+ * `TRELLIS_VERSION`, `TRELLIS_ZONE`, `TRELLIS_WEIGHT`, `TRELLIS_LOG_LEVEL`, `TRELLIS_DRAIN_MS`.
+ * Unset variables are left out, so that the app's defaults apply.
+ *
+ * @throws ConfigError naming the variable when a value is malformed.
+ * @example
+ * const app = new TrellisApp({ service: 'users', ...appOptionsFromEnv(process.env) });
+ */
+export function appOptionsFromEnv(env: Readonly<Record<string, string | undefined>>): Partial<AppOptions> {
+  const options: { -readonly [K in keyof AppOptions]?: AppOptions[K] } = {};
+  const text = (name: string): string | undefined => {
+    const value = env[name]?.trim();
+    return value === undefined || value === '' ? undefined : value;
+  };
+  const integer = (name: string, min: number, max: number): number | undefined => {
+    const value = text(name);
+    if (value === undefined) return undefined;
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < min || n > max) {
+      throw new ConfigError(name, `must be an integer from ${min} to ${max}, got "${value}"`);
+    }
+    return n;
+  };
+
+  const port = integer('PORT', 0, 65_535);
+  if (port !== undefined) options.port = port;
+  const host = text('HOST');
+  if (host !== undefined) options.host = host;
+  const registryUrl = text('TRELLIS_REGISTRY_URL');
+  if (registryUrl !== undefined) options.registryUrl = registryUrl;
+  const instanceId = text('TRELLIS_INSTANCE_ID');
+  if (instanceId !== undefined) options.instanceId = instanceId;
+  const advertise = text('TRELLIS_ADVERTISE_ADDRESS');
+  if (advertise !== undefined) options.advertiseAddress = advertise;
+  const version = text('TRELLIS_VERSION');
+  if (version !== undefined) options.version = version;
+  const zone = text('TRELLIS_ZONE');
+  if (zone !== undefined) options.zone = zone;
+  const weight = integer('TRELLIS_WEIGHT', 1, 1_000_000);
+  if (weight !== undefined) options.weight = weight;
+  const drainMs = integer('TRELLIS_DRAIN_MS', 0, 600_000);
+  if (drainMs !== undefined) options.drainMs = drainMs;
+  const logLevel = text('TRELLIS_LOG_LEVEL');
+  if (logLevel !== undefined) {
+    if (!logLevels.includes(logLevel as LogLevel)) {
+      throw new ConfigError('TRELLIS_LOG_LEVEL', `must be one of ${logLevels.join(', ')}, got "${logLevel}"`);
+    }
+    options.logLevel = logLevel as LogLevel;
+  }
+  return options;
+}
+
+/** Checks the options a constructor cannot work without; throws ConfigError naming the field. */
+export function validateAppOptions(options: AppOptions): void {
+  if (typeof options.service !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(options.service)) {
+    throw new ConfigError(
+      'service',
+      `must be a name of letters, digits, "-", "_" or ".", got ${JSON.stringify(options.service)}`,
+    );
+  }
+  const port = options.port ?? 0;
+  if (!Number.isInteger(port) || port < 0 || port > 65_535) {
+    throw new ConfigError('port', `must be an integer from 0 to 65535, got ${port}`);
+  }
+  const weight = options.weight ?? 1;
+  if (!Number.isInteger(weight) || weight < 1)
+    throw new ConfigError('weight', `must be a positive integer, got ${weight}`);
+  for (const [field, value] of [
+    ['ttlMs', options.ttlMs],
+    ['deregisterAfterMs', options.deregisterAfterMs],
+    ['discoveryRefreshMs', options.discoveryRefreshMs],
+  ] as const) {
+    if (value !== undefined && !(Number.isFinite(value) && value > 0)) {
+      throw new ConfigError(field, `must be a positive number of milliseconds, got ${value}`);
+    }
+  }
+  if (options.drainMs !== undefined && !(Number.isFinite(options.drainMs) && options.drainMs >= 0)) {
+    throw new ConfigError('drainMs', `must be a number of milliseconds >= 0, got ${options.drainMs}`);
+  }
+  if (options.logLevel !== undefined && !logLevels.includes(options.logLevel)) {
+    throw new ConfigError('logLevel', `must be one of ${logLevels.join(', ')}, got "${String(options.logLevel)}"`);
+  }
+}

@@ -1,0 +1,220 @@
+import 'reflect-metadata';
+import Fastify, { LogController, type FastifyInstance } from 'fastify';
+import { Container } from 'inversify';
+import { ClosedError, sleep, systemClock, type Clock, type ServiceInstance } from '@trellis/core';
+import { ServiceClient } from '@trellis/client';
+import { ConsulRegistry, Discovery, SelfRegistration, type Registry } from '@trellis/registry';
+import { validateAppOptions, type AppOptions } from './app-options.js';
+import { AppTokens, clientToken } from './tokens.js';
+
+/** Where a started app can be reached. */
+export interface StartedApp {
+  /** The app's own base URL, e.g. http://127.0.0.1:41235. */
+  readonly url: string;
+  /** The instance as registered. */
+  readonly instance: ServiceInstance;
+}
+
+type AppState = 'new' | 'starting' | 'running' | 'draining' | 'closed';
+
+/**
+ * A governed service: an HTTP server (Fastify) that registers itself under its service name,
+ * heartbeats while it runs, calls other services by name, and shuts down without dropping
+ * calls: deregister, keep serving while callers' caches catch up, then close.
+ *
+ * Routes are added on `app.http` before `start()`. `/health` is built in: 200 `{"status":"UP"}`
+ * while running, 503 `{"status":"DRAINING"}` while shutting down.
+ *
+ * @throws ConfigError from the constructor for an invalid option, naming it.
+ * @example
+ * const app = new TrellisApp({ service: 'forum', calls: ['users'] });
+ * app.http.get('/posts/:id', async (req) => app.client('users').get(`/users/${authorOf(req)}`));
+ * await app.start();
+ * app.closeOnSignals();
+ */
+export class TrellisApp {
+  readonly service: string;
+  /** The HTTP server: add routes and plugins here before `start()`. */
+  readonly http: FastifyInstance;
+  /** The app's inversify container: the registry, discovery, the app and a client per declared call. */
+  readonly container: Container;
+  readonly discovery: Discovery;
+  readonly registry: Registry;
+
+  readonly #options: AppOptions;
+  readonly #ownsRegistry: boolean;
+  readonly #clock: Clock;
+  readonly #clients = new Map<string, ServiceClient>();
+  #selfRegistration: SelfRegistration | undefined;
+  #started: StartedApp | undefined;
+  #state: AppState = 'new';
+  #closing: Promise<void> | undefined;
+
+  constructor(options: AppOptions) {
+    validateAppOptions(options);
+    this.#options = options;
+    this.service = options.service;
+    this.#clock = options.clock ?? systemClock;
+    this.#ownsRegistry = options.registry === undefined;
+    this.registry =
+      options.registry ?? new ConsulRegistry(options.registryUrl === undefined ? {} : { url: options.registryUrl });
+    this.discovery = new Discovery(this.registry, {
+      clock: this.#clock,
+      ...(options.discoveryRefreshMs === undefined ? {} : { refreshMs: options.discoveryRefreshMs }),
+    });
+    this.http = Fastify({
+      logger: { level: options.logLevel ?? 'info', base: { service: options.service } },
+      // One log line per request is for access logs and tracing, not for the service log.
+      logController: new LogController({ disableRequestLogging: true }),
+      // Keep-alive connections of callers are closed when idle at shutdown, not cut mid-request.
+      forceCloseConnections: 'idle',
+    });
+    this.http.get('/health', async (_request, reply) => {
+      const up = this.#state === 'running';
+      return reply.code(up ? 200 : 503).send({
+        status: up ? 'UP' : 'DRAINING',
+        service: this.service,
+        instance: this.#started?.instance.id,
+      });
+    });
+
+    this.container = new Container();
+    this.container.bind(AppTokens.app).toConstantValue(this);
+    this.container.bind(AppTokens.registry).toConstantValue(this.registry);
+    this.container.bind(AppTokens.discovery).toConstantValue(this.discovery);
+    for (const service of options.calls ?? []) {
+      this.container
+        .bind(clientToken(service))
+        .toDynamicValue(() => this.client(service))
+        .inSingletonScope();
+    }
+  }
+
+  /** The instance once started. */
+  get instance(): ServiceInstance | undefined {
+    return this.#started?.instance;
+  }
+
+  /**
+   * The client for calls to `service`, created on first use and closed with the app.
+   * @throws ClosedError after close().
+   */
+  client(service: string): ServiceClient {
+    if (this.#state === 'closed') throw new ClosedError(`TrellisApp "${this.service}"`);
+    let client = this.#clients.get(service);
+    if (client === undefined) {
+      client = new ServiceClient({ service, discovery: this.discovery });
+      this.#clients.set(service, client);
+    }
+    return client;
+  }
+
+  /**
+   * Listens, then registers the instance and starts heartbeating.
+   * @throws when the port cannot be bound or the registry refuses or cannot be reached; the app
+   *   is then closed.
+   */
+  async start(): Promise<StartedApp> {
+    if (this.#state !== 'new') throw new Error(`TrellisApp.start() called when ${this.#state}`);
+    this.#state = 'starting';
+    try {
+      const options = this.#options;
+      const host = options.host ?? '127.0.0.1';
+      await this.http.listen({
+        host,
+        port: options.port ?? 0,
+        listenTextResolver: (address) => `${options.service} listening on ${address}`,
+      });
+      const address = this.http.server.address();
+      const port = typeof address === 'object' && address !== null ? address.port : (options.port ?? 0);
+      const advertised = options.advertiseAddress ?? (host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host);
+      const instance: ServiceInstance = {
+        id: options.instanceId ?? `${options.service}-${advertised}-${port}`,
+        service: options.service,
+        address: advertised,
+        port,
+        tags: [...(options.tags ?? [])],
+        meta: {
+          weight: options.weight ?? 1,
+          labels: { ...options.labels },
+          ...(options.version === undefined ? {} : { version: options.version }),
+          ...(options.zone === undefined ? {} : { zone: options.zone }),
+        },
+      };
+      const self = new SelfRegistration(
+        this.registry,
+        { instance, ttlMs: options.ttlMs ?? 10_000, deregisterAfterMs: options.deregisterAfterMs ?? 60_000 },
+        { clock: this.#clock },
+      );
+      self.onHeartbeatFailed((error) => this.http.log.warn({ err: error }, 'heartbeat to the registry failed'));
+      self.onReregistered(() => this.http.log.info('the registry had forgotten this instance; registered again'));
+      this.discovery.onRefreshFailed(({ service, error }) =>
+        this.http.log.warn({ err: error }, `discovery of "${service}" failed; using the last known instances`),
+      );
+      await self.start();
+      this.#selfRegistration = self;
+      this.#started = { url: `http://${advertised.includes(':') ? `[${advertised}]` : advertised}:${port}`, instance };
+      this.#state = 'running';
+      return this.#started;
+    } catch (error) {
+      await this.close();
+      throw error;
+    }
+  }
+
+  /**
+   * Shuts down gracefully: /health turns 503, the instance deregisters, the server keeps serving
+   * for `drainMs` while callers notice, then stops taking connections and finishes the requests
+   * in flight. Safe to call twice; the second call waits for the first.
+   */
+  close(): Promise<void> {
+    this.#closing ??= this.#shutDown();
+    return this.#closing;
+  }
+
+  /**
+   * Closes the app on SIGINT or SIGTERM, then lets the process end. A second signal during the
+   * shutdown exits at once with status 130.
+   */
+  closeOnSignals(signals: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM']): void {
+    const onSignal = (signal: NodeJS.Signals): void => {
+      if (this.#closing !== undefined) {
+        this.http.log.warn(`${signal} again during shutdown; exiting now`);
+        process.exit(130);
+      }
+      this.http.log.info(`${signal}: shutting down`);
+      this.close().then(
+        () => {
+          for (const s of signals) process.removeListener(s, onSignal);
+          // Exit even if a user's handle is left open, once our own work is done.
+          setTimeout(() => process.exit(0), 2_000).unref();
+        },
+        (error: unknown) => {
+          this.http.log.error({ err: error }, 'shutdown failed');
+          process.exit(1);
+        },
+      );
+    };
+    for (const signal of signals) process.on(signal, onSignal);
+  }
+
+  async #shutDown(): Promise<void> {
+    const wasRunning = this.#state === 'running';
+    this.#state = 'draining';
+    if (this.#selfRegistration !== undefined) {
+      try {
+        await this.#selfRegistration.close();
+      } catch (error) {
+        // The registry will drop the instance when its TTL runs out.
+        this.http.log.warn({ err: error }, 'could not deregister; the registry will expire this instance');
+      }
+    }
+    const drainMs = this.#options.drainMs ?? 1_000;
+    if (wasRunning && drainMs > 0) await sleep(this.#clock, drainMs);
+    await this.http.close();
+    await Promise.all([...this.#clients.values()].map((client) => client.close()));
+    await this.discovery.close();
+    if (this.#ownsRegistry) await this.registry.close();
+    this.#state = 'closed';
+  }
+}

@@ -1,0 +1,57 @@
+import { ConfigError } from '@trellis/core';
+import { appOptionsFromEnv } from '@trellis/app';
+
+describe('appOptionsFromEnv', () => {
+  it('reads the documented variables', () => {
+    expect(
+      appOptionsFromEnv({
+        PORT: '4001',
+        HOST: '0.0.0.0',
+        TRELLIS_REGISTRY_URL: 'http://127.0.0.1:8500',
+        TRELLIS_INSTANCE_ID: 'users-1',
+        TRELLIS_ADVERTISE_ADDRESS: '10.0.0.5',
+        TRELLIS_VERSION: '2.0.0',
+        TRELLIS_ZONE: 'b',
+        TRELLIS_WEIGHT: '3',
+        TRELLIS_DRAIN_MS: '250',
+        TRELLIS_LOG_LEVEL: 'warn',
+      }),
+    ).toEqual({
+      port: 4001,
+      host: '0.0.0.0',
+      registryUrl: 'http://127.0.0.1:8500',
+      instanceId: 'users-1',
+      advertiseAddress: '10.0.0.5',
+      version: '2.0.0',
+      zone: 'b',
+      weight: 3,
+      drainMs: 250,
+      logLevel: 'warn',
+    });
+  });
+
+  it('leaves unset and empty variables out, so defaults apply', () => {
+    expect(appOptionsFromEnv({ PORT: '', HOST: '  ', OTHER: 'x' })).toEqual({});
+  });
+
+  it('names the variable that is malformed', () => {
+    const cases: Array<[Record<string, string>, string]> = [
+      [{ PORT: 'eighty' }, 'PORT'],
+      [{ PORT: '65536' }, 'PORT'],
+      [{ TRELLIS_WEIGHT: '0' }, 'TRELLIS_WEIGHT'],
+      [{ TRELLIS_DRAIN_MS: '-5' }, 'TRELLIS_DRAIN_MS'],
+      [{ TRELLIS_LOG_LEVEL: 'verbose' }, 'TRELLIS_LOG_LEVEL'],
+    ];
+    for (const [env, field] of cases) {
+      expect(() => appOptionsFromEnv(env)).toThrow(ConfigError);
+      try {
+        appOptionsFromEnv(env);
+      } catch (error) {
+        expect((error as ConfigError).field).toBe(field);
+      }
+    }
+    expect(() => appOptionsFromEnv({ PORT: 'eighty' })).toThrow(
+      'invalid configuration "PORT": must be an integer from 0 to 65535, got "eighty"',
+    );
+  });
+});
