@@ -6,6 +6,7 @@ import { ServiceClient } from '@trellis/client';
 import { ConsulRegistry, Discovery, SelfRegistration, type Registry } from '@trellis/registry';
 import { validateAppOptions, type AppOptions } from './app-options.js';
 import { AppTokens, clientToken } from './tokens.js';
+import { trellisErrorReply } from './trellis-error-reply.js';
 
 /** Where a started app can be reached. */
 export interface StartedApp {
@@ -69,6 +70,7 @@ export class TrellisApp {
       // Keep-alive connections of callers are closed when idle at shutdown, not cut mid-request.
       forceCloseConnections: 'idle',
     });
+    this.http.setErrorHandler(trellisErrorReply);
     this.http.get('/health', async (_request, reply) => {
       const up = this.#state === 'running';
       return reply.code(up ? 200 : 503).send({
@@ -159,6 +161,28 @@ export class TrellisApp {
     } catch (error) {
       await this.close();
       throw error;
+    }
+  }
+
+  /**
+   * For a service's main module: starts, prints one line saying where the service listens
+   * (whatever the log level, for people and supervisors), and closes on SIGINT / SIGTERM.
+   * When start fails it prints why and exits with status 1.
+   *
+   * @example
+   * const app = new TrellisApp({ service: 'users', ...appOptionsFromEnv(process.env) });
+   * app.http.get('/users/:id', findUser);
+   * await app.run();
+   */
+  async run(): Promise<StartedApp> {
+    try {
+      const started = await this.start();
+      console.log(`${this.service} listening on ${started.url} as ${started.instance.id}`);
+      this.closeOnSignals();
+      return started;
+    } catch (error) {
+      console.error(`${this.service} could not start: ${error instanceof Error ? error.message : String(error)}`);
+      process.exit(1);
     }
   }
 

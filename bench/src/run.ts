@@ -1,0 +1,16 @@
+import { clientBench } from './client.js';
+
+// `npm run bench -- <name>`: each benchmark prints its table, then one JSON line as its last.
+const benches: Record<string, () => Promise<Record<string, number | string>>> = {
+  client: clientBench,
+};
+
+const names = process.argv.slice(2);
+if (names.length === 0 || names.some((n) => !(n in benches))) {
+  console.error(`usage: npm run bench -- <name>...\nbenchmarks: ${Object.keys(benches).join(', ')}`);
+  process.exit(2);
+}
+for (const name of names) {
+  const figures = await (benches[name] as () => Promise<Record<string, number | string>>)();
+  console.log(JSON.stringify({ bench: name, node: process.version, ...figures }));
+}

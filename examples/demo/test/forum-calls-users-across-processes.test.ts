@@ -1,0 +1,61 @@
+import { startSystem, type RunningSystem } from '../src/system.js';
+
+// The whole slice as separate processes: the registry server, two users instances and the forum.
+// The forum is told only the registry's address; it finds users by name.
+describe('forum calling users across processes', () => {
+  let system: RunningSystem;
+  const logs: string[] = [];
+
+  beforeAll(async () => {
+    system = await startSystem({ drainMs: 300, output: (line) => logs.push(line) });
+  }, 30_000);
+  afterAll(async () => {
+    await system?.stop();
+  });
+
+  async function authorServedBy(): Promise<{ status: number; servedBy: string | undefined }> {
+    const response = await fetch(`${system.forum.url}/posts/1`);
+    const body = (await response.json()) as { authorServedBy?: string };
+    return { status: response.status, servedBy: body.authorServedBy };
+  }
+
+  const idOf = (url: string): string => `users-127.0.0.1-${new URL(url).port}`;
+
+  it('spreads the forum’s calls to users evenly over both instances', async () => {
+    const counts = new Map<string, number>();
+    for (let i = 0; i < 10; i++) {
+      const { status, servedBy } = await authorServedBy();
+      expect(status).toBe(200);
+      counts.set(servedBy ?? 'none', (counts.get(servedBy ?? 'none') ?? 0) + 1);
+    }
+    const [first, second] = system.users;
+    expect(Object.fromEntries(counts)).toEqual({ [idOf(first!.url)]: 5, [idOf(second!.url)]: 5 });
+  });
+
+  it('keeps every call succeeding while one users instance stops gracefully, then uses the other', async () => {
+    const [leaving, staying] = system.users;
+    const statuses: number[] = [];
+    let stopped = false;
+    // Calls run back to back during the whole shutdown, and a little after it.
+    const caller = (async () => {
+      for (let i = 0; i < 2_000 && (!stopped || i < 20); i++) statuses.push((await authorServedBy()).status);
+    })();
+    const exitCode = await leaving!.stop('SIGTERM');
+    stopped = true;
+    await caller;
+
+    expect(exitCode).toBe(0);
+    expect(statuses.length).toBeGreaterThan(20);
+    expect(statuses.filter((s) => s !== 200)).toEqual([]);
+    for (let i = 0; i < 6; i++) expect(await authorServedBy()).toEqual({ status: 200, servedBy: idOf(staying!.url) });
+  });
+
+  it('answers 503 with a code naming the problem once no users instance is left', async () => {
+    const [, staying] = system.users;
+    expect(await staying!.stop('SIGTERM')).toBe(0);
+    const response = await fetch(`${system.forum.url}/posts/1`);
+    expect(response.status).toBe(503);
+    expect(await response.json()).toMatchObject({ error: 'NO_INSTANCES', service: 'users' });
+    expect(logs.filter((line) => /"level":(50|60)/.test(line))).toEqual([]);
+  });
+});

@@ -1,0 +1,18 @@
+import { appOptionsFromEnv, TrellisApp } from '@trellis/app';
+import { Timeline } from './timeline.js';
+
+const app = new TrellisApp({ service: 'forum', version: '1.0.0', calls: ['users'], ...appOptionsFromEnv(process.env) });
+app.container.bind(Timeline).toSelf().inSingletonScope();
+const timeline = app.container.get(Timeline);
+
+// A failed call to users becomes a 503 or 502 with the error's code, by the app's error handler.
+app.http.get('/posts', async () => ({ posts: await timeline.all() }));
+app.http.get<{ Params: { id: string } }>('/posts/:id', async (request, reply) => {
+  const post = await timeline.one(request.params.id);
+  if (post === undefined) {
+    return reply.code(404).send({ error: 'NOT_FOUND', message: `no post with id "${request.params.id}"` });
+  }
+  return post;
+});
+
+await app.run();

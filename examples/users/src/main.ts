@@ -1,0 +1,16 @@
+import { appOptionsFromEnv, TrellisApp } from '@trellis/app';
+import { users } from './users.js';
+
+const app = new TrellisApp({ service: 'users', version: '1.0.0', ...appOptionsFromEnv(process.env) });
+
+// `servedBy` names the instance that answered, so that load balancing can be seen from outside.
+app.http.get('/users', async () => ({ users, servedBy: app.instance?.id }));
+app.http.get<{ Params: { id: string } }>('/users/:id', async (request, reply) => {
+  const user = users.find((u) => u.id === request.params.id);
+  if (user === undefined) {
+    return reply.code(404).send({ error: 'NOT_FOUND', message: `no user with id "${request.params.id}"` });
+  }
+  return { ...user, servedBy: app.instance?.id };
+});
+
+await app.run();

@@ -1,0 +1,38 @@
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import { TrellisError, type ErrorCode } from '@trellis/core';
+
+// What a caller of this service should understand from a failed call further down:
+// 503 when a dependency is unavailable (try again later), 502 when it answered badly.
+const statusByCode: Partial<Record<ErrorCode, number>> = {
+  NO_INSTANCES: 503,
+  CONNECTION_FAILED: 503,
+  REGISTRY_UNAVAILABLE: 503,
+  UPSTREAM_STATUS: 502,
+};
+
+/**
+ * The app's error handler: a Trellis error escaping a route becomes a JSON answer with its code,
+ * message and the service concerned, and an HTTP status that says whether to try again; other
+ * errors keep Fastify's own answer (400 for validation, 500 otherwise).
+ */
+export async function trellisErrorReply(
+  error: FastifyError,
+  request: FastifyRequest,
+  reply: FastifyReply,
+): Promise<void> {
+  if (!TrellisError.is(error)) {
+    const status = error.statusCode !== undefined && error.statusCode >= 400 ? error.statusCode : 500;
+    if (status >= 500) request.log.error({ err: error }, 'request failed');
+    await reply
+      .code(status)
+      .send({ error: error.code ?? 'INTERNAL', message: status >= 500 ? 'internal error' : error.message });
+    return;
+  }
+  const status = statusByCode[error.code] ?? 500;
+  request.log.warn({ err: error }, 'a call to another service failed');
+  await reply.code(status).send({
+    error: error.code,
+    message: error.message,
+    ...(error.service === undefined ? {} : { service: error.service }),
+  });
+}
