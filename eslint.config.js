@@ -26,7 +26,10 @@ export default tseslint.config(
       // A Service is `async (call) => reply` whether or not it awaits.
       '@typescript-eslint/require-await': 'off',
       // An AbortSignal's reason is whatever the aborter chose; pass it on as it is.
-      '@typescript-eslint/prefer-promise-reject-errors': ['error', { allowThrowingAny: true, allowThrowingUnknown: true }],
+      '@typescript-eslint/prefer-promise-reject-errors': [
+        'error',
+        { allowThrowingAny: true, allowThrowingUnknown: true },
+      ],
       eqeqeq: ['error', 'always'],
     },
   },
