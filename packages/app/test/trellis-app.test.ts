@@ -57,6 +57,50 @@ describe('TrellisApp', () => {
     expect(post.author).toEqual({ id: '7', servedBy: users.instance?.id });
   });
 
+  it('answers a route whose dependency is unavailable with 503 and the error code', async () => {
+    const forum = app({ service: 'forum', calls: ['users'] });
+    forum.http.get('/posts/1', async () => forum.client('users').get('/users/1'));
+    const { url } = await forum.start();
+    const response = await fetch(`${url}/posts/1`);
+    expect(response.status).toBe(503);
+    expect(await response.json()).toEqual({
+      error: 'NO_INSTANCES',
+      message: 'no instance of service "users" to call: none is registered and passing its health checks',
+      service: 'users',
+    });
+  });
+
+  it('answers a route whose dependency answered with an error with 502', async () => {
+    const users = app({ service: 'users' });
+    users.http.get('/users/:id', async (_req, reply) => reply.code(404).send({ error: 'NOT_FOUND' }));
+    await users.start();
+    const forum = app({ service: 'forum', calls: ['users'] });
+    forum.http.get('/posts/1', async () => forum.client('users').get('/users/9'));
+    const { url } = await forum.start();
+    const response = await fetch(`${url}/posts/1`);
+    expect(response.status).toBe(502);
+    expect(await response.json()).toMatchObject({ error: 'UPSTREAM_STATUS', service: 'users' });
+  });
+
+  it('keeps Fastify’s own answers for errors that are not Trellis errors', async () => {
+    const users = app({ service: 'users' });
+    users.http.post('/users', { schema: { body: { type: 'object', required: ['name'] } } }, async () => 'created');
+    users.http.get('/boom', async () => {
+      throw new Error('secret detail');
+    });
+    const { url } = await users.start();
+    const invalid = await fetch(`${url}/users`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{}',
+    });
+    expect(invalid.status).toBe(400);
+    expect(((await invalid.json()) as { message: string }).message).toContain("must have required property 'name'");
+    const failed = await fetch(`${url}/boom`);
+    expect(failed.status).toBe(500);
+    expect(await failed.json()).toEqual({ error: 'INTERNAL', message: 'internal error' });
+  });
+
   it('injects declared service clients into user classes through its inversify container', async () => {
     @injectable()
     class Timeline {
