@@ -1,3 +1,4 @@
+import { types } from 'node:util';
 import Consul from 'consul';
 import {
   ConfigError,
@@ -117,8 +118,14 @@ export class ConsulRegistry implements Registry {
   async list(service: string): Promise<ServiceInstance[]> {
     const entries = (await this.#send('list', undefined, () =>
       this.#consul.health.service({ service, passing: true, ...this.#requestOptions() }),
-    )) as HealthEntry[];
-    return entries.map(fromHealthEntry).sort((x, y) => (x.id < y.id ? -1 : x.id > y.id ? 1 : 0));
+    )) as unknown;
+    if (!Array.isArray(entries)) {
+      throw new RegistryUnavailableError(
+        this.url,
+        new Error('health/service answered with something other than a list'),
+      );
+    }
+    return (entries as HealthEntry[]).map(fromHealthEntry).sort((x, y) => (x.id < y.id ? -1 : x.id > y.id ? 1 : 0));
   }
 
   async close(): Promise<void> {
@@ -131,22 +138,39 @@ export class ConsulRegistry implements Registry {
   }
 
   async #send<T>(operation: string, instanceId: string | undefined, request: () => Promise<T>): Promise<T> {
-    try {
-      return await request();
-    } catch (error) {
-      const status = (error as { statusCode?: unknown }).statusCode;
-      if (typeof status === 'number') {
-        const reason = error instanceof Error ? error.message.replace(/^consul: /, '') : String(error);
-        throw new RegistryRejectedError(
-          operation,
-          status,
-          reason,
-          instanceId === undefined ? {} : { instance: instanceId },
-        );
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const value = await request();
+        // The client's HTTP layer tells errors by `instanceof Error`, which fails for errors from
+        // another realm (Node's own socket errors under Jest's VM modules): it then resolves with
+        // the error instead of rejecting.
+        if (types.isNativeError(value)) throw value;
+        return value;
+      } catch (error) {
+        const status = (error as { statusCode?: unknown }).statusCode;
+        if (typeof status === 'number') {
+          const reason = error instanceof Error ? error.message.replace(/^consul: /, '') : String(error);
+          throw new RegistryRejectedError(
+            operation,
+            status,
+            reason,
+            instanceId === undefined ? {} : { instance: instanceId },
+          );
+        }
+        // A pooled connection the registry closed (it restarted) fails on first use. Every
+        // request here is idempotent, so one immediate retry on a fresh connection is safe.
+        if (attempt === 1 && isStaleConnection(error)) continue;
+        throw new RegistryUnavailableError(this.url, error);
       }
-      throw new RegistryUnavailableError(this.url, error);
     }
   }
+}
+
+function isStaleConnection(error: unknown): boolean {
+  const code = (error as { code?: unknown }).code;
+  return (
+    code === 'ECONNRESET' || code === 'EPIPE' || (error instanceof Error && error.message.includes('socket hang up'))
+  );
 }
 
 function toConsulMeta(meta: InstanceMeta): Record<string, string> {
