@@ -69,8 +69,16 @@ export class TrellisApp {
       logController: new LogController({ disableRequestLogging: true }),
       // Keep-alive connections of callers are closed when idle at shutdown, not cut mid-request.
       forceCloseConnections: 'idle',
+      // A request that reaches a closing server is served, not refused with 503: after the
+      // drain, callers' caches have dropped this instance, and what still arrives is in flight.
+      return503OnClosing: false,
     });
     this.http.setErrorHandler(trellisErrorReply);
+    // While draining, answers close their connection, so that callers stop reusing sockets
+    // that the server is about to close under them.
+    this.http.addHook('onRequest', async (_request, reply) => {
+      if (this.#state !== 'running') void reply.header('connection', 'close');
+    });
     this.http.get('/health', async (_request, reply) => {
       const up = this.#state === 'running';
       return reply.code(up ? 200 : 503).send({

@@ -129,6 +129,7 @@ describe('TrellisApp', () => {
     expect(await registry.list('users')).toEqual([]);
     const health = await fetch(`${url}/health`);
     expect(health.status).toBe(503);
+    expect(health.headers.get('connection')).toBe('close');
     expect(await health.json()).toMatchObject({ status: 'DRAINING' });
     expect(await (await fetch(`${url}/ping`)).text()).toBe('pong');
 

@@ -11,7 +11,7 @@ import {
 import { RoundRobin, type Strategy } from '@trellis/loadbalancer';
 import type { Discovery } from '@trellis/registry';
 import { AxiosTransport } from './axios-transport.js';
-import { failoverUnsent } from './failover-unsent.js';
+import { failover } from './failover.js';
 import type { Transport } from './transport.js';
 
 export interface ServiceClientOptions {
@@ -60,7 +60,7 @@ export class ServiceClient {
     this.#strategy = options.strategy ?? new RoundRobin();
     this.#ownsTransport = options.transport === undefined;
     this.#transport = options.transport ?? new AxiosTransport();
-    this.#pipeline = compose([...(options.filters ?? []), failoverUnsent()], (call) => this.#attempt(call));
+    this.#pipeline = compose([...(options.filters ?? []), failover()], (call) => this.#attempt(call));
   }
 
   /**
@@ -126,5 +126,5 @@ export class ServiceClient {
 function noInstance(service: string, known: readonly ServiceInstance[]): NoInstancesError {
   return known.length === 0
     ? new NoInstancesError(service)
-    : new NoInstancesError(service, `all ${known.length} known instances refused the connection`);
+    : new NoInstancesError(service, `all ${known.length} known instances failed to connect`);
 }

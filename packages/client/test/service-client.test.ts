@@ -88,7 +88,7 @@ describe('ServiceClient over real HTTP', () => {
     const error: unknown = await client.get('/x').catch((e: unknown) => e);
     expect(NoInstancesError.is(error)).toBe(true);
     expect((error as Error).message).toBe(
-      'no instance of service "users" to call: all 2 known instances refused the connection',
+      'no instance of service "users" to call: all 2 known instances failed to connect',
     );
   });
 
@@ -96,7 +96,7 @@ describe('ServiceClient over real HTTP', () => {
     await expect(client.get('/x')).rejects.toThrow(NoInstancesError);
   });
 
-  it('does not resend a call an instance may have received', async () => {
+  it('does not resend a non-idempotent call an instance may have received', async () => {
     const resetting = await startServer('users-reset', (req) => req.socket.destroy());
     servers.push(resetting);
     await register(resetting.instance);
@@ -106,6 +106,17 @@ describe('ServiceClient over real HTTP', () => {
     const error: unknown = await client.post('/orders', { item: 1 }).catch((e: unknown) => e);
     expect(ConnectionError.is(error) && error.sent).toBe(true);
     expect(other?.requests.map((r) => r.url)).toEqual(['/first']);
+  });
+
+  it('resends an idempotent call whose connection broke before an answer', async () => {
+    const resetting = await startServer('users-reset', (req) => req.socket.destroy());
+    servers.push(resetting);
+    await register(resetting.instance);
+    const [other] = await serve('users-other');
+    await client.get('/first');
+    expect(await client.get<{ servedBy: string }>('/second')).toEqual({ servedBy: 'users-other' });
+    expect(resetting.requests.map((r) => r.url)).toEqual(['/second']);
+    expect(other?.requests.map((r) => r.url)).toEqual(['/first', '/second']);
   });
 
   it('cancels a call when its signal aborts', async () => {

@@ -1,0 +1,394 @@
+import { ClosedError, Emitter, systemClock, type Clock, type Event, type Timer } from '@trellis/core';
+import type { CheckDefinition, CheckStatus, ServiceDefinition } from './service-definition.js';
+
+/** A registered service as the catalog holds it, with Consul's raft-like indexes. */
+export interface ServiceRecord extends Omit<ServiceDefinition, 'checks'> {
+  readonly createIndex: number;
+  readonly modifyIndex: number;
+}
+
+/** A TTL check of a service and its current state. */
+export interface CheckRecord {
+  readonly id: string;
+  readonly name: string;
+  readonly notes: string;
+  readonly status: CheckStatus;
+  /** The note of the last pass/warn/fail, or what the server wrote ("TTL expired"). */
+  readonly output: string;
+  readonly serviceId: string;
+  readonly serviceName: string;
+  readonly serviceTags: readonly string[];
+  readonly ttlMs: number;
+  readonly createIndex: number;
+  readonly modifyIndex: number;
+}
+
+/** A service with its checks, as `GET /v1/health/service/:name` lists it. */
+export interface HealthRecord {
+  readonly service: ServiceRecord;
+  readonly checks: readonly CheckRecord[];
+}
+
+/** What changed in the catalog; `index` is the catalog index after the change. */
+export type CatalogChange =
+  | { readonly type: 'registered'; readonly index: number; readonly serviceId: string; readonly service: string }
+  | {
+      readonly type: 'deregistered';
+      readonly index: number;
+      readonly serviceId: string;
+      readonly service: string;
+      /** `request` for a deregister call, `critical` when DeregisterCriticalServiceAfter reaped it. */
+      readonly reason: 'request' | 'critical';
+    }
+  | {
+      readonly type: 'check';
+      readonly index: number;
+      readonly checkId: string;
+      readonly serviceId: string;
+      readonly status: CheckStatus;
+      readonly output: string;
+    };
+
+/** Options of {@link Catalog}. */
+export interface CatalogOptions {
+  /** Drives TTL expiry and reaping; default {@link systemClock}. */
+  readonly clock?: Clock;
+}
+
+interface ServiceState {
+  def: ServiceDefinition;
+  checkIds: Set<string>;
+  createIndex: number;
+  modifyIndex: number;
+}
+
+interface CheckState {
+  def: CheckDefinition;
+  serviceId: string;
+  status: CheckStatus;
+  output: string;
+  /** The note of the last status update; Consul repeats it in the "TTL expired" output. */
+  lastNote: string;
+  criticalSince: number | undefined;
+  createIndex: number;
+  modifyIndex: number;
+  ttlTimer: Timer | undefined;
+  reapTimer: Timer | undefined;
+}
+
+// setTimeout (hence systemClock) fires at once for delays beyond a signed 32-bit number of
+// milliseconds (about 24.8 days), and a DeregisterCriticalServiceAfter of "720h" is plausible.
+const maxTimerDelayMs = 2 ** 31 - 1;
+
+/**
+ * The registry's state: services, their TTL checks, and the catalog index, a counter that
+ * moves on every change of state (never on a no-op, such as a TTL pass that leaves status and
+ * output as they were) and starts at 1, never 0. TTL checks turn critical with output
+ * "TTL expired" when no update comes within their TTL; a service whose check stays critical
+ * for its DeregisterCriticalServiceAfter is removed. All timing goes through the clock.
+ *
+ * @example
+ * const catalog = new Catalog({ clock: new ManualClock() });
+ * catalog.register(decodeServiceDefinition('{"Name":"web","Check":{"TTL":"10s"}}'));
+ * catalog.updateCheck('service:web', 'passing', '');
+ * catalog.health('web'); // [{ service: {...}, checks: [{ status: 'passing', ... }] }]
+ */
+export class Catalog {
+  readonly #clock: Clock;
+  readonly #services = new Map<string, ServiceState>();
+  readonly #checks = new Map<string, CheckState>();
+  readonly #changed = new Emitter<CatalogChange>();
+  // Index 1 is the node itself (and its serfHealth check), present from the start.
+  #index = 1;
+  #closed = false;
+
+  /** Fires after every change of state, once the catalog is consistent again. */
+  readonly onChange: Event<CatalogChange> = this.#changed.event;
+
+  constructor(options: CatalogOptions = {}) {
+    this.#clock = options.clock ?? systemClock;
+  }
+
+  /** The catalog index: at least 1, and larger after every change. */
+  get index(): number {
+    return this.#index;
+  }
+
+  /**
+   * Adds a service, or replaces the one with the same id. A check that already exists keeps
+   * its status and output (as in Consul) and has its TTL restarted; a new one starts with the
+   * definition's status, or critical. Existing checks the definition leaves out are kept
+   * unless `replaceExistingChecks` is set.
+   * @throws ClosedError after {@link close}.
+   */
+  register(def: ServiceDefinition, options: { readonly replaceExistingChecks?: boolean } = {}): void {
+    this.#assertOpen();
+    let index: number | undefined;
+    const bump = (): number => (index ??= this.#index + 1);
+
+    const existing = this.#services.get(def.id);
+    const service: ServiceState = existing ?? { def, checkIds: new Set(), createIndex: 0, modifyIndex: 0 };
+    const serviceChanged = existing === undefined || !sameService(existing.def, def);
+    const labelsChanged =
+      existing !== undefined && (existing.def.name !== def.name || !sameList(existing.def.tags, def.tags));
+    if (serviceChanged) {
+      service.def = def;
+      service.modifyIndex = bump();
+      if (existing === undefined) {
+        service.createIndex = service.modifyIndex;
+        this.#services.set(def.id, service);
+      }
+    }
+
+    const wanted = new Set(def.checks.map((c) => c.id));
+    if (options.replaceExistingChecks === true) {
+      for (const checkId of [...service.checkIds]) {
+        if (!wanted.has(checkId)) {
+          this.#dropCheck(checkId);
+          bump();
+        }
+      }
+    }
+    for (const checkDef of def.checks) {
+      const check = this.#checks.get(checkDef.id);
+      if (check === undefined) {
+        const status = checkDef.status ?? 'critical';
+        const created: CheckState = {
+          def: checkDef,
+          serviceId: def.id,
+          status,
+          output: '',
+          lastNote: '',
+          criticalSince: status === 'critical' ? this.#clock.now() : undefined,
+          createIndex: bump(),
+          modifyIndex: bump(),
+          ttlTimer: undefined,
+          reapTimer: undefined,
+        };
+        this.#checks.set(checkDef.id, created);
+        service.checkIds.add(checkDef.id);
+        this.#armTtl(created);
+        this.#armReaper(created);
+        continue;
+      }
+      // A check id is unique on the node: registering it under another service moves it.
+      if (check.serviceId !== def.id) {
+        this.#services.get(check.serviceId)?.checkIds.delete(checkDef.id);
+        service.checkIds.add(checkDef.id);
+      }
+      if (check.serviceId !== def.id || labelsChanged || !sameCheck(check.def, checkDef)) {
+        check.modifyIndex = bump();
+      }
+      check.def = checkDef;
+      check.serviceId = def.id;
+      this.#armTtl(check);
+      this.#armReaper(check);
+    }
+    // Checks kept from an earlier registration show the service's new name and tags.
+    if (labelsChanged) for (const checkId of service.checkIds) this.#touchCheck(checkId, bump);
+
+    if (index !== undefined) {
+      this.#index = index;
+      this.#changed.emit({ type: 'registered', index, serviceId: def.id, service: def.name });
+    }
+  }
+
+  /**
+   * Removes a service and its checks.
+   * @returns false when no service has that id.
+   * @throws ClosedError after {@link close}.
+   */
+  deregister(serviceId: string): boolean {
+    this.#assertOpen();
+    return this.#remove(serviceId, 'request');
+  }
+
+  /**
+   * Sets a check's status and output, as `/v1/agent/check/pass|warn|fail` do, and restarts
+   * its TTL. The index moves only when status or output actually change.
+   * @returns false when no check has that id.
+   * @throws ClosedError after {@link close}.
+   */
+  updateCheck(checkId: string, status: CheckStatus, output: string): boolean {
+    this.#assertOpen();
+    const check = this.#checks.get(checkId);
+    if (check === undefined) return false;
+    check.lastNote = output;
+    this.#armTtl(check);
+    this.#setStatus(check, status, output);
+    return true;
+  }
+
+  /** The services registered under `serviceName`, with their checks, ordered by service id. */
+  health(serviceName: string): HealthRecord[] {
+    const records: HealthRecord[] = [];
+    for (const service of this.#services.values()) {
+      if (service.def.name !== serviceName) continue;
+      const checks: CheckRecord[] = [];
+      for (const checkId of service.checkIds) {
+        const check = this.#checks.get(checkId);
+        if (check !== undefined) checks.push(toCheckRecord(check, service.def));
+      }
+      checks.sort((a, b) => compare(a.id, b.id));
+      records.push({ service: toServiceRecord(service), checks });
+    }
+    return records.sort((a, b) => compare(a.service.id, b.service.id));
+  }
+
+  /** Cancels every TTL and reaping timer; the catalog answers no more changes. Idempotent. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const check of this.#checks.values()) {
+      check.ttlTimer?.cancel();
+      check.reapTimer?.cancel();
+    }
+    this.#changed.clear();
+  }
+
+  #assertOpen(): void {
+    if (this.#closed) throw new ClosedError('registry catalog');
+  }
+
+  #remove(serviceId: string, reason: 'request' | 'critical'): boolean {
+    const service = this.#services.get(serviceId);
+    if (service === undefined) return false;
+    for (const checkId of service.checkIds) this.#dropCheck(checkId);
+    this.#services.delete(serviceId);
+    const index = ++this.#index;
+    this.#changed.emit({ type: 'deregistered', index, serviceId, service: service.def.name, reason });
+    return true;
+  }
+
+  #dropCheck(checkId: string): void {
+    const check = this.#checks.get(checkId);
+    if (check === undefined) return;
+    check.ttlTimer?.cancel();
+    check.reapTimer?.cancel();
+    this.#checks.delete(checkId);
+    this.#services.get(check.serviceId)?.checkIds.delete(checkId);
+  }
+
+  #touchCheck(checkId: string, bump: () => number): void {
+    const check = this.#checks.get(checkId);
+    if (check !== undefined) check.modifyIndex = bump();
+  }
+
+  #setStatus(check: CheckState, status: CheckStatus, output: string): void {
+    if (check.status === status && check.output === output) return;
+    const wasCritical = check.status === 'critical';
+    check.status = status;
+    check.output = output;
+    check.modifyIndex = ++this.#index;
+    if (status === 'critical' && !wasCritical) check.criticalSince = this.#clock.now();
+    if (status !== 'critical') check.criticalSince = undefined;
+    this.#armReaper(check);
+    this.#changed.emit({
+      type: 'check',
+      index: this.#index,
+      checkId: check.def.id,
+      serviceId: check.serviceId,
+      status,
+      output,
+    });
+  }
+
+  #armTtl(check: CheckState): void {
+    check.ttlTimer?.cancel();
+    check.ttlTimer = this.#timerAt(this.#clock.now() + check.def.ttlMs, () => {
+      check.ttlTimer = undefined;
+      // Consul's wording, so that tools matching on it keep working.
+      const output =
+        check.lastNote === '' ? 'TTL expired' : `TTL expired (last output before timeout follows): ${check.lastNote}`;
+      this.#setStatus(check, 'critical', output);
+    });
+  }
+
+  // Keeps a timer exactly while the check is critical and its service asks to be reaped.
+  #armReaper(check: CheckState): void {
+    check.reapTimer?.cancel();
+    check.reapTimer = undefined;
+    const after = check.def.deregisterCriticalAfterMs;
+    if (after === undefined || check.criticalSince === undefined) return;
+    check.reapTimer = this.#timerAt(check.criticalSince + after, () => {
+      check.reapTimer = undefined;
+      this.#remove(check.serviceId, 'critical');
+    });
+  }
+
+  #timerAt(due: number, callback: () => void): Timer {
+    let current: Timer;
+    const arm = (): void => {
+      const delay = due - this.#clock.now();
+      current =
+        delay > maxTimerDelayMs ? this.#clock.setTimer(maxTimerDelayMs, arm) : this.#clock.setTimer(delay, callback);
+    };
+    arm();
+    return { cancel: () => current.cancel() };
+  }
+}
+
+function toServiceRecord(service: ServiceState): ServiceRecord {
+  const { id, name, address, port, tags, meta, weights } = service.def;
+  return {
+    id,
+    name,
+    address,
+    port,
+    tags,
+    meta,
+    weights,
+    createIndex: service.createIndex,
+    modifyIndex: service.modifyIndex,
+  };
+}
+
+function toCheckRecord(check: CheckState, service: ServiceDefinition): CheckRecord {
+  return {
+    id: check.def.id,
+    name: check.def.name,
+    notes: check.def.notes,
+    status: check.status,
+    output: check.output,
+    serviceId: service.id,
+    serviceName: service.name,
+    serviceTags: service.tags,
+    ttlMs: check.def.ttlMs,
+    createIndex: check.createIndex,
+    modifyIndex: check.modifyIndex,
+  };
+}
+
+function sameService(a: ServiceDefinition, b: ServiceDefinition): boolean {
+  return (
+    a.name === b.name &&
+    a.address === b.address &&
+    a.port === b.port &&
+    sameList(a.tags, b.tags) &&
+    sameMeta(a.meta, b.meta) &&
+    a.weights.passing === b.weights.passing &&
+    a.weights.warning === b.weights.warning
+  );
+}
+
+function sameCheck(a: CheckDefinition, b: CheckDefinition): boolean {
+  return (
+    a.name === b.name &&
+    a.notes === b.notes &&
+    a.ttlMs === b.ttlMs &&
+    a.deregisterCriticalAfterMs === b.deregisterCriticalAfterMs
+  );
+}
+
+function sameList(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((v, i) => v === b[i]);
+}
+
+function sameMeta(a: Readonly<Record<string, string>>, b: Readonly<Record<string, string>>): boolean {
+  const keys = Object.keys(a);
+  return keys.length === Object.keys(b).length && keys.every((k) => Object.hasOwn(b, k) && a[k] === b[k]);
+}
+
+function compare(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}

@@ -1,0 +1,129 @@
+import { ConfigError, ManualClock, RegistryRejectedError, RegistryUnavailableError } from '@trellis/core';
+import { ConsulRegistry, SelfRegistration } from '@trellis/registry';
+import { RegistryServer } from '@trellis/registry-server';
+import { instance, registration } from './fixtures.js';
+
+// ConsulRegistry against the real registry server over HTTP, through the official consul client.
+describe('ConsulRegistry', () => {
+  let clock: ManualClock;
+  let server: RegistryServer;
+  let url: string;
+  let registry: ConsulRegistry;
+
+  beforeEach(async () => {
+    clock = new ManualClock();
+    server = new RegistryServer({ clock, logLevel: 'silent' });
+    ({ url } = await server.listen({ port: 0 }));
+    registry = new ConsulRegistry({ url });
+  });
+  afterEach(async () => {
+    await registry.close();
+    await server.close();
+  });
+
+  it('registers an instance that is listed at once, with its metadata', async () => {
+    const users = instance('users-1', 'users', 4001);
+    await registry.register({
+      instance: {
+        ...users,
+        tags: ['http', 'v1'],
+        meta: { version: '1.2.0', zone: 'a', weight: 3, labels: { team: 'id' } },
+      },
+      ttlMs: 10_000,
+      deregisterAfterMs: 60_000,
+    });
+    expect(await registry.list('users')).toEqual([
+      {
+        id: 'users-1',
+        service: 'users',
+        address: '127.0.0.1',
+        port: 4001,
+        tags: ['http', 'v1'],
+        meta: { version: '1.2.0', zone: 'a', weight: 3, labels: { team: 'id' } },
+      },
+    ]);
+  });
+
+  it('lists only the named service, sorted by id', async () => {
+    await registry.register(registration('users-b'));
+    await registry.register(registration('users-a'));
+    await registry.register(registration('mail-1', 'mail'));
+    expect((await registry.list('users')).map((i) => i.id)).toEqual(['users-a', 'users-b']);
+    expect(await registry.list('chat')).toEqual([]);
+  });
+
+  it('drops an instance whose TTL passes without a heartbeat, and lists it again after one', async () => {
+    await registry.register(registration('users-1'));
+    clock.advance(3_000);
+    expect(await registry.list('users')).toEqual([]);
+    await registry.heartbeat('users-1');
+    expect(await registry.list('users')).toHaveLength(1);
+  });
+
+  it('deregisters, and answers 404 for ids it does not know', async () => {
+    await registry.register(registration('users-1'));
+    await registry.deregister('users-1');
+    expect(await registry.list('users')).toEqual([]);
+    for (const attempt of [registry.heartbeat('users-1'), registry.deregister('users-1')]) {
+      const error: unknown = await attempt.catch((e: unknown) => e);
+      expect(RegistryRejectedError.is(error) && error.status).toBe(404);
+    }
+  });
+
+  it('reads Weights.Passing when another tool registered the weight that way', async () => {
+    const response = await fetch(`${url}/v1/agent/service/register`, {
+      method: 'PUT',
+      body: JSON.stringify({ Name: 'users', ID: 'users-x', Port: 4002, Weights: { Passing: 5, Warning: 1 } }),
+    });
+    expect(response.status).toBe(200);
+    const [listed] = await registry.list('users');
+    expect(listed?.meta.weight).toBe(5);
+    // A service registered without an address is reached at its node's address, as in Consul.
+    expect(listed?.address).toBe('127.0.0.1');
+  });
+
+  it('registers again by itself after the registry restarts empty', async () => {
+    const self = new SelfRegistration(registry, registration('users-1'), { clock });
+    const reregistered = new Promise<void>((resolve) => self.onReregistered(() => resolve()));
+    await self.start();
+    const { port } = new URL(url);
+    await server.close();
+    server = new RegistryServer({ clock, logLevel: 'silent' });
+    await server.listen({ port: Number(port) });
+    expect(await registry.list('users')).toEqual([]);
+    await clock.advanceAsync(1_000);
+    await reregistered;
+    expect((await registry.list('users')).map((i) => i.id)).toEqual(['users-1']);
+    await self.close();
+  });
+
+  it('reports an unreachable registry as RegistryUnavailableError', async () => {
+    const { port } = new URL(url);
+    await server.close();
+    server = new RegistryServer({ logLevel: 'silent' });
+    const unreachable = new ConsulRegistry({ url: `http://127.0.0.1:${port}`, timeoutMs: 1_000 });
+    try {
+      const error: unknown = await unreachable.list('users').catch((e: unknown) => e);
+      expect(RegistryUnavailableError.is(error)).toBe(true);
+      expect((error as Error).message).toContain(`registry at http://127.0.0.1:${port} is unreachable`);
+    } finally {
+      await unreachable.close();
+    }
+  });
+
+  it('refuses a malformed address or timeout with an error naming the field', () => {
+    for (const [options, field] of [
+      [{ url: 'not a url' }, 'registry.url'],
+      [{ url: 'ftp://127.0.0.1:8500' }, 'registry.url'],
+      [{ timeoutMs: 0 }, 'registry.timeoutMs'],
+    ] as const) {
+      let error: unknown;
+      try {
+        new ConsulRegistry(options);
+      } catch (e) {
+        error = e;
+      }
+      expect(ConfigError.is(error) && error.field).toBe(field);
+    }
+  });
+});
