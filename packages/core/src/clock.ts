@@ -14,12 +14,22 @@ export interface Clock {
   setTimer(delayMs: number, callback: () => void): Timer;
 }
 
-/** The real clock: `performance.now()` and unref'd `setTimeout`. */
+// setTimeout fires at once for delays beyond a signed 32-bit number of milliseconds (about
+// 24.8 days); longer timers are chained through steps of at most this.
+const maxTimeoutMs = 2 ** 31 - 1;
+
+/** The real clock: `performance.now()` and unref'd `setTimeout`, for delays of any length. */
 export const systemClock: Clock = {
   now: () => performance.now(),
   setTimer(delayMs, callback) {
-    const handle = setTimeout(callback, Math.max(0, delayMs));
-    handle.unref();
+    const due = performance.now() + Math.max(0, delayMs);
+    let handle: NodeJS.Timeout;
+    const arm = (): void => {
+      const left = due - performance.now();
+      handle = left > maxTimeoutMs ? setTimeout(arm, maxTimeoutMs) : setTimeout(callback, Math.max(0, left));
+      handle.unref();
+    };
+    arm();
     return { cancel: () => clearTimeout(handle) };
   },
 };

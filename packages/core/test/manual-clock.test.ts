@@ -132,6 +132,14 @@ describe('systemClock', () => {
     expect(systemClock.now()).toBeGreaterThanOrEqual(before + 4);
   });
 
+  it('waits out delays beyond setTimeout’s 24.8-day limit instead of firing at once', async () => {
+    let fired = false;
+    const timer = systemClock.setTimer(30 * 24 * 3_600_000, () => (fired = true));
+    await sleep(systemClock, 5);
+    timer.cancel();
+    expect(fired).toBe(false);
+  });
+
   it('does not fire a cancelled timer', async () => {
     let fired = false;
     systemClock.setTimer(1, () => (fired = true)).cancel();

@@ -76,10 +76,6 @@ interface CheckState {
   reapTimer: Timer | undefined;
 }
 
-// setTimeout (hence systemClock) fires at once for delays beyond a signed 32-bit number of
-// milliseconds (about 24.8 days), and a DeregisterCriticalServiceAfter of "720h" is plausible.
-const maxTimerDelayMs = 2 ** 31 - 1;
-
 /**
  * The registry's state: services, their TTL checks, and the catalog index, a counter that
  * moves on every change of state (never on a no-op, such as a TTL pass that leaves status and
@@ -317,14 +313,7 @@ export class Catalog {
   }
 
   #timerAt(due: number, callback: () => void): Timer {
-    let current: Timer;
-    const arm = (): void => {
-      const delay = due - this.#clock.now();
-      current =
-        delay > maxTimerDelayMs ? this.#clock.setTimer(maxTimerDelayMs, arm) : this.#clock.setTimer(delay, callback);
-    };
-    arm();
-    return { cancel: () => current.cancel() };
+    return this.#clock.setTimer(due - this.#clock.now(), callback);
   }
 }
 
