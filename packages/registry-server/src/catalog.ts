@@ -45,6 +45,8 @@ export type CatalogChange =
       readonly index: number;
       readonly checkId: string;
       readonly serviceId: string;
+      /** The name of the service the check belongs to. */
+      readonly service: string;
       readonly status: CheckStatus;
       readonly output: string;
     };
@@ -231,6 +233,17 @@ export class Catalog {
     return records.sort((a, b) => compare(a.service.id, b.service.id));
   }
 
+  /** Every service name with the union of its instances' tags, sorted, as Consul's catalog lists them. */
+  serviceTags(): Map<string, string[]> {
+    const tags = new Map<string, Set<string>>();
+    for (const service of this.#services.values()) {
+      let set = tags.get(service.def.name);
+      if (set === undefined) tags.set(service.def.name, (set = new Set()));
+      for (const tag of service.def.tags) set.add(tag);
+    }
+    return new Map([...tags].sort(([a], [b]) => compare(a, b)).map(([name, set]) => [name, [...set].sort(compare)]));
+  }
+
   /** Cancels every TTL and reaping timer; the catalog answers no more changes. Idempotent. */
   close(): void {
     if (this.#closed) return;
@@ -284,6 +297,7 @@ export class Catalog {
       index: this.#index,
       checkId: check.def.id,
       serviceId: check.serviceId,
+      service: this.#services.get(check.serviceId)?.def.name ?? '',
       status,
       output,
     });

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import { ConfigError, systemClock, type Clock, type Closeable } from '@trellis/core';
+import { BlockingQueries } from './blocking-query.js';
 import { Catalog, type CatalogChange } from './catalog.js';
 import type { NodeInfo } from './consul-json.js';
 import { registerHttpApi } from './http-api.js';
@@ -60,6 +61,7 @@ export interface ListeningAddress {
 export class RegistryServer implements Closeable {
   readonly #app: FastifyInstance;
   readonly #catalog: Catalog;
+  readonly #blocking: BlockingQueries;
   #address: ListeningAddress | undefined;
   #listening: Promise<ListeningAddress> | undefined;
   #closing: Promise<void> | undefined;
@@ -76,6 +78,8 @@ export class RegistryServer implements Closeable {
       address: nonEmpty('nodeAddress', options.nodeAddress, '127.0.0.1'),
     };
     this.#catalog = new Catalog({ clock: options.clock ?? systemClock });
+    this.#blocking = new BlockingQueries({ clock: options.clock ?? systemClock });
+    this.#catalog.onChange((change) => this.#blocking.notify([`service:${change.service}`]));
     this.#app = Fastify({
       // stderr, so that stdout carries only what the CLI prints for other processes to read.
       logger: { level: logLevel, stream: process.stderr },
@@ -88,7 +92,7 @@ export class RegistryServer implements Closeable {
       keepAliveTimeout: 72_000,
       forceCloseConnections: 'idle',
     });
-    registerHttpApi(this.#app, this.#catalog, node);
+    registerHttpApi(this.#app, { catalog: this.#catalog, blocking: this.#blocking, node });
     const log = this.#app.log;
     this.#catalog.onChange((change: CatalogChange) => {
       if (change.type === 'check') {
@@ -101,6 +105,11 @@ export class RegistryServer implements Closeable {
         );
       }
     });
+  }
+
+  /** Blocking queries being held now. */
+  get heldQueries(): number {
+    return this.#blocking.waiting;
   }
 
   /** Where the server listens, once {@link listen} resolved. */
@@ -142,6 +151,8 @@ export class RegistryServer implements Closeable {
   close(): Promise<void> {
     this.#closing ??= (async () => {
       try {
+        // Held blocking queries are answered now, or closing would wait out their ?wait.
+        this.#blocking.close();
         await this.#app.close();
       } finally {
         this.#catalog.close();

@@ -1,0 +1,10 @@
+import type { BlockingQueries } from './blocking-query.js';
+import type { Catalog } from './catalog.js';
+import type { NodeInfo } from './consul-json.js';
+
+/** What the route modules of the HTTP API read and change. */
+export interface ServerContext {
+  readonly catalog: Catalog;
+  readonly blocking: BlockingQueries;
+  readonly node: NodeInfo;
+}
