@@ -1,8 +1,10 @@
 import { clientBench } from './client.js';
+import { registryBench } from './registry.js';
 
 // `npm run bench -- <name>`: each benchmark prints its table, then one JSON line as its last.
 const benches: Record<string, () => Promise<Record<string, number | string>>> = {
   client: clientBench,
+  registry: registryBench,
 };
 
 const names = process.argv.slice(2);

@@ -1,10 +1,29 @@
-import type { FastifyInstance } from 'fastify';
-import { firstValue, queryFlag, route, text } from './consul-http.js';
+import type { FastifyInstance, FastifyReply } from 'fastify';
+import { parseBlockingParams } from './blocking-query.js';
+import { clientGone, firstValue, query, queryFlag, route, text } from './consul-http.js';
+import { agentSelfJson, agentServiceJson, agentServiceWithHashJson, checkJson } from './consul-json.js';
 import type { ServerContext } from './server-context.js';
-import { decodeServiceDefinition, RequestDecodeError, type CheckStatus } from './service-definition.js';
+import {
+  decodeCheckDefinition,
+  decodeServiceDefinition,
+  RequestDecodeError,
+  type CheckStatus,
+} from './service-definition.js';
 
-/** `/v1/agent/...`: registering and deregistering services, and updating TTL checks. */
-export function registerAgentApi(app: FastifyInstance, { catalog }: ServerContext): void {
+// Consul's limit on a check's Output (checks.DefaultBufSize); longer updates are cut.
+const maxOutputLength = 4 * 1024;
+
+/**
+ * `/v1/agent/...`: the agent's services and checks (listing, registering, deregistering),
+ * TTL check updates, and `/v1/agent/self`.
+ */
+export function registerAgentApi(app: FastifyInstance, { catalog, blocking, node }: ServerContext): void {
+  const unknownCheck = (reply: FastifyReply, id: string): FastifyReply =>
+    text(reply, 404, `Unknown check ID ${JSON.stringify(id)}. Ensure that the check ID is passed, not the check name.`);
+
+  const json = (reply: FastifyReply, body: unknown): FastifyReply =>
+    reply.code(200).type('application/json').send(JSON.stringify(body));
+
   route(app, 'PUT', '/v1/agent/service/register', async (request, reply) => {
     let def;
     try {
@@ -31,18 +50,107 @@ export function registerAgentApi(app: FastifyInstance, { catalog }: ServerContex
     return reply.code(200).send();
   });
 
+  route(app, 'GET', '/v1/agent/services', async (_request, reply) =>
+    json(reply, Object.fromEntries(catalog.services().map((s) => [s.id, agentServiceJson(node, s)]))),
+  );
+
+  route(app, 'GET', '/v1/agent/service/:id', async (request, reply) => {
+    const { id } = request.params as { id: string };
+    const hash = firstValue(request, 'hash');
+    const current = (): ReturnType<typeof agentServiceWithHashJson> | undefined => {
+      const service = catalog.service(id);
+      return service === undefined ? undefined : agentServiceWithHashJson(node, service);
+    };
+    let body = current();
+    // Consul blocks this endpoint on the content hash rather than an index: wait for the
+    // next change to the service while the client's hash is still the current one.
+    if (hash !== undefined && hash !== '' && body !== undefined && body['ContentHash'] === hash) {
+      const topic = `service:${String(body['Service'])}`;
+      const params = parseBlockingParams({ ...query(request), index: String(catalog.index) });
+      await blocking.wait(
+        params,
+        () => catalog.index,
+        (t) => t === topic,
+        clientGone(reply),
+      );
+      body = current();
+    }
+    if (body === undefined) return text(reply, 404, `unknown service ID: ${id}`);
+    return json(reply.header('X-Consul-ContentHash', String(body['ContentHash'])), body);
+  });
+
+  route(app, 'GET', '/v1/agent/checks', async (_request, reply) =>
+    json(reply, Object.fromEntries(catalog.checks().map((c) => [c.id, checkJson(node, c)]))),
+  );
+
+  route(app, 'PUT', '/v1/agent/check/register', async (request, reply) => {
+    let def;
+    try {
+      def = decodeCheckDefinition(typeof request.body === 'string' ? request.body : undefined);
+    } catch (error) {
+      if (error instanceof RequestDecodeError) return text(reply, 400, error.message);
+      throw error;
+    }
+    if (!catalog.registerCheck(def, def.serviceId)) {
+      return text(reply, 404, `ServiceID ${JSON.stringify(def.serviceId)} does not exist`);
+    }
+    return reply.code(200).send();
+  });
+
+  route(app, 'PUT', '/v1/agent/check/deregister/:id', async (request, reply) => {
+    const { id } = request.params as { id: string };
+    if (!catalog.deregisterCheck(id)) return unknownCheck(reply, id);
+    return reply.code(200).send();
+  });
+
+  const update = (reply: FastifyReply, id: string, status: CheckStatus, output: string): FastifyReply => {
+    const result = catalog.updateCheck(id, status, output.slice(0, maxOutputLength));
+    if (result === 'unknown') return unknownCheck(reply, id);
+    // Consul refuses too: the server's own runs set an HTTP check's status.
+    if (result === 'not-ttl') return text(reply, 400, `CheckID ${JSON.stringify(id)} does not have associated TTL`);
+    return reply.code(200).send();
+  };
+
   const statusOf: Record<string, CheckStatus> = { pass: 'passing', warn: 'warning', fail: 'critical' };
   for (const [verb, status] of Object.entries(statusOf)) {
     route(app, 'PUT', `/v1/agent/check/${verb}/:id`, async (request, reply) => {
       const { id } = request.params as { id: string };
-      if (!catalog.updateCheck(id, status, firstValue(request, 'note') ?? '')) {
-        return text(
-          reply,
-          404,
-          `Unknown check ID ${JSON.stringify(id)}. Ensure that the check ID is passed, not the check name.`,
-        );
-      }
-      return reply.code(200).send();
+      return update(reply, id, status, firstValue(request, 'note') ?? '');
     });
   }
+
+  route(app, 'PUT', '/v1/agent/check/update/:id', async (request, reply) => {
+    const { id } = request.params as { id: string };
+    let fields: Map<string, unknown>;
+    try {
+      fields = decodeObject(typeof request.body === 'string' ? request.body : '');
+    } catch (error) {
+      if (error instanceof RequestDecodeError) return text(reply, 400, error.message);
+      throw error;
+    }
+    const status = fields.get('status') ?? '';
+    const output = fields.get('output') ?? '';
+    if (typeof output !== 'string') return text(reply, 400, 'Request decode failed: Output must be a string');
+    if (status !== 'passing' && status !== 'warning' && status !== 'critical') {
+      return text(reply, 400, `Invalid check status: ${JSON.stringify(status)}; expected passing, warning or critical`);
+    }
+    return update(reply, id, status, output);
+  });
+
+  route(app, 'GET', '/v1/agent/self', async (_request, reply) => json(reply, agentSelfJson(node)));
+}
+
+// A JSON object body with keys matched in any case, as Consul reads them.
+function decodeObject(body: string): Map<string, unknown> {
+  let value: unknown;
+  try {
+    value = JSON.parse(body);
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    throw new RequestDecodeError('body', `Request decode failed: the body is not valid JSON (${reason})`);
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new RequestDecodeError('body', 'Request decode failed: body must be a JSON object');
+  }
+  return new Map(Object.entries(value).map(([key, v]) => [key.toLowerCase(), v]));
 }

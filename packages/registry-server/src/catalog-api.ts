@@ -1,21 +1,71 @@
-import type { FastifyInstance } from 'fastify';
-import { parseBlockingParams } from './blocking-query.js';
-import { clientGone, consistencyHeaders, query, route } from './consul-http.js';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { parseBlockingParams, type Topic } from './blocking-query.js';
+import { allValues, clientGone, consistencyHeaders, query, route } from './consul-http.js';
+import { catalogServiceJson, matchesNodeMeta, nodeJson, serviceJson } from './consul-json.js';
 import type { ServerContext } from './server-context.js';
 
-/** `/v1/catalog/...`: what is registered, whatever its health, as blocking queries. */
-export function registerCatalogApi(app: FastifyInstance, { catalog, blocking }: ServerContext): void {
-  route(app, 'GET', '/v1/catalog/services', async (request, reply) => {
-    await blocking.wait(
-      parseBlockingParams(query(request)),
-      () => catalog.index,
-      (topic) => topic.startsWith('service:'),
-      clientGone(reply),
-    );
+/**
+ * `/v1/catalog/...`: what is registered, whatever its health: services, the nodes, and the
+ * datacenters; every read of state is a blocking query, filtered by `?node-meta=key:value`.
+ */
+export function registerCatalogApi(app: FastifyInstance, { catalog, blocking, node }: ServerContext): void {
+  // Holds the read as a blocking query on the topics it reads, then answers with the index.
+  const answer = async (
+    request: FastifyRequest,
+    reply: FastifyReply,
+    reads: (topic: Topic) => boolean,
+    body: (nodeMatches: boolean) => unknown,
+  ): Promise<FastifyReply> => {
+    await blocking.wait(parseBlockingParams(query(request)), () => catalog.index, reads, clientGone(reply));
     return reply
       .code(200)
       .headers(consistencyHeaders(catalog.index))
       .type('application/json')
-      .send(JSON.stringify(Object.fromEntries(catalog.serviceTags())));
+      .send(JSON.stringify(body(matchesNodeMeta(node, allValues(request, 'node-meta')))));
+  };
+  const anyChange = (topic: Topic): boolean => topic.startsWith('service:');
+
+  route(app, 'GET', '/v1/catalog/services', async (request, reply) =>
+    answer(request, reply, anyChange, (nodeMatches) => (nodeMatches ? Object.fromEntries(catalog.serviceTags()) : {})),
+  );
+
+  route(app, 'GET', '/v1/catalog/service/:name', async (request, reply) => {
+    const { name } = request.params as { name: string };
+    const tags = allValues(request, 'tag');
+    const topic = `service:${name}`;
+    return answer(
+      request,
+      reply,
+      (t) => t === topic,
+      (nodeMatches) =>
+        nodeMatches
+          ? catalog
+              .health(name)
+              .filter((record) => tags.every((tag) => record.service.tags.includes(tag)))
+              .map((record) => catalogServiceJson(node, record.service))
+          : [],
+    );
   });
+
+  route(app, 'GET', '/v1/catalog/nodes', async (request, reply) =>
+    answer(request, reply, anyChange, (nodeMatches) => (nodeMatches ? [nodeJson(node)] : [])),
+  );
+
+  route(app, 'GET', '/v1/catalog/node/:node', async (request, reply) => {
+    const { node: name } = request.params as { node: string };
+    // Consul answers an unknown node with 200 and `null`, and takes the node's name or ID.
+    const isOurs = name === node.name || name === node.id;
+    return answer(request, reply, anyChange, () =>
+      isOurs
+        ? { Node: nodeJson(node), Services: Object.fromEntries(catalog.services().map((s) => [s.id, serviceJson(s)])) }
+        : null,
+    );
+  });
+
+  route(app, 'GET', '/v1/catalog/datacenters', async (_request, reply) =>
+    reply
+      .code(200)
+      .type('application/json')
+      .send(JSON.stringify([node.datacenter])),
+  );
 }

@@ -1,5 +1,6 @@
 import { ClosedError, Emitter, systemClock, type Clock, type Event, type Timer } from '@trellis/core';
-import type { CheckDefinition, CheckStatus, ServiceDefinition } from './service-definition.js';
+import { HttpCheckRunner, type HttpCheckHandle } from './http-check-runner.js';
+import type { CheckDefinition, CheckStatus, HttpCheckSpec, ServiceDefinition } from './service-definition.js';
 
 /** A registered service as the catalog holds it, with Consul's raft-like indexes. */
 export interface ServiceRecord extends Omit<ServiceDefinition, 'checks'> {
@@ -7,18 +8,24 @@ export interface ServiceRecord extends Omit<ServiceDefinition, 'checks'> {
   readonly modifyIndex: number;
 }
 
-/** A TTL check of a service and its current state. */
+/** A check, of a service or of the node, and its current state. */
 export interface CheckRecord {
   readonly id: string;
   readonly name: string;
   readonly notes: string;
   readonly status: CheckStatus;
-  /** The note of the last pass/warn/fail, or what the server wrote ("TTL expired"). */
+  /** The note of the last pass/warn/fail, or what the server wrote ("TTL expired", an HTTP answer). */
   readonly output: string;
+  /** The service the check belongs to; empty for a check of the node. */
   readonly serviceId: string;
   readonly serviceName: string;
   readonly serviceTags: readonly string[];
-  readonly ttlMs: number;
+  readonly type: 'ttl' | 'http';
+  /** A TTL check's TTL; undefined for an HTTP check. */
+  readonly ttlMs: number | undefined;
+  /** An HTTP check's request; undefined for a TTL check. */
+  readonly http: HttpCheckSpec | undefined;
+  readonly deregisterCriticalAfterMs: number | undefined;
   readonly createIndex: number;
   readonly modifyIndex: number;
 }
@@ -41,19 +48,32 @@ export type CatalogChange =
       readonly reason: 'request' | 'critical';
     }
   | {
+      /** A check was added, or its status or output changed. */
       readonly type: 'check';
       readonly index: number;
       readonly checkId: string;
+      /** The service the check belongs to; empty for a check of the node. */
       readonly serviceId: string;
-      /** The name of the service the check belongs to. */
+      /** The name of the service the check belongs to; empty for a check of the node. */
       readonly service: string;
       readonly status: CheckStatus;
       readonly output: string;
+    }
+  | {
+      /** A check was removed on its own (`/v1/agent/check/deregister`), not with its service. */
+      readonly type: 'check-deregistered';
+      readonly index: number;
+      readonly checkId: string;
+      readonly serviceId: string;
+      readonly service: string;
     };
+
+/** What {@link Catalog.updateCheck} did: `unknown` for no such check, `not-ttl` for an HTTP check. */
+export type CheckUpdateResult = 'updated' | 'unknown' | 'not-ttl';
 
 /** Options of {@link Catalog}. */
 export interface CatalogOptions {
-  /** Drives TTL expiry and reaping; default {@link systemClock}. */
+  /** Drives TTL expiry, HTTP check intervals and timeouts, and reaping; default {@link systemClock}. */
   readonly clock?: Clock;
 }
 
@@ -66,6 +86,7 @@ interface ServiceState {
 
 interface CheckState {
   def: CheckDefinition;
+  /** Empty for a check of the node. */
   serviceId: string;
   status: CheckStatus;
   output: string;
@@ -76,13 +97,15 @@ interface CheckState {
   modifyIndex: number;
   ttlTimer: Timer | undefined;
   reapTimer: Timer | undefined;
+  httpRun: HttpCheckHandle | undefined;
 }
 
 /**
- * The registry's state: services, their TTL checks, and the catalog index, a counter that
- * moves on every change of state (never on a no-op, such as a TTL pass that leaves status and
- * output as they were) and starts at 1, never 0. TTL checks turn critical with output
- * "TTL expired" when no update comes within their TTL; a service whose check stays critical
+ * The registry's state: services, checks (of a service or of the node), and the catalog
+ * index, a counter that moves on every change of state (never on a no-op, such as a TTL pass
+ * that leaves status and output as they were) and starts at 1, never 0. TTL checks turn
+ * critical with output "TTL expired" when no update comes within their TTL; HTTP checks are
+ * run by an {@link HttpCheckRunner} at their interval; a service whose check stays critical
  * for its DeregisterCriticalServiceAfter is removed. All timing goes through the clock.
  *
  * @example
@@ -96,6 +119,7 @@ export class Catalog {
   readonly #services = new Map<string, ServiceState>();
   readonly #checks = new Map<string, CheckState>();
   readonly #changed = new Emitter<CatalogChange>();
+  readonly #httpChecks: HttpCheckRunner;
   // Index 1 is the node itself (and its serfHealth check), present from the start.
   #index = 1;
   #closed = false;
@@ -105,6 +129,7 @@ export class Catalog {
 
   constructor(options: CatalogOptions = {}) {
     this.#clock = options.clock ?? systemClock;
+    this.#httpChecks = new HttpCheckRunner({ clock: this.#clock });
   }
 
   /** The catalog index: at least 1, and larger after every change. */
@@ -147,40 +172,10 @@ export class Catalog {
         }
       }
     }
+    const started: CheckState[] = [];
     for (const checkDef of def.checks) {
-      const check = this.#checks.get(checkDef.id);
-      if (check === undefined) {
-        const status = checkDef.status ?? 'critical';
-        const created: CheckState = {
-          def: checkDef,
-          serviceId: def.id,
-          status,
-          output: '',
-          lastNote: '',
-          criticalSince: status === 'critical' ? this.#clock.now() : undefined,
-          createIndex: bump(),
-          modifyIndex: bump(),
-          ttlTimer: undefined,
-          reapTimer: undefined,
-        };
-        this.#checks.set(checkDef.id, created);
-        service.checkIds.add(checkDef.id);
-        this.#armTtl(created);
-        this.#armReaper(created);
-        continue;
-      }
-      // A check id is unique on the node: registering it under another service moves it.
-      if (check.serviceId !== def.id) {
-        this.#services.get(check.serviceId)?.checkIds.delete(checkDef.id);
-        service.checkIds.add(checkDef.id);
-      }
-      if (check.serviceId !== def.id || labelsChanged || !sameCheck(check.def, checkDef)) {
-        check.modifyIndex = bump();
-      }
-      check.def = checkDef;
-      check.serviceId = def.id;
-      this.#armTtl(check);
-      this.#armReaper(check);
+      const check = this.#putCheck(checkDef, def.id, bump, labelsChanged);
+      if (check !== undefined) started.push(check);
     }
     // Checks kept from an earlier registration show the service's new name and tags.
     if (labelsChanged) for (const checkId of service.checkIds) this.#touchCheck(checkId, bump);
@@ -189,6 +184,51 @@ export class Catalog {
       this.#index = index;
       this.#changed.emit({ type: 'registered', index, serviceId: def.id, service: def.name });
     }
+    // Only now: a first HTTP run may report at once, and must find the service in place.
+    for (const check of started) this.#startHttp(check);
+  }
+
+  /**
+   * Adds a check on its own, as `/v1/agent/check/register` does: to the service `serviceId`,
+   * or to the node when it is undefined. A check with the same id is replaced, keeping its
+   * status and output; a new one starts with the definition's status, or critical.
+   * @returns false when `serviceId` names no service (nothing changes then).
+   * @throws ClosedError after {@link close}.
+   */
+  registerCheck(def: CheckDefinition, serviceId: string | undefined): boolean {
+    this.#assertOpen();
+    if (serviceId !== undefined && !this.#services.has(serviceId)) return false;
+    let index: number | undefined;
+    const bump = (): number => (index ??= this.#index + 1);
+    const check = this.#putCheck(def, serviceId ?? '', bump, false);
+    if (index !== undefined) {
+      this.#index = index;
+      const current = this.#checks.get(def.id);
+      if (current !== undefined) this.#emitCheck(current);
+    }
+    if (check !== undefined) this.#startHttp(check);
+    return true;
+  }
+
+  /**
+   * Removes one check, as `/v1/agent/check/deregister/:id` does; its service stays.
+   * @returns false when no check has that id.
+   * @throws ClosedError after {@link close}.
+   */
+  deregisterCheck(checkId: string): boolean {
+    this.#assertOpen();
+    const check = this.#checks.get(checkId);
+    if (check === undefined) return false;
+    this.#dropCheck(checkId);
+    const index = ++this.#index;
+    this.#changed.emit({
+      type: 'check-deregistered',
+      index,
+      checkId,
+      serviceId: check.serviceId,
+      service: this.#services.get(check.serviceId)?.def.name ?? '',
+    });
+    return true;
   }
 
   /**
@@ -202,19 +242,44 @@ export class Catalog {
   }
 
   /**
-   * Sets a check's status and output, as `/v1/agent/check/pass|warn|fail` do, and restarts
-   * its TTL. The index moves only when status or output actually change.
-   * @returns false when no check has that id.
+   * Sets a TTL check's status and output, as `/v1/agent/check/pass|warn|fail|update` do, and
+   * restarts its TTL. The index moves only when status or output actually change. An HTTP
+   * check is left alone: its own runs set its status.
    * @throws ClosedError after {@link close}.
    */
-  updateCheck(checkId: string, status: CheckStatus, output: string): boolean {
+  updateCheck(checkId: string, status: CheckStatus, output: string): CheckUpdateResult {
     this.#assertOpen();
     const check = this.#checks.get(checkId);
-    if (check === undefined) return false;
+    if (check === undefined) return 'unknown';
+    if (check.def.ttlMs === undefined) return 'not-ttl';
     check.lastNote = output;
     this.#armTtl(check);
     this.#setStatus(check, status, output);
-    return true;
+    return 'updated';
+  }
+
+  /** Every service, ordered by id. */
+  services(): ServiceRecord[] {
+    return [...this.#services.values()].map(toServiceRecord).sort((a, b) => compare(a.id, b.id));
+  }
+
+  /** The service with that id, if any. */
+  service(serviceId: string): ServiceRecord | undefined {
+    const service = this.#services.get(serviceId);
+    return service === undefined ? undefined : toServiceRecord(service);
+  }
+
+  /** Every check, of the node and of services, ordered by id. */
+  checks(): CheckRecord[] {
+    return [...this.#checks.values()]
+      .map((check) => toCheckRecord(check, this.#services.get(check.serviceId)?.def))
+      .sort((a, b) => compare(a.id, b.id));
+  }
+
+  /** The check with that id, if any. */
+  check(checkId: string): CheckRecord | undefined {
+    const check = this.#checks.get(checkId);
+    return check === undefined ? undefined : toCheckRecord(check, this.#services.get(check.serviceId)?.def);
   }
 
   /** The services registered under `serviceName`, with their checks, ordered by service id. */
@@ -244,7 +309,7 @@ export class Catalog {
     return new Map([...tags].sort(([a], [b]) => compare(a, b)).map(([name, set]) => [name, [...set].sort(compare)]));
   }
 
-  /** Cancels every TTL and reaping timer; the catalog answers no more changes. Idempotent. */
+  /** Cancels every TTL and reaping timer and stops every HTTP check; the catalog answers no more changes. Idempotent. */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
@@ -252,6 +317,7 @@ export class Catalog {
       check.ttlTimer?.cancel();
       check.reapTimer?.cancel();
     }
+    this.#httpChecks.close();
     this.#changed.clear();
   }
 
@@ -269,11 +335,83 @@ export class Catalog {
     return true;
   }
 
+  // Creates or updates one check under `serviceId` ('' for the node), without emitting.
+  // Returns the check when its HTTP run must be (re)started once the change is in place.
+  #putCheck(
+    checkDef: CheckDefinition,
+    serviceId: string,
+    bump: () => number,
+    labelsChanged: boolean,
+  ): CheckState | undefined {
+    const check = this.#checks.get(checkDef.id);
+    if (check === undefined) {
+      const status = checkDef.status ?? 'critical';
+      const created: CheckState = {
+        def: checkDef,
+        serviceId,
+        status,
+        output: '',
+        lastNote: '',
+        criticalSince: status === 'critical' ? this.#clock.now() : undefined,
+        createIndex: bump(),
+        modifyIndex: bump(),
+        ttlTimer: undefined,
+        reapTimer: undefined,
+        httpRun: undefined,
+      };
+      this.#checks.set(checkDef.id, created);
+      this.#services.get(serviceId)?.checkIds.add(checkDef.id);
+      this.#armTtl(created);
+      this.#armReaper(created);
+      return created.def.http === undefined ? undefined : created;
+    }
+    // A check id is unique on the node: registering it under another service moves it.
+    if (check.serviceId !== serviceId) {
+      this.#services.get(check.serviceId)?.checkIds.delete(checkDef.id);
+      this.#services.get(serviceId)?.checkIds.add(checkDef.id);
+    }
+    const changed = !sameCheck(check.def, checkDef);
+    if (check.serviceId !== serviceId || labelsChanged || changed) check.modifyIndex = bump();
+    check.def = checkDef;
+    check.serviceId = serviceId;
+    this.#armTtl(check);
+    this.#armReaper(check);
+    // A running HTTP check with the same request keeps its schedule.
+    if (checkDef.http === undefined) {
+      check.httpRun?.stop();
+      check.httpRun = undefined;
+      return undefined;
+    }
+    return changed || check.httpRun === undefined ? check : undefined;
+  }
+
+  #startHttp(check: CheckState): void {
+    const spec = check.def.http;
+    check.httpRun?.stop();
+    check.httpRun = undefined;
+    if (spec === undefined || this.#checks.get(check.def.id) !== check) return;
+    check.httpRun = this.#httpChecks.start(spec, (result) => this.#setStatus(check, result.status, result.output));
+  }
+
+  #emitCheck(check: CheckState): void {
+    this.#changed.emit({
+      type: 'check',
+      index: this.#index,
+      checkId: check.def.id,
+      serviceId: check.serviceId,
+      service: this.#services.get(check.serviceId)?.def.name ?? '',
+      status: check.status,
+      output: check.output,
+    });
+  }
+
   #dropCheck(checkId: string): void {
     const check = this.#checks.get(checkId);
     if (check === undefined) return;
     check.ttlTimer?.cancel();
     check.reapTimer?.cancel();
+    check.httpRun?.stop();
+    check.httpRun = undefined;
     this.#checks.delete(checkId);
     this.#services.get(check.serviceId)?.checkIds.delete(checkId);
   }
@@ -292,20 +430,15 @@ export class Catalog {
     if (status === 'critical' && !wasCritical) check.criticalSince = this.#clock.now();
     if (status !== 'critical') check.criticalSince = undefined;
     this.#armReaper(check);
-    this.#changed.emit({
-      type: 'check',
-      index: this.#index,
-      checkId: check.def.id,
-      serviceId: check.serviceId,
-      service: this.#services.get(check.serviceId)?.def.name ?? '',
-      status,
-      output,
-    });
+    this.#emitCheck(check);
   }
 
   #armTtl(check: CheckState): void {
     check.ttlTimer?.cancel();
-    check.ttlTimer = this.#timerAt(this.#clock.now() + check.def.ttlMs, () => {
+    check.ttlTimer = undefined;
+    const ttlMs = check.def.ttlMs;
+    if (ttlMs === undefined) return;
+    check.ttlTimer = this.#timerAt(this.#clock.now() + ttlMs, () => {
       check.ttlTimer = undefined;
       // Consul's wording, so that tools matching on it keep working.
       const output =
@@ -320,6 +453,8 @@ export class Catalog {
     check.reapTimer = undefined;
     const after = check.def.deregisterCriticalAfterMs;
     if (after === undefined || check.criticalSince === undefined) return;
+    // A check of the node has no service to remove.
+    if (!this.#services.has(check.serviceId)) return;
     check.reapTimer = this.#timerAt(check.criticalSince + after, () => {
       check.reapTimer = undefined;
       this.#remove(check.serviceId, 'critical');
@@ -346,17 +481,20 @@ function toServiceRecord(service: ServiceState): ServiceRecord {
   };
 }
 
-function toCheckRecord(check: CheckState, service: ServiceDefinition): CheckRecord {
+function toCheckRecord(check: CheckState, service: ServiceDefinition | undefined): CheckRecord {
   return {
     id: check.def.id,
     name: check.def.name,
     notes: check.def.notes,
     status: check.status,
     output: check.output,
-    serviceId: service.id,
-    serviceName: service.name,
-    serviceTags: service.tags,
+    serviceId: service?.id ?? '',
+    serviceName: service?.name ?? '',
+    serviceTags: service?.tags ?? [],
+    type: check.def.http === undefined ? 'ttl' : 'http',
     ttlMs: check.def.ttlMs,
+    http: check.def.http,
+    deregisterCriticalAfterMs: check.def.deregisterCriticalAfterMs,
     createIndex: check.createIndex,
     modifyIndex: check.modifyIndex,
   };
@@ -379,7 +517,21 @@ function sameCheck(a: CheckDefinition, b: CheckDefinition): boolean {
     a.name === b.name &&
     a.notes === b.notes &&
     a.ttlMs === b.ttlMs &&
-    a.deregisterCriticalAfterMs === b.deregisterCriticalAfterMs
+    a.deregisterCriticalAfterMs === b.deregisterCriticalAfterMs &&
+    sameHttp(a.http, b.http)
+  );
+}
+
+function sameHttp(a: HttpCheckSpec | undefined, b: HttpCheckSpec | undefined): boolean {
+  if (a === undefined || b === undefined) return a === b;
+  return (
+    a.url === b.url &&
+    a.method === b.method &&
+    a.body === b.body &&
+    a.intervalMs === b.intervalMs &&
+    a.timeoutMs === b.timeoutMs &&
+    a.tlsSkipVerify === b.tlsSkipVerify &&
+    JSON.stringify(a.header) === JSON.stringify(b.header)
   );
 }
 

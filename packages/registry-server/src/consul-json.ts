@@ -1,4 +1,9 @@
+import { createHash } from 'node:crypto';
+import { ConfigError } from '@trellis/core';
 import type { CheckRecord, HealthRecord, ServiceRecord } from './catalog.js';
+
+// The JSON shapes of Consul's HTTP API, with its field names. Every list is a list and every
+// object the Go client decodes (Definition, Weights, Proxy, ...) an object, never null.
 
 /** The one node this server stands for, as Consul describes an agent's node. */
 export interface NodeInfo {
@@ -6,42 +11,77 @@ export interface NodeInfo {
   readonly name: string;
   readonly address: string;
   readonly datacenter: string;
+  /** The node's metadata, as `?node-meta=key:value` filters match it. */
+  readonly meta: Readonly<Record<string, string>>;
 }
+
+/** The Consul version this server answers as, for tools that read `/v1/agent/self`. */
+export const consulVersion = '1.17.0';
 
 // The node and its serfHealth check exist from the start, at catalog index 1.
 const nodeIndex = 1;
 
+// Consul's server RPC port, which /v1/status/* name the leader by.
+const serverRpcPort = 8300;
+
+const metaKeyPattern = /^[a-zA-Z0-9_-]+$/;
+
+/**
+ * The node metadata the server stands for: Consul's `consul-network-segment: ""`, which every
+ * agent has, plus `extra`.
+ * @throws ConfigError naming `nodeMeta` for a key Consul would refuse, or a value not a string.
+ * @example
+ * nodeMeta({ rack: 'r1' }); // { 'consul-network-segment': '', rack: 'r1' }
+ */
+export function nodeMeta(extra: Readonly<Record<string, string>> | undefined): Readonly<Record<string, string>> {
+  for (const [key, value] of Object.entries(extra ?? {})) {
+    if (!metaKeyPattern.test(key) || key.startsWith('consul-')) {
+      throw new ConfigError(
+        'nodeMeta',
+        `key "${key}" must use letters, digits, "-" and "_", and not start with "consul-"`,
+      );
+    }
+    if (typeof value !== 'string') throw new ConfigError('nodeMeta', `value of "${key}" must be a string`);
+  }
+  return { 'consul-network-segment': '', ...extra };
+}
+
 /**
  * One entry of `GET /v1/health/service/:name`, with Consul's field names: the node, the
- * service, and the checks (the node's "serfHealth" first, always passing, as in Consul).
+ * service, and the checks: the node's own first ("serfHealth", always passing, and
+ * `nodeChecks`, ordered by id), then the service's, as in Consul.
  */
-export function healthEntryJson(node: NodeInfo, record: HealthRecord): Record<string, unknown> {
+export function healthEntryJson(
+  node: NodeInfo,
+  record: HealthRecord,
+  nodeChecks: readonly CheckRecord[] = [],
+): Record<string, unknown> {
+  const ofNode = [serfHealthJson(node), ...nodeChecks.map((check) => checkJson(node, check))].sort((a, b) =>
+    String(a['CheckID']) < String(b['CheckID']) ? -1 : 1,
+  );
   return {
     Node: nodeJson(node),
     Service: serviceJson(record.service),
-    Checks: [serfHealthJson(node), ...record.checks.map((check) => checkJson(node, check))],
+    Checks: [...ofNode, ...record.checks.map((check) => checkJson(node, check))],
   };
 }
 
-function nodeJson(node: NodeInfo): Record<string, unknown> {
+/** The node, as `/v1/catalog/nodes` lists it and health entries embed it. */
+export function nodeJson(node: NodeInfo): Record<string, unknown> {
   return {
     ID: node.id,
     Node: node.name,
     Address: node.address,
     Datacenter: node.datacenter,
-    TaggedAddresses: {
-      lan: node.address,
-      lan_ipv4: node.address,
-      wan: node.address,
-      wan_ipv4: node.address,
-    },
-    Meta: { 'consul-network-segment': '' },
+    TaggedAddresses: taggedAddresses(node),
+    Meta: { ...node.meta },
     CreateIndex: nodeIndex,
     ModifyIndex: nodeIndex,
   };
 }
 
-function serviceJson(service: ServiceRecord): Record<string, unknown> {
+/** A service as the catalog holds it (`Service` of a health entry, `Services` of catalog/node). */
+export function serviceJson(service: ServiceRecord): Record<string, unknown> {
   return {
     ID: service.id,
     Service: service.name,
@@ -58,7 +98,74 @@ function serviceJson(service: ServiceRecord): Record<string, unknown> {
   };
 }
 
-function checkJson(node: NodeInfo, check: CheckRecord): Record<string, unknown> {
+/** A service as the agent lists it (`/v1/agent/services`, `/v1/agent/service/:id`). */
+export function agentServiceJson(node: NodeInfo, service: ServiceRecord): Record<string, unknown> {
+  return {
+    ID: service.id,
+    Service: service.name,
+    Tags: service.tags,
+    Meta: service.meta,
+    Port: service.port,
+    Address: service.address,
+    Weights: { Passing: service.weights.passing, Warning: service.weights.warning },
+    EnableTagOverride: false,
+    Datacenter: node.datacenter,
+  };
+}
+
+/**
+ * `/v1/agent/service/:id`: the agent's view plus `ContentHash`, which changes whenever the
+ * service does (clients block on it with `?hash=`).
+ */
+export function agentServiceWithHashJson(node: NodeInfo, service: ServiceRecord): Record<string, unknown> {
+  const json = agentServiceJson(node, service);
+  const hash = createHash('sha256').update(JSON.stringify(json)).digest('hex').slice(0, 16);
+  return { ...json, ContentHash: hash };
+}
+
+/** One entry of `/v1/catalog/service/:name`: node and service flattened, as Consul does. */
+export function catalogServiceJson(node: NodeInfo, service: ServiceRecord): Record<string, unknown> {
+  return {
+    ID: node.id,
+    Node: node.name,
+    Address: node.address,
+    Datacenter: node.datacenter,
+    TaggedAddresses: taggedAddresses(node),
+    NodeMeta: { ...node.meta },
+    ServiceKind: '',
+    ServiceID: service.id,
+    ServiceName: service.name,
+    ServiceAddress: service.address,
+    ServiceTags: service.tags,
+    ServiceMeta: service.meta,
+    ServicePort: service.port,
+    ServiceWeights: { Passing: service.weights.passing, Warning: service.weights.warning },
+    ServiceEnableTagOverride: false,
+    ServiceProxy: { Mode: '', MeshGateway: {}, Expose: {} },
+    ServiceConnect: {},
+    CreateIndex: service.createIndex,
+    ModifyIndex: service.modifyIndex,
+  };
+}
+
+/** A check with Consul's field names, as health endpoints and `/v1/agent/checks` list it. */
+export function checkJson(node: NodeInfo, check: CheckRecord): Record<string, unknown> {
+  const http = check.http;
+  const definition: Record<string, unknown> = {};
+  if (http !== undefined) {
+    definition['HTTP'] = http.url;
+    definition['Header'] = http.header;
+    definition['Method'] = http.method;
+    definition['Body'] = http.body;
+    definition['TLSSkipVerify'] = http.tlsSkipVerify;
+    definition['Interval'] = formatGoDuration(http.intervalMs);
+    definition['Timeout'] = formatGoDuration(http.timeoutMs);
+  }
+  // Consul omits zero durations here: the Go client cannot parse "" as one.
+  if (check.ttlMs !== undefined) definition['TTL'] = formatGoDuration(check.ttlMs);
+  if (check.deregisterCriticalAfterMs !== undefined) {
+    definition['DeregisterCriticalServiceAfter'] = formatGoDuration(check.deregisterCriticalAfterMs);
+  }
   return {
     Node: node.name,
     CheckID: check.id,
@@ -69,17 +176,18 @@ function checkJson(node: NodeInfo, check: CheckRecord): Record<string, unknown> 
     ServiceID: check.serviceId,
     ServiceName: check.serviceName,
     ServiceTags: check.serviceTags,
-    Type: 'ttl',
-    Interval: '',
-    Timeout: '',
+    Type: check.type,
+    Interval: http === undefined ? '' : formatGoDuration(http.intervalMs),
+    Timeout: http === undefined ? '' : formatGoDuration(http.timeoutMs),
     ExposedPort: 0,
-    Definition: {},
+    Definition: definition,
     CreateIndex: check.createIndex,
     ModifyIndex: check.modifyIndex,
   };
 }
 
-function serfHealthJson(node: NodeInfo): Record<string, unknown> {
+/** The node's "serfHealth" check, which a Consul agent always has; here always passing. */
+export function serfHealthJson(node: NodeInfo): Record<string, unknown> {
   return {
     Node: node.name,
     CheckID: 'serfHealth',
@@ -98,4 +206,101 @@ function serfHealthJson(node: NodeInfo): Record<string, unknown> {
     CreateIndex: nodeIndex,
     ModifyIndex: nodeIndex,
   };
+}
+
+/** Where `/v1/status/leader` and `/v1/status/peers` say the (only) server is. */
+export function serverAddress(node: NodeInfo): string {
+  return `${node.address}:${serverRpcPort}`;
+}
+
+/**
+ * `/v1/agent/self`: the parts of Consul's answer that clients read (`Config.Datacenter`,
+ * `Config.NodeName`, `Config.NodeID`, `Config.Version`, `Member`, `Meta`); this server is a
+ * server agent, alone in its cluster.
+ */
+export function agentSelfJson(node: NodeInfo): Record<string, unknown> {
+  return {
+    Config: {
+      Datacenter: node.datacenter,
+      PrimaryDatacenter: node.datacenter,
+      NodeName: node.name,
+      NodeID: node.id,
+      Revision: 'trellis',
+      Server: true,
+      Version: consulVersion,
+      BuildDate: '',
+    },
+    DebugConfig: {},
+    Coord: { Vec: [0, 0, 0, 0, 0, 0, 0, 0], Error: 1.5, Adjustment: 0, Height: 1e-5 },
+    Member: {
+      Name: node.name,
+      Addr: node.address,
+      Port: 8301,
+      Tags: {
+        build: `${consulVersion}:trellis`,
+        dc: node.datacenter,
+        id: node.id,
+        port: String(serverRpcPort),
+        role: 'consul',
+        segment: '',
+        vsn: '2',
+        vsn_max: '3',
+        vsn_min: '2',
+      },
+      // Serf's StatusAlive.
+      Status: 1,
+      ProtocolMin: 1,
+      ProtocolMax: 5,
+      ProtocolCur: 2,
+      DelegateMin: 2,
+      DelegateMax: 5,
+      DelegateCur: 4,
+    },
+    Stats: {},
+    Meta: { ...node.meta },
+    xDS: { SupportedProxies: {}, Port: -1, Ports: {} },
+  };
+}
+
+function taggedAddresses(node: NodeInfo): Record<string, string> {
+  return { lan: node.address, lan_ipv4: node.address, wan: node.address, wan_ipv4: node.address };
+}
+
+/**
+ * A duration in Go's `time.Duration.String()` form, as Consul writes intervals and timeouts:
+ * `"10s"`, `"1m30s"`, `"1h0m0s"`, `"500ms"`, `"1.5s"`, `"0s"`.
+ */
+export function formatGoDuration(ms: number): string {
+  if (ms === 0) return '0s';
+  const sign = ms < 0 ? '-' : '';
+  const abs = Math.abs(ms);
+  if (abs < 1) return `${sign}${trim(abs * 1000)}µs`;
+  if (abs < 1000) return `${sign}${trim(abs)}ms`;
+  const hours = Math.floor(abs / 3_600_000);
+  const minutes = Math.floor((abs % 3_600_000) / 60_000);
+  const seconds = (abs % 60_000) / 1000;
+  if (hours > 0) return `${sign}${hours}h${minutes}m${trim(seconds)}s`;
+  if (minutes > 0) return `${sign}${minutes}m${trim(seconds)}s`;
+  return `${sign}${trim(seconds)}s`;
+}
+
+function trim(value: number): string {
+  // Go prints up to nanosecond precision with no trailing zeros.
+  return String(Number(value.toFixed(9)));
+}
+
+/**
+ * Whether the node matches every `?node-meta=key:value` given, read as Consul does: a pair
+ * without ":" wants an empty value, and a key given twice keeps its last value.
+ * @example
+ * matchesNodeMeta(node, ['consul-network-segment:']); // true for this server's node
+ */
+export function matchesNodeMeta(node: NodeInfo, filters: readonly string[]): boolean {
+  const wanted = new Map<string, string>();
+  for (const filter of filters) {
+    const colon = filter.indexOf(':');
+    if (colon === -1) wanted.set(filter, '');
+    else wanted.set(filter.slice(0, colon), filter.slice(colon + 1));
+  }
+  return [...wanted].every(([key, value]) => Object.hasOwn(node.meta, key) && node.meta[key] === value);
 }

@@ -2,8 +2,11 @@ import type { FastifyError, FastifyInstance } from 'fastify';
 import { registerAgentApi } from './agent-api.js';
 import { registerCatalogApi } from './catalog-api.js';
 import { text } from './consul-http.js';
+import { registerDashboard } from './dashboard.js';
 import { registerHealthApi } from './health-api.js';
+import { registerKvApi } from './kv-api.js';
 import type { ServerContext } from './server-context.js';
+import { registerStatusApi } from './status-api.js';
 
 /**
  * The Consul HTTP API subset, route module by route module, with Consul's field names, status
@@ -26,4 +29,7 @@ export function registerHttpApi(app: FastifyInstance, context: ServerContext): v
   registerAgentApi(app, context);
   registerHealthApi(app, context);
   registerCatalogApi(app, context);
+  registerStatusApi(app, context);
+  registerKvApi(app, context);
+  registerDashboard(app, context);
 }

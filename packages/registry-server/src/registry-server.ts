@@ -4,8 +4,9 @@ import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import { ConfigError, systemClock, type Clock, type Closeable } from '@trellis/core';
 import { BlockingQueries } from './blocking-query.js';
 import { Catalog, type CatalogChange } from './catalog.js';
-import type { NodeInfo } from './consul-json.js';
+import { nodeMeta, type NodeInfo } from './consul-json.js';
 import { registerHttpApi } from './http-api.js';
+import { KvStore } from './kv-store.js';
 
 /** The log levels of the server's logger (pino's), quietest last. */
 export const logLevels = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
@@ -28,6 +29,11 @@ export interface RegistryServerOptions {
    * default `127.0.0.1`.
    */
   readonly nodeAddress?: string;
+  /**
+   * Metadata of the node, which `?node-meta=key:value` filters match; Consul's
+   * `consul-network-segment: ""` is always there.
+   */
+  readonly nodeMeta?: Readonly<Record<string, string>>;
 }
 
 /** Where {@link RegistryServer.listen} binds. */
@@ -62,6 +68,7 @@ export class RegistryServer implements Closeable {
   readonly #app: FastifyInstance;
   readonly #catalog: Catalog;
   readonly #blocking: BlockingQueries;
+  readonly #kv = new KvStore();
   #address: ListeningAddress | undefined;
   #listening: Promise<ListeningAddress> | undefined;
   #closing: Promise<void> | undefined;
@@ -76,10 +83,12 @@ export class RegistryServer implements Closeable {
       name: nonEmpty('nodeName', options.nodeName, 'trellis'),
       datacenter: nonEmpty('datacenter', options.datacenter, 'dc1'),
       address: nonEmpty('nodeAddress', options.nodeAddress, '127.0.0.1'),
+      meta: nodeMeta(options.nodeMeta),
     };
     this.#catalog = new Catalog({ clock: options.clock ?? systemClock });
     this.#blocking = new BlockingQueries({ clock: options.clock ?? systemClock });
     this.#catalog.onChange((change) => this.#blocking.notify([`service:${change.service}`]));
+    this.#kv.onChange((change) => this.#blocking.notify(change.keys.map((key) => `kv:${key}`)));
     this.#app = Fastify({
       // stderr, so that stdout carries only what the CLI prints for other processes to read.
       logger: { level: logLevel, stream: process.stderr },
@@ -92,12 +101,14 @@ export class RegistryServer implements Closeable {
       keepAliveTimeout: 72_000,
       forceCloseConnections: 'idle',
     });
-    registerHttpApi(this.#app, { catalog: this.#catalog, blocking: this.#blocking, node });
+    registerHttpApi(this.#app, { catalog: this.#catalog, blocking: this.#blocking, kv: this.#kv, node });
     const log = this.#app.log;
     this.#catalog.onChange((change: CatalogChange) => {
       if (change.type === 'check') {
         const level = change.status === 'critical' ? 'info' : 'debug';
         log[level]({ check: change.checkId, status: change.status, output: change.output }, 'check status changed');
+      } else if (change.type === 'check-deregistered') {
+        log.info({ check: change.checkId }, 'check deregistered');
       } else {
         log.info(
           { service: change.service, id: change.serviceId, ...('reason' in change ? { reason: change.reason } : {}) },
@@ -156,6 +167,7 @@ export class RegistryServer implements Closeable {
         await this.#app.close();
       } finally {
         this.#catalog.close();
+        this.#kv.close();
       }
     })();
     return this.#closing;

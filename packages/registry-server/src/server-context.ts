@@ -1,10 +1,12 @@
 import type { BlockingQueries } from './blocking-query.js';
 import type { Catalog } from './catalog.js';
 import type { NodeInfo } from './consul-json.js';
+import type { KvStore } from './kv-store.js';
 
 /** What the route modules of the HTTP API read and change. */
 export interface ServerContext {
   readonly catalog: Catalog;
   readonly blocking: BlockingQueries;
+  readonly kv: KvStore;
   readonly node: NodeInfo;
 }

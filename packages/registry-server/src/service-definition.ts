@@ -5,17 +5,43 @@ export type CheckStatus = 'passing' | 'warning' | 'critical';
 
 const checkStatuses: readonly string[] = ['passing', 'warning', 'critical'];
 
-/** A TTL check as registered with a service, decoded and validated. */
+/** What the server requests for an HTTP check, every `intervalMs`. */
+export interface HttpCheckSpec {
+  /** An absolute `http:` or `https:` URL. */
+  readonly url: string;
+  /** `GET` unless the request named another (`Method`). */
+  readonly method: string;
+  /** Extra request headers, several values a name as in Go's `http.Header`. */
+  readonly header: Readonly<Record<string, readonly string[]>>;
+  /** The request body (`Body`); empty for none. */
+  readonly body: string;
+  readonly intervalMs: number;
+  /** How long one request may take before the check turns critical; default 10 s. */
+  readonly timeoutMs: number;
+  /** Accept any certificate for an `https:` URL (`TLSSkipVerify`). */
+  readonly tlsSkipVerify: boolean;
+}
+
+/** A check as registered, decoded and validated: a TTL check or an HTTP check, never both. */
 export interface CheckDefinition {
   /** `service:<service id>` unless the request named it (`CheckID`). */
   readonly id: string;
   readonly name: string;
   readonly notes: string;
-  readonly ttlMs: number;
+  /** For a TTL check: how long a pass holds; undefined for an HTTP check. */
+  readonly ttlMs: number | undefined;
+  /** For an HTTP check: what to request; undefined for a TTL check. */
+  readonly http: HttpCheckSpec | undefined;
   /** The initial status the request asked for; a new check without one starts critical. */
   readonly status: CheckStatus | undefined;
   /** Remove the whole service once this check has been critical for this long. */
   readonly deregisterCriticalAfterMs: number | undefined;
+}
+
+/** The body of `PUT /v1/agent/check/register`: a check of the node, or of a service. */
+export interface StandaloneCheckDefinition extends CheckDefinition {
+  /** The service the check belongs to (`ServiceID`); undefined for a check of the node. */
+  readonly serviceId: string | undefined;
 }
 
 /** The body of `PUT /v1/agent/service/register`, decoded and validated. */
@@ -42,9 +68,14 @@ export class RequestDecodeError extends Error {
   }
 }
 
-// Check kinds Consul offers beyond TTL; named so that a request using one is refused clearly
-// instead of registering a service whose health nobody checks.
-const unsupportedCheckKinds = ['HTTP', 'TCP', 'UDP', 'GRPC', 'H2PING', 'Args', 'Script', 'AliasNode', 'AliasService'];
+// Check kinds Consul offers beyond TTL and HTTP; named so that a request using one is refused
+// clearly instead of registering a service whose health nobody checks.
+const unsupportedCheckKinds = ['TCP', 'UDP', 'GRPC', 'H2PING', 'Args', 'Script', 'AliasNode', 'AliasService'];
+
+// Consul's defaults and floor for interval checks (checks.MinInterval, the HTTP client timeout).
+const minIntervalMs = 1_000;
+const defaultHttpTimeoutMs = 10_000;
+const httpTokenPattern = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
 // Consul's limits on service metadata (structs.ValidateServiceMetadata), so that what the
 // embedded server accepts a Consul cluster accepts too.
@@ -57,7 +88,8 @@ const metaMaxValueLength = 512;
  * Decodes and validates the JSON body of a service registration, the way Consul reads it:
  * keys match in any case and with or without underscores (`Name`, `name`, `NAME`,
  * `deregister_critical_service_after`), unknown keys are ignored, and `null` means "not given".
- * Only TTL checks are accepted (`Check` or `Checks`).
+ * Checks (`Check` or `Checks`) are TTL checks (`TTL`) or HTTP checks (`HTTP` with `Interval`,
+ * optionally `Timeout`, `Method`, `Header`, `Body`, `TLSSkipVerify`).
  *
  * @throws RequestDecodeError naming the field, for malformed JSON, a wrong type, a missing
  *   `Name`, or a value out of range.
@@ -101,7 +133,12 @@ export function decodeServiceDefinition(body: string | undefined): ServiceDefini
   }
   // Consul's naming: one check is "service:<id>", several are "service:<id>:1", ":2", ...
   const decodedChecks = checkValues.map(({ value, path }, i) =>
-    decodeCheck(value, path, checkValues.length === 1 ? `service:${id}` : `service:${id}:${i + 1}`, name),
+    decodeCheck(
+      fieldsOf(value, path),
+      path,
+      checkValues.length === 1 ? `service:${id}` : `service:${id}:${i + 1}`,
+      `Service '${name}' check`,
+    ),
   );
   const seen = new Set<string>();
   for (const [i, c] of decodedChecks.entries()) {
@@ -112,40 +149,138 @@ export function decodeServiceDefinition(body: string | undefined): ServiceDefini
   return { id, name, address, port, tags, meta, weights, checks: decodedChecks };
 }
 
-function decodeCheck(value: unknown, path: string, defaultId: string, serviceName: string): CheckDefinition {
-  const fields = fieldsOf(value, path);
+/**
+ * Decodes and validates the JSON body of `PUT /v1/agent/check/register`, with the same key
+ * rules as {@link decodeServiceDefinition}. `Name` is required; the check's id is `ID` (or
+ * `CheckID`), else its name. A TTL check needs `TTL`; an HTTP check `HTTP` and `Interval`.
+ *
+ * @throws RequestDecodeError naming the field, for malformed JSON, a wrong type, a missing
+ *   `Name`, a check that is neither TTL nor HTTP, or a value out of range.
+ * @example
+ * const check = decodeCheckDefinition('{"Name":"disk","HTTP":"http://127.0.0.1:9000/disk","Interval":"10s"}');
+ * check.id; // "disk"
+ * check.http?.timeoutMs; // 10000
+ */
+export function decodeCheckDefinition(body: string | undefined): StandaloneCheckDefinition {
+  if (body === undefined || body.trim() === '') {
+    throw new RequestDecodeError(
+      'body',
+      'Request decode failed: the body is empty; expected a JSON object with a Name',
+    );
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(body);
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    throw new RequestDecodeError('body', `Request decode failed: the body is not valid JSON (${reason})`);
+  }
+  const fields = fieldsOf(json, 'body');
+  const name = optionalString(fields, 'Name', '');
+  if (name === '') throw new RequestDecodeError('Name', 'Missing check name: Name is required');
+  const id = optionalString(fields, 'ID', '') || optionalString(fields, 'CheckID', '') || name;
+  const serviceId = optionalString(fields, 'ServiceID', '');
+  return { ...decodeCheck(fields, '', id, name), serviceId: serviceId === '' ? undefined : serviceId };
+}
+
+function decodeCheck(
+  fields: Map<string, unknown>,
+  path: string,
+  defaultId: string,
+  defaultName: string,
+): CheckDefinition {
+  const at = (key: string): string => (path === '' ? key : `${path}.${key}`);
   for (const kind of unsupportedCheckKinds) {
     const given = fields.get(normalizeKey(kind));
     if (given !== undefined && given !== null && given !== '') {
-      throw decodeError(`${path}.${kind}`, 'is not supported by this server yet; only TTL checks are (set TTL)');
+      throw decodeError(at(kind), 'is not supported by this server yet; only TTL and HTTP checks are');
     }
   }
-  const ttlMs = optionalDuration(fields, `${path}.TTL`, 'TTL');
-  if (ttlMs === undefined) throw decodeError(`${path}.TTL`, 'is required: only TTL checks are supported');
-  if (ttlMs <= 0) throw decodeError(`${path}.TTL`, 'must be a positive Go duration such as "10s"');
+  const ttlMs = optionalDuration(fields, at('TTL'), 'TTL');
+  const url = optionalString(fields, at('HTTP'), '', 'HTTP');
+  let http: HttpCheckSpec | undefined;
+  if (url !== '') {
+    if (ttlMs !== undefined) throw decodeError(at('TTL'), 'cannot be given with HTTP: a check is one or the other');
+    http = decodeHttpCheck(fields, at, url);
+  } else {
+    if (ttlMs === undefined)
+      throw decodeError(at('TTL'), 'is required: give TTL for a TTL check, or HTTP and Interval');
+    if (ttlMs <= 0) throw decodeError(at('TTL'), 'must be a positive Go duration such as "10s"');
+  }
 
-  const status = optionalString(fields, `${path}.Status`, '', 'Status');
+  const status = optionalString(fields, at('Status'), '', 'Status');
   if (status !== '' && !checkStatuses.includes(status)) {
-    throw decodeError(`${path}.Status`, `must be one of passing, warning, critical; got "${status}"`);
+    throw decodeError(at('Status'), `must be one of passing, warning, critical; got "${status}"`);
   }
   const deregisterAfterMs = optionalDuration(
     fields,
-    `${path}.DeregisterCriticalServiceAfter`,
+    at('DeregisterCriticalServiceAfter'),
     'DeregisterCriticalServiceAfter',
   );
   if (deregisterAfterMs !== undefined && deregisterAfterMs < 0) {
-    throw decodeError(`${path}.DeregisterCriticalServiceAfter`, 'must not be negative');
+    throw decodeError(at('DeregisterCriticalServiceAfter'), 'must not be negative');
   }
   return {
-    id: optionalString(fields, `${path}.CheckID`, '', 'CheckID') || defaultId,
-    name: optionalString(fields, `${path}.Name`, '', 'Name') || `Service '${serviceName}' check`,
-    notes: optionalString(fields, `${path}.Notes`, '', 'Notes'),
-    ttlMs,
+    id: optionalString(fields, at('CheckID'), '', 'CheckID') || defaultId,
+    name: optionalString(fields, at('Name'), '', 'Name') || defaultName,
+    notes: optionalString(fields, at('Notes'), '', 'Notes'),
+    ttlMs: http === undefined ? ttlMs : undefined,
+    http,
     status: status === '' ? undefined : (status as CheckStatus),
     // Consul treats a zero timeout as "never deregister".
     deregisterCriticalAfterMs:
       deregisterAfterMs === undefined || deregisterAfterMs === 0 ? undefined : deregisterAfterMs,
   };
+}
+
+function decodeHttpCheck(fields: Map<string, unknown>, at: (key: string) => string, url: string): HttpCheckSpec {
+  let parsed: URL | undefined;
+  try {
+    parsed = new URL(url);
+  } catch {
+    parsed = undefined;
+  }
+  if (parsed === undefined || (parsed.protocol !== 'http:' && parsed.protocol !== 'https:')) {
+    throw decodeError(at('HTTP'), `must be an absolute http:// or https:// URL; got "${url}"`);
+  }
+  const intervalMs = optionalDuration(fields, at('Interval'), 'Interval');
+  if (intervalMs === undefined || intervalMs <= 0) {
+    throw decodeError(at('Interval'), 'must be a positive Go duration such as "10s" for an HTTP check');
+  }
+  const timeoutMs = optionalDuration(fields, at('Timeout'), 'Timeout');
+  if (timeoutMs !== undefined && timeoutMs < 0) throw decodeError(at('Timeout'), 'must not be negative');
+  const method = optionalString(fields, at('Method'), '', 'Method') || 'GET';
+  if (!httpTokenPattern.test(method)) throw decodeError(at('Method'), `is not an HTTP method: "${method}"`);
+  const tlsSkipVerify = fields.get(normalizeKey('TLSSkipVerify')) ?? false;
+  if (typeof tlsSkipVerify !== 'boolean') throw decodeError(at('TLSSkipVerify'), 'must be true or false');
+  return {
+    url,
+    method,
+    header: decodeHeader(fields.get(normalizeKey('Header')), at('Header')),
+    body: optionalString(fields, at('Body'), '', 'Body'),
+    // Consul raises shorter intervals to its floor rather than refusing them.
+    intervalMs: Math.max(intervalMs, minIntervalMs),
+    timeoutMs: timeoutMs === undefined || timeoutMs === 0 ? defaultHttpTimeoutMs : timeoutMs,
+    tlsSkipVerify,
+  };
+}
+
+// Go's http.Header in JSON: {"Name": ["value", ...]}.
+function decodeHeader(value: unknown, path: string): Readonly<Record<string, readonly string[]>> {
+  if (value === undefined || value === null) return {};
+  if (typeof value !== 'object' || Array.isArray(value)) {
+    throw decodeError(path, 'must be a JSON object of string arrays, such as {"Accept": ["text/plain"]}');
+  }
+  const entries = Object.entries(value);
+  for (const [name, values] of entries) {
+    const field = `${path}[${JSON.stringify(name)}]`;
+    if (!httpTokenPattern.test(name)) throw decodeError(field, 'is not a valid header name');
+    if (!Array.isArray(values) || !values.every((v) => typeof v === 'string')) {
+      throw decodeError(field, 'must be an array of strings');
+    }
+    if (values.some((v: string) => /[\r\n\0]/.test(v))) throw decodeError(field, 'must not contain line breaks');
+  }
+  return Object.fromEntries(entries as [string, string[]][]);
 }
 
 function decodeMeta(value: unknown): Readonly<Record<string, string>> {

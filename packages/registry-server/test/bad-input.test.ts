@@ -36,8 +36,54 @@ const cases: [what: string, body: string, field: string][] = [
   ],
   [
     'a check kind this server does not run',
-    '{"Name": "users", "Check": {"HTTP": "http://x/health", "Interval": "5s"}}',
+    '{"Name": "users", "Check": {"TCP": "127.0.0.1:22", "Interval": "5s"}}',
+    'Check.TCP',
+  ],
+  ['an HTTP check without Interval', '{"Name": "users", "Check": {"HTTP": "http://x/health"}}', 'Check.Interval'],
+  [
+    'an HTTP check with a zero Interval',
+    '{"Name": "users", "Check": {"HTTP": "http://x/health", "Interval": "0s"}}',
+    'Check.Interval',
+  ],
+  [
+    'an HTTP check URL that is not absolute',
+    '{"Name": "users", "Check": {"HTTP": "/health", "Interval": "5s"}}',
     'Check.HTTP',
+  ],
+  [
+    'an HTTP check URL that is not http',
+    '{"Name": "users", "Check": {"HTTP": "ftp://x/health", "Interval": "5s"}}',
+    'Check.HTTP',
+  ],
+  [
+    'an HTTP check that also has a TTL',
+    '{"Name": "users", "Check": {"HTTP": "http://x/", "Interval": "5s", "TTL": "10s"}}',
+    'Check.TTL',
+  ],
+  [
+    'an HTTP check Timeout that is not a Go duration',
+    '{"Name": "users", "Check": {"HTTP": "http://x/", "Interval": "5s", "Timeout": "soon"}}',
+    'Check.Timeout',
+  ],
+  [
+    'an HTTP check Method that is not a token',
+    '{"Name": "users", "Check": {"HTTP": "http://x/", "Interval": "5s", "Method": "GET /"}}',
+    'Check.Method',
+  ],
+  [
+    'an HTTP check Header that is not a map of lists',
+    '{"Name": "users", "Check": {"HTTP": "http://x/", "Interval": "5s", "Header": {"X-A": "b"}}}',
+    'Check.Header["X-A"]',
+  ],
+  [
+    'an HTTP check Header value with a line break',
+    '{"Name": "users", "Check": {"HTTP": "http://x/", "Interval": "5s", "Header": {"X-A": ["b\\r\\nX-B: c"]}}}',
+    'Check.Header["X-A"]',
+  ],
+  [
+    'an HTTP check TLSSkipVerify that is not a boolean',
+    '{"Name": "users", "Check": {"HTTP": "https://x/", "Interval": "5s", "TLSSkipVerify": "yes"}}',
+    'Check.TLSSkipVerify',
   ],
   ['Checks that are not an array', '{"Name": "users", "Checks": {"TTL": "10s"}}', 'Checks'],
   ['a bad TTL in Checks', '{"Name": "users", "Checks": [{"TTL": "10s"}, {"TTL": "x"}]}', 'Checks[1].TTL'],

@@ -118,7 +118,7 @@ describe('blocking queries', () => {
     await register('users', 'users-1');
     const watch = running.consul.watch({
       method: running.consul.health.service,
-      options: { service: 'users', passing: false },
+      options: { service: 'users' },
     });
     const seen: number[] = [];
     const done = new Promise<void>((resolve, reject) => {

@@ -1,0 +1,31 @@
+import { RegistryServer } from '@trellis/registry-server';
+import type { ServerStats, ToParent, ToServer } from './registry-child.js';
+
+// The registry server under benchmark, run as its own process so that the load generator does
+// not share its event loop. It sends its port to the parent over IPC, then answers each
+// `stats` request with its memory and held blocking queries; it exits when the parent leaves.
+// Forked with --expose-gc, so that memory can be read after a full collection.
+
+const server = new RegistryServer({ logLevel: 'silent' });
+const { port } = await server.listen({ port: 0, host: '127.0.0.1' });
+send({ type: 'listening', port });
+
+process.on('message', (message: ToServer) => {
+  if (message.type !== 'stats') return;
+  if (message.gc) (globalThis as { gc?: () => void }).gc?.();
+  const memory = process.memoryUsage();
+  const stats: ServerStats = {
+    rssBytes: memory.rss,
+    heapUsedBytes: memory.heapUsed,
+    heldQueries: server.heldQueries,
+  };
+  send({ type: 'stats', id: message.id, stats });
+});
+
+process.on('disconnect', () => {
+  void server.close().finally(() => process.exit(0));
+});
+
+function send(message: ToParent): void {
+  process.send?.(message);
+}

@@ -1,0 +1,168 @@
+import http from 'node:http';
+import https from 'node:https';
+import { systemClock, type Clock, type Timer } from '@trellis/core';
+import type { CheckStatus, HttpCheckSpec } from './service-definition.js';
+
+/** What one run of an HTTP check found: the status to set and Consul's Output text. */
+export interface HttpCheckResult {
+  readonly status: CheckStatus;
+  readonly output: string;
+}
+
+/** A check the runner is running; {@link stop} ends it, including a request in flight. */
+export interface HttpCheckHandle {
+  stop(): void;
+}
+
+/** How much of a response body goes into a check's Output (Consul's default buffer size). */
+export const httpCheckOutputLimit = 4 * 1024;
+
+// The headers Consul's HTTP checks send unless the check sets its own.
+const defaultHeaders: Readonly<Record<string, string>> = {
+  'User-Agent': 'Consul Health Check',
+  Accept: 'text/plain, text/*, */*',
+};
+
+/**
+ * Runs HTTP checks as a Consul agent does: one request at once, then one every interval, each
+ * given `timeoutMs` to answer. A 2xx answer is passing, 429 warning, anything else, a timeout
+ * or a connection error critical. Intervals and timeouts run on the injected clock; the
+ * requests are real, on a fresh connection each (Consul disables keep-alive for checks too).
+ *
+ * @example
+ * const runner = new HttpCheckRunner({ clock });
+ * const handle = runner.start(spec, (result) => catalog.setStatus(..., result.status, result.output));
+ * handle.stop();
+ */
+export class HttpCheckRunner {
+  readonly #clock: Clock;
+  readonly #running = new Set<HttpCheckHandle>();
+
+  constructor(options: { readonly clock?: Clock } = {}) {
+    this.#clock = options.clock ?? systemClock;
+  }
+
+  /** Checks being run now. */
+  get running(): number {
+    return this.#running.size;
+  }
+
+  /**
+   * Starts running `spec`: now, then `intervalMs` after each run ends. `report` gets every
+   * result, never after {@link HttpCheckHandle.stop}; the next run is already scheduled when
+   * it is called, so a listener may advance a manual clock to it straight away.
+   */
+  start(spec: HttpCheckSpec, report: (result: HttpCheckResult) => void): HttpCheckHandle {
+    let stopped = false;
+    let timer: Timer | undefined;
+    let inFlight: AbortController | undefined;
+    const run = (): void => {
+      timer = undefined;
+      const controller = new AbortController();
+      inFlight = controller;
+      void probeHttp(spec, controller.signal, this.#clock).then((result) => {
+        inFlight = undefined;
+        if (stopped) return;
+        timer = this.#clock.setTimer(spec.intervalMs, run);
+        report(result);
+      });
+    };
+    const handle: HttpCheckHandle = {
+      stop: () => {
+        stopped = true;
+        timer?.cancel();
+        inFlight?.abort();
+        this.#running.delete(handle);
+      },
+    };
+    this.#running.add(handle);
+    run();
+    return handle;
+  }
+
+  /** Stops every check. */
+  close(): void {
+    for (const handle of [...this.#running]) handle.stop();
+  }
+}
+
+/**
+ * Makes one check request and judges it. Never rejects: every failure is a critical result
+ * whose Output says what went wrong, as Go's client words it (`Get "<url>": ...`).
+ *
+ * @example
+ * await probeHttp(spec, signal, systemClock);
+ * // { status: 'passing', output: 'HTTP GET http://127.0.0.1:8080/health: 200 OK Output: UP' }
+ */
+export async function probeHttp(spec: HttpCheckSpec, signal: AbortSignal, clock: Clock): Promise<HttpCheckResult> {
+  const timedOut = new AbortController();
+  const timeout = clock.setTimer(spec.timeoutMs, () => timedOut.abort());
+  // A stopped check leaves no timer behind, even before its request has wound down.
+  signal.addEventListener('abort', () => timeout.cancel(), { once: true });
+  try {
+    const { statusCode, statusMessage, body } = await request(spec, AbortSignal.any([signal, timedOut.signal]));
+    const status: CheckStatus =
+      statusCode >= 200 && statusCode <= 299 ? 'passing' : statusCode === 429 ? 'warning' : 'critical';
+    return {
+      status,
+      output: `HTTP ${spec.method} ${spec.url}: ${statusCode} ${statusMessage} Output: ${body}`,
+    };
+  } catch (error) {
+    const reason = timedOut.signal.aborted
+      ? `timed out after ${spec.timeoutMs} ms (Client.Timeout exceeded)`
+      : // Not instanceof: an error from node:net may come from another realm (Jest's VM).
+        typeof error === 'object' && error !== null && 'message' in error
+        ? String(error.message)
+        : String(error);
+    return { status: 'critical', output: `${goMethodName(spec.method)} ${JSON.stringify(spec.url)}: ${reason}` };
+  } finally {
+    timeout.cancel();
+  }
+}
+
+function request(
+  spec: HttpCheckSpec,
+  signal: AbortSignal,
+): Promise<{ statusCode: number; statusMessage: string; body: string }> {
+  const headers: Record<string, string | string[]> = { ...defaultHeaders };
+  for (const [name, values] of Object.entries(spec.header)) {
+    // A check's own header replaces the default of the same name, whatever its case.
+    for (const key of Object.keys(headers)) if (key.toLowerCase() === name.toLowerCase()) delete headers[key];
+    headers[name] = [...values];
+  }
+  const url = new URL(spec.url);
+  const transport = url.protocol === 'https:' ? https : http;
+  return new Promise((resolve, reject) => {
+    const req = transport.request(
+      url,
+      { method: spec.method, headers, agent: false, signal, rejectUnauthorized: !spec.tlsSkipVerify },
+      (res) => {
+        const chunks: Buffer[] = [];
+        let size = 0;
+        const finish = (): void => {
+          res.destroy();
+          resolve({
+            statusCode: res.statusCode ?? 0,
+            statusMessage: res.statusMessage ?? '',
+            body: Buffer.concat(chunks).subarray(0, httpCheckOutputLimit).toString('utf8'),
+          });
+        };
+        res.on('data', (chunk: Buffer) => {
+          chunks.push(chunk);
+          size += chunk.length;
+          // Enough for the Output: stop reading a large or endless body.
+          if (size >= httpCheckOutputLimit) finish();
+        });
+        res.on('end', finish);
+        res.on('error', reject);
+      },
+    );
+    req.on('error', reject);
+    req.end(spec.body === '' ? undefined : spec.body);
+  });
+}
+
+// Go's url.Error names the operation "Get", "Post", ...
+function goMethodName(method: string): string {
+  return method.charAt(0).toUpperCase() + method.slice(1).toLowerCase();
+}

@@ -1,0 +1,153 @@
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { BadQueryParamError, parseBlockingParams, type Topic } from './blocking-query.js';
+import { clientGone, consistencyHeaders, firstValue, query, text } from './consul-http.js';
+import { tooLarge, type KvEntry } from './kv-store.js';
+import type { ServerContext } from './server-context.js';
+
+const path = '/v1/kv/*';
+
+/**
+ * `/v1/kv/<key>`: Consul's key/value store. GET reads a key (`?raw` for its bytes alone), a
+ * prefix (`?recurse`) or the keys under a prefix (`?keys`, `?separator`), as blocking queries;
+ * PUT writes the raw body (`?flags`, `?cas`); DELETE removes a key or a prefix (`?recurse`,
+ * `?cas`). PUT and DELETE answer `true` or `false` (a check-and-set that did not hold).
+ *
+ * The routes live in a Fastify scope of their own, whose body parser reads bytes whatever the
+ * content type and up to the store's value limit, so that binary values round-trip while the
+ * other routes keep reading text.
+ */
+export function registerKvApi(app: FastifyInstance, { kv, blocking }: ServerContext): void {
+  void app.register(async (scope) => {
+    scope.removeAllContentTypeParsers();
+    scope.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: kv.maxValueSize }, (_request, body, done) =>
+      done(null, body),
+    );
+    scope.setErrorHandler((error: FastifyError, request, reply) => {
+      if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+        const length = Number(request.headers['content-length']);
+        return text(reply, 413, tooLarge(Number.isSafeInteger(length) ? length : undefined, kv.maxValueSize));
+      }
+      // The server's own handler answers the rest (400 for a bad query parameter, ...).
+      throw error;
+    });
+
+    scope.get(path, async (request, reply) => {
+      const key = keyOf(request);
+      const q = query(request);
+      // Consul reads these flags by presence alone: ?recurse=false still recurses.
+      const keysOnly = q['keys'] !== undefined;
+      const recurse = q['recurse'] !== undefined;
+      if (key === '' && !keysOnly && !recurse) return text(reply, 400, 'Missing key name');
+      const params = parseBlockingParams(q);
+      const signal = clientGone(reply);
+
+      if (keysOnly) {
+        // "seperator" is the spelling Consul first shipped, and still reads.
+        const separator = firstValue(request, 'separator') ?? firstValue(request, 'seperator') ?? '';
+        await blocking.wait(params, () => kv.prefixIndex(key), under(key), signal);
+        const keys = kv.keys(key, separator);
+        reply.headers(consistencyHeaders(kv.prefixIndex(key)));
+        // As in Consul: the root answers an empty list, a prefix with nothing under it 404.
+        if (keys.length === 0 && key !== '') return reply.code(404).send();
+        return json(reply, keys);
+      }
+
+      if (recurse) {
+        await blocking.wait(params, () => kv.prefixIndex(key), under(key), signal);
+        const entries = kv.list(key);
+        reply.headers(consistencyHeaders(kv.prefixIndex(key)));
+        if (entries.length === 0) return reply.code(404).send();
+        return json(reply, entries.map(entryJson));
+      }
+
+      const topic = `kv:${key}`;
+      await blocking.wait(
+        params,
+        () => kv.keyIndex(key),
+        (t) => t === topic,
+        signal,
+      );
+      const entry = kv.get(key);
+      reply.headers(consistencyHeaders(kv.keyIndex(key)));
+      if (entry === undefined) return reply.code(404).send();
+      if (q['raw'] !== undefined) {
+        // Consul's headers for ?raw: a stored value is never sniffed and run as a page.
+        return reply
+          .code(200)
+          .headers({ 'X-Content-Type-Options': 'nosniff', 'Content-Security-Policy': 'sandbox' })
+          .type('text/plain')
+          .send(entry.value);
+      }
+      return json(reply, [entryJson(entry)]);
+    });
+
+    scope.put(path, async (request, reply) => {
+      for (const param of ['acquire', 'release']) {
+        if (query(request)[param] !== undefined) {
+          return text(reply, 400, `Invalid ?${param}: this server has no sessions, so keys cannot be locked`);
+        }
+      }
+      const flags = uintParam(request, 'flags');
+      const cas = uintParam(request, 'cas');
+      // No body at all (no content type, no length) is an empty value, as in Consul.
+      const value = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
+      const done = kv.set(keyOf(request), value, {
+        ...(flags === undefined ? {} : { flags }),
+        ...(cas === undefined ? {} : { cas }),
+      });
+      return json(reply, done);
+    });
+
+    scope.delete(path, async (request, reply) => {
+      const cas = uintParam(request, 'cas');
+      const done = kv.delete(keyOf(request), {
+        recurse: query(request)['recurse'] !== undefined,
+        ...(cas === undefined ? {} : { cas }),
+      });
+      return json(reply, done);
+    });
+
+    scope.route({
+      method: ['POST', 'PATCH', 'OPTIONS'],
+      url: path,
+      handler: async (request, reply) =>
+        text(reply.header('Allow', 'GET, PUT, DELETE'), 405, `method ${request.method} not allowed`),
+    });
+  });
+}
+
+// The router has already decoded the percent-encoding, %2F included, as Go does for Consul.
+function keyOf(request: FastifyRequest): string {
+  return (request.params as { '*': string })['*'];
+}
+
+function under(prefix: string): (topic: Topic) => boolean {
+  const start = `kv:${prefix}`;
+  return (topic) => topic.startsWith(start);
+}
+
+// Consul parses these as uint64; a JavaScript number is exact only up to 2^53-1.
+function uintParam(request: FastifyRequest, name: 'flags' | 'cas'): number | undefined {
+  const value = firstValue(request, name);
+  if (value === undefined) return undefined;
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(Number(value))) {
+    throw new BadQueryParamError(name, `Invalid ${name}: "${value}" is not an integer from 0 to 2^53-1`);
+  }
+  return Number(value);
+}
+
+function json(reply: FastifyReply, body: unknown): FastifyReply {
+  return reply.code(200).type('application/json').send(JSON.stringify(body));
+}
+
+// Consul's DirEntry, in its field order; an empty value is null, as Go encodes a nil []byte.
+function entryJson(entry: KvEntry): Record<string, unknown> {
+  return {
+    LockIndex: entry.lockIndex,
+    Key: entry.key,
+    Flags: entry.flags,
+    Value: entry.value.length === 0 ? null : entry.value.toString('base64'),
+    CreateIndex: entry.createIndex,
+    ModifyIndex: entry.modifyIndex,
+  };
+}
