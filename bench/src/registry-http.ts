@@ -21,9 +21,10 @@ export function send(
   url: string,
   body?: string,
   readBody = true,
+  headers: Readonly<Record<string, string>> = {},
 ): Promise<HttpAnswer> {
   return new Promise((resolve, reject) => {
-    const request = http.request(url, { method, agent }, (response) => {
+    const request = http.request(url, { method, agent, headers }, (response) => {
       const chunks: Buffer[] = [];
       response.on('data', (chunk: Buffer) => {
         if (readBody) chunks.push(chunk);

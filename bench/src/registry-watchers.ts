@@ -28,6 +28,8 @@ export interface WatcherOptions {
   readonly register: (id: string) => string;
   /** Prefix of the new instances' ids; round `r` registers `${idPrefix}${r}`. */
   readonly idPrefix: string;
+  /** Headers of the watchers' requests, e.g. Accept-Encoding: gzip as Go's Consul client sends. */
+  readonly headers?: Readonly<Record<string, string>>;
 }
 
 /**
@@ -52,7 +54,7 @@ export async function measureWatchers(options: WatcherOptions, round: number): P
   // Each watcher resolves with the time its answer ended; bodies are drained, not kept, so
   // that the parent spends as little as it can on 1,000 large answers arriving together.
   const answers = Array.from({ length: watchers }, () =>
-    send(agent, 'GET', `${healthUrl}?index=${index}&wait=60s`, undefined, false).then((answer) => ({
+    send(agent, 'GET', `${healthUrl}?index=${index}&wait=60s`, undefined, false, options.headers).then((answer) => ({
       at: performance.now(),
       ok: answer.status === 200 && Number(answer.headers['x-consul-index']) > index,
     })),

@@ -86,6 +86,8 @@ export class BlockingQueries {
   readonly #clock: Clock;
   readonly #random: () => number;
   readonly #waiters = new Set<Waiter>();
+  // The index of the last change of each topic that was notified with one.
+  readonly #topicIndex = new Map<Topic, number>();
   #closed = false;
 
   constructor(options: { readonly clock?: Clock; readonly random?: () => number } = {}) {
@@ -98,12 +100,25 @@ export class BlockingQueries {
     return this.#waiters.size;
   }
 
-  /** Wakes every held read that reads one of `topics`. */
-  notify(topics: readonly Topic[]): void {
+  /**
+   * Wakes every held read that reads one of `topics`. With `index`, also records it as the
+   * topics' latest index, for {@link indexOf}.
+   */
+  notify(topics: readonly Topic[], index?: number): void {
+    if (index !== undefined) for (const topic of topics) this.#topicIndex.set(topic, index);
     if (this.#waiters.size === 0) return;
     for (const waiter of this.#waiters) {
       if (topics.some(waiter.matches)) waiter.wake();
     }
+  }
+
+  /**
+   * The index of the last change of `topic`, or 1 when it never changed. A read answers with
+   * the largest index of the topics it reads, so that a client's next blocking query waits for
+   * a change of what it reads, not of anything else (Consul keeps such indexes per table).
+   */
+  indexOf(topic: Topic): number {
+    return this.#topicIndex.get(topic) ?? 1;
   }
 
   /**

@@ -9,17 +9,19 @@ import type { ServerContext } from './server-context.js';
  * datacenters; every read of state is a blocking query, filtered by `?node-meta=key:value`.
  */
 export function registerCatalogApi(app: FastifyInstance, { catalog, blocking, node }: ServerContext): void {
-  // Holds the read as a blocking query on the topics it reads, then answers with the index.
+  // Holds the read as a blocking query on the topics it reads, then answers with their index
+  // (the catalog's, unless the read names one service).
   const answer = async (
     request: FastifyRequest,
     reply: FastifyReply,
     reads: (topic: Topic) => boolean,
     body: (nodeMatches: boolean) => unknown,
+    index: () => number = () => catalog.index,
   ): Promise<FastifyReply> => {
-    await blocking.wait(parseBlockingParams(query(request)), () => catalog.index, reads, clientGone(reply));
+    await blocking.wait(parseBlockingParams(query(request)), index, reads, clientGone(reply));
     return reply
       .code(200)
-      .headers(consistencyHeaders(catalog.index))
+      .headers(consistencyHeaders(index()))
       .type('application/json')
       .send(JSON.stringify(body(matchesNodeMeta(node, allValues(request, 'node-meta')))));
   };
@@ -44,6 +46,7 @@ export function registerCatalogApi(app: FastifyInstance, { catalog, blocking, no
               .filter((record) => tags.every((tag) => record.service.tags.includes(tag)))
               .map((record) => catalogServiceJson(node, record.service))
           : [],
+      () => blocking.indexOf(topic),
     );
   });
 

@@ -38,7 +38,14 @@ export interface HealthRecord {
 
 /** What changed in the catalog; `index` is the catalog index after the change. */
 export type CatalogChange =
-  | { readonly type: 'registered'; readonly index: number; readonly serviceId: string; readonly service: string }
+  | {
+      readonly type: 'registered';
+      readonly index: number;
+      readonly serviceId: string;
+      readonly service: string;
+      /** The service's former name, when re-registering its id renamed it. */
+      readonly renamedFrom?: string;
+    }
   | {
       readonly type: 'deregistered';
       readonly index: number;
@@ -70,6 +77,25 @@ export type CatalogChange =
 
 /** What {@link Catalog.updateCheck} did: `unknown` for no such check, `not-ttl` for an HTTP check. */
 export type CheckUpdateResult = 'updated' | 'unknown' | 'not-ttl';
+
+/** A service as a data directory keeps it (see {@link Catalog.restore}). */
+export interface PersistedService {
+  readonly def: ServiceDefinition;
+  readonly createIndex: number;
+  readonly modifyIndex: number;
+}
+
+/** A check as a data directory keeps it: all of its state but its timers. */
+export interface PersistedCheck {
+  readonly def: CheckDefinition;
+  /** Empty for a check of the node. */
+  readonly serviceId: string;
+  readonly status: CheckStatus;
+  readonly output: string;
+  readonly lastNote: string;
+  readonly createIndex: number;
+  readonly modifyIndex: number;
+}
 
 /** Options of {@link Catalog}. */
 export interface CatalogOptions {
@@ -118,6 +144,10 @@ export class Catalog {
   readonly #clock: Clock;
   readonly #services = new Map<string, ServiceState>();
   readonly #checks = new Map<string, CheckState>();
+  // Lookups that every health read needs, kept so that a read costs its answer's size, not the
+  // catalog's: service ids by name, and the ids of the node's own checks.
+  readonly #idsByName = new Map<string, Set<string>>();
+  readonly #nodeCheckIds = new Set<string>();
   readonly #changed = new Emitter<CatalogChange>();
   readonly #httpChecks: HttpCheckRunner;
   // Index 1 is the node itself (and its serfHealth check), present from the start.
@@ -154,13 +184,16 @@ export class Catalog {
     const serviceChanged = existing === undefined || !sameService(existing.def, def);
     const labelsChanged =
       existing !== undefined && (existing.def.name !== def.name || !sameList(existing.def.tags, def.tags));
+    const renamedFrom = existing !== undefined && existing.def.name !== def.name ? existing.def.name : undefined;
     if (serviceChanged) {
+      if (renamedFrom !== undefined) this.#unindexName(renamedFrom, def.id);
       service.def = def;
       service.modifyIndex = bump();
       if (existing === undefined) {
         service.createIndex = service.modifyIndex;
         this.#services.set(def.id, service);
       }
+      this.#indexName(def.name, def.id);
     }
 
     const wanted = new Set(def.checks.map((c) => c.id));
@@ -182,7 +215,13 @@ export class Catalog {
 
     if (index !== undefined) {
       this.#index = index;
-      this.#changed.emit({ type: 'registered', index, serviceId: def.id, service: def.name });
+      this.#changed.emit({
+        type: 'registered',
+        index,
+        serviceId: def.id,
+        service: def.name,
+        ...(renamedFrom === undefined ? {} : { renamedFrom }),
+      });
     }
     // Only now: a first HTTP run may report at once, and must find the service in place.
     for (const check of started) this.#startHttp(check);
@@ -276,6 +315,16 @@ export class Catalog {
       .sort((a, b) => compare(a.id, b.id));
   }
 
+  /** The checks of the node itself (not of a service), ordered by id. */
+  nodeChecks(): CheckRecord[] {
+    const records: CheckRecord[] = [];
+    for (const checkId of this.#nodeCheckIds) {
+      const check = this.#checks.get(checkId);
+      if (check !== undefined) records.push(toCheckRecord(check, undefined));
+    }
+    return records.sort((a, b) => compare(a.id, b.id));
+  }
+
   /** The check with that id, if any. */
   check(checkId: string): CheckRecord | undefined {
     const check = this.#checks.get(checkId);
@@ -285,8 +334,9 @@ export class Catalog {
   /** The services registered under `serviceName`, with their checks, ordered by service id. */
   health(serviceName: string): HealthRecord[] {
     const records: HealthRecord[] = [];
-    for (const service of this.#services.values()) {
-      if (service.def.name !== serviceName) continue;
+    for (const serviceId of this.#idsByName.get(serviceName) ?? []) {
+      const service = this.#services.get(serviceId);
+      if (service === undefined) continue;
       const checks: CheckRecord[] = [];
       for (const checkId of service.checkIds) {
         const check = this.#checks.get(checkId);
@@ -307,6 +357,81 @@ export class Catalog {
       for (const tag of service.def.tags) set.add(tag);
     }
     return new Map([...tags].sort(([a], [b]) => compare(a, b)).map(([name, set]) => [name, [...set].sort(compare)]));
+  }
+
+  /** The service with that id as a data directory keeps it, or undefined. */
+  persistedService(serviceId: string): PersistedService | undefined {
+    const service = this.#services.get(serviceId);
+    if (service === undefined) return undefined;
+    return { def: service.def, createIndex: service.createIndex, modifyIndex: service.modifyIndex };
+  }
+
+  /** The check with that id as a data directory keeps it, or undefined. */
+  persistedCheck(checkId: string): PersistedCheck | undefined {
+    const c = this.#checks.get(checkId);
+    if (c === undefined) return undefined;
+    const { def, serviceId, status, output, lastNote, createIndex, modifyIndex } = c;
+    return { def, serviceId, status, output, lastNote, createIndex, modifyIndex };
+  }
+
+  /** The ids of every service and of every check (of services and of the node). */
+  ids(): { readonly services: string[]; readonly checks: string[] } {
+    return { services: [...this.#services.keys()], checks: [...this.#checks.keys()] };
+  }
+
+  /** The ids of the checks of one service; empty for an unknown one. */
+  checkIdsOf(serviceId: string): string[] {
+    return [...(this.#services.get(serviceId)?.checkIds ?? [])];
+  }
+
+  /**
+   * Loads state kept in a data directory into this empty catalog, without emitting changes.
+   * The index becomes the largest of `index` and every restored index, so it never goes back.
+   * TTLs and DeregisterCriticalServiceAfter count from now (a full TTL to heartbeat again), and
+   * HTTP checks start running. A check whose service is missing is dropped.
+   * @throws Error when the catalog already holds something; ClosedError after {@link close}.
+   * @example
+   * catalog.restore([persistedWeb], [persistedWebCheck], 42);
+   */
+  restore(services: Iterable<PersistedService>, checks: Iterable<PersistedCheck>, index: number): void {
+    this.#assertOpen();
+    if (this.#services.size > 0 || this.#checks.size > 0) throw new Error('Catalog.restore: the catalog is not empty');
+    let top = Math.max(this.#index, index);
+    for (const { def, createIndex, modifyIndex } of services) {
+      this.#services.set(def.id, { def, checkIds: new Set(), createIndex, modifyIndex });
+      this.#indexName(def.name, def.id);
+      top = Math.max(top, modifyIndex);
+    }
+    const now = this.#clock.now();
+    const restored: CheckState[] = [];
+    for (const p of checks) {
+      const service = this.#services.get(p.serviceId);
+      if (p.serviceId !== '' && service === undefined) continue;
+      const check: CheckState = {
+        def: p.def,
+        serviceId: p.serviceId,
+        status: p.status,
+        output: p.output,
+        lastNote: p.lastNote,
+        criticalSince: p.status === 'critical' ? now : undefined,
+        createIndex: p.createIndex,
+        modifyIndex: p.modifyIndex,
+        ttlTimer: undefined,
+        reapTimer: undefined,
+        httpRun: undefined,
+      };
+      this.#checks.set(p.def.id, check);
+      if (service === undefined) this.#nodeCheckIds.add(p.def.id);
+      else service.checkIds.add(p.def.id);
+      top = Math.max(top, p.modifyIndex);
+      restored.push(check);
+    }
+    this.#index = top;
+    for (const check of restored) {
+      this.#armTtl(check);
+      this.#armReaper(check);
+      this.#startHttp(check);
+    }
   }
 
   /** Cancels every TTL and reaping timer and stops every HTTP check; the catalog answers no more changes. Idempotent. */
@@ -330,6 +455,7 @@ export class Catalog {
     if (service === undefined) return false;
     for (const checkId of service.checkIds) this.#dropCheck(checkId);
     this.#services.delete(serviceId);
+    this.#unindexName(service.def.name, serviceId);
     const index = ++this.#index;
     this.#changed.emit({ type: 'deregistered', index, serviceId, service: service.def.name, reason });
     return true;
@@ -361,6 +487,7 @@ export class Catalog {
       };
       this.#checks.set(checkDef.id, created);
       this.#services.get(serviceId)?.checkIds.add(checkDef.id);
+      if (serviceId === '') this.#nodeCheckIds.add(checkDef.id);
       this.#armTtl(created);
       this.#armReaper(created);
       return created.def.http === undefined ? undefined : created;
@@ -369,6 +496,8 @@ export class Catalog {
     if (check.serviceId !== serviceId) {
       this.#services.get(check.serviceId)?.checkIds.delete(checkDef.id);
       this.#services.get(serviceId)?.checkIds.add(checkDef.id);
+      if (serviceId === '') this.#nodeCheckIds.add(checkDef.id);
+      else this.#nodeCheckIds.delete(checkDef.id);
     }
     const changed = !sameCheck(check.def, checkDef);
     if (check.serviceId !== serviceId || labelsChanged || changed) check.modifyIndex = bump();
@@ -414,6 +543,19 @@ export class Catalog {
     check.httpRun = undefined;
     this.#checks.delete(checkId);
     this.#services.get(check.serviceId)?.checkIds.delete(checkId);
+    this.#nodeCheckIds.delete(checkId);
+  }
+
+  #indexName(name: string, serviceId: string): void {
+    let ids = this.#idsByName.get(name);
+    if (ids === undefined) this.#idsByName.set(name, (ids = new Set()));
+    ids.add(serviceId);
+  }
+
+  #unindexName(name: string, serviceId: string): void {
+    const ids = this.#idsByName.get(name);
+    ids?.delete(serviceId);
+    if (ids?.size === 0) this.#idsByName.delete(name);
   }
 
   #touchCheck(checkId: string, bump: () => number): void {

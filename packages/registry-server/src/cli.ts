@@ -9,6 +9,11 @@ interface CliOptions {
   readonly port: number;
   readonly host: string;
   readonly logLevel: LogLevel;
+  readonly dataDir?: string;
+  readonly dev?: boolean;
+  readonly acl?: boolean;
+  readonly aclInitialToken?: string;
+  readonly aclDefaultPolicy: 'allow' | 'deny';
 }
 
 function parsePort(value: string): number {
@@ -26,6 +31,24 @@ const program = new Command('trellis-registry')
   )
   .addOption(new Option('--host <host>', 'interface to bind').default('127.0.0.1'))
   .addOption(new Option('--log-level <level>', 'log level (logs go to stderr)').choices(logLevels).default('info'))
+  .addOption(
+    new Option('--data-dir <dir>', 'keep state in this directory: acknowledged writes survive a crash').conflicts(
+      'dev',
+    ),
+  )
+  .addOption(new Option('--dev', 'keep state in memory only (lost when the server stops)'))
+  .addOption(new Option('--acl', 'enforce Consul-style ACL tokens (needs an initial management token)'))
+  .addOption(
+    // The environment keeps the secret out of `ps`; the flag wins when both are given.
+    new Option('--acl-initial-token <secret>', 'secret of the initial management token').env(
+      'TRELLIS_ACL_INITIAL_TOKEN',
+    ),
+  )
+  .addOption(
+    new Option('--acl-default-policy <policy>', 'rights on names no rule matches')
+      .choices(['allow', 'deny'])
+      .default('deny'),
+  )
   .exitOverride();
 
 try {
@@ -37,7 +60,37 @@ try {
 }
 
 const options = program.opts<CliOptions>();
-const server = new RegistryServer({ logLevel: options.logLevel });
+if (options.acl === true && (options.aclInitialToken === undefined || options.aclInitialToken === '')) {
+  // With ACLs on and no management token, no request could ever be allowed.
+  process.stderr.write(
+    'trellis-registry: --acl needs an initial management token: pass --acl-initial-token <secret> or set TRELLIS_ACL_INITIAL_TOKEN\n',
+  );
+  process.exit(usageError);
+}
+if (options.dataDir === undefined && options.dev !== true) {
+  process.stderr.write(
+    'trellis-registry: state is kept in memory and lost when the server stops; pass --data-dir <dir> to keep it (or --dev to silence this)\n',
+  );
+}
+let server: RegistryServer;
+try {
+  server = new RegistryServer({
+    logLevel: options.logLevel,
+    ...(options.dataDir === undefined ? {} : { dataDir: options.dataDir }),
+    ...(options.acl === true && options.aclInitialToken !== undefined
+      ? {
+          acl: {
+            enabled: true,
+            initialManagementToken: options.aclInitialToken,
+            defaultPolicy: options.aclDefaultPolicy,
+          },
+        }
+      : {}),
+  });
+} catch (error) {
+  process.stderr.write(`trellis-registry: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.exit(1);
+}
 const stop = (): void => {
   server.close().then(
     () => process.exit(0),

@@ -67,6 +67,8 @@ const script = `
   // With more services than slots, health watches hold for a short wait and take turns.
   const healthSlots = 3;
   const longWait = '5m';
+  // With ACLs on: /ui#token=<secret> sends it with every call (the fragment never leaves the browser).
+  const uiToken = new URLSearchParams(location.hash.slice(1)).get('token');
   const shortWait = '10s';
   const minGapMs = 1000;
   const maxBackoffMs = 30000;
@@ -159,7 +161,7 @@ const script = `
           const response = await fetch(url, {
             signal: AbortSignal.any([life.signal, request.signal]),
             cache: 'no-store',
-            headers: { Accept: 'application/json' },
+            headers: uiToken ? { Accept: 'application/json', 'X-Consul-Token': uiToken } : { Accept: 'application/json' },
           });
           const body = await response.text();
           answer = { status: response.status, body, index: response.headers.get('X-Consul-Index') };

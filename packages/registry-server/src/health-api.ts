@@ -1,4 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { AnswerCache, type CachedAnswer } from './answer-cache.js';
 import { parseBlockingParams, type Topic } from './blocking-query.js';
 import { allValues, clientGone, consistencyHeaders, query, queryFlag, route, text } from './consul-http.js';
 import { checkJson, healthEntryJson, matchesNodeMeta, serfHealthJson } from './consul-json.js';
@@ -11,23 +12,30 @@ const checkStates = ['any', 'passing', 'warning', 'critical'] as const;
  * blocking queries, and all filtered by `?node-meta=key:value` (every pair must match).
  */
 export function registerHealthApi(app: FastifyInstance, { catalog, blocking, node }: ServerContext): void {
-  // Holds the read as a blocking query on the topics it reads, then answers with the index.
+  // Holds the read as a blocking query on the topics it reads, then answers with their index.
   const answer = async (
     request: FastifyRequest,
     reply: FastifyReply,
     reads: (topic: Topic) => boolean,
-    body: () => unknown[],
+    index: () => number,
+    body: () => string | CachedAnswer,
   ): Promise<FastifyReply> => {
-    await blocking.wait(parseBlockingParams(query(request)), () => catalog.index, reads, clientGone(reply));
+    await blocking.wait(parseBlockingParams(query(request)), index, reads, clientGone(reply));
     const nodeMatches = matchesNodeMeta(node, allValues(request, 'node-meta'));
-    return reply
-      .code(200)
-      .headers(consistencyHeaders(catalog.index))
-      .type('application/json')
-      .send(JSON.stringify(nodeMatches ? body() : []));
+    reply.code(200).headers(consistencyHeaders(index())).type('application/json');
+    const content = nodeMatches ? body() : '[]';
+    if (typeof content === 'string') return reply.send(content);
+    // Large answers go compressed to clients that accept it, as Consul does (Go clients ask).
+    if (!acceptsGzip(request)) return reply.send(content.body);
+    return reply.header('content-encoding', 'gzip').header('vary', 'Accept-Encoding').send(content.gzipped());
   };
   // Node-level reads see every service and check of the node.
   const anyChange = (topic: Topic): boolean => topic.startsWith('service:');
+  const catalogIndex = (): number => catalog.index;
+  // A check of the node itself (not of a service) counts for every service on it, as in Consul;
+  // its changes come under the topic of the empty service name.
+  const nodeTopic = 'service:';
+  const answers = new AnswerCache();
 
   route(app, 'GET', '/v1/health/service/:name', async (request, reply) => {
     const { name } = request.params as { name: string };
@@ -35,19 +43,28 @@ export function registerHealthApi(app: FastifyInstance, { catalog, blocking, nod
     if (passing === 'invalid') return text(reply, 400, 'Invalid value for ?passing');
     const tags = allValues(request, 'tag');
     const topic = `service:${name}`;
-    // A check of the node itself (not of a service) counts for every service on it, as in Consul.
-    const ofNode = (t: Topic): boolean => t === topic || t === 'service:';
-    return answer(request, reply, ofNode, () => {
-      const nodeChecks = catalog.checks().filter((check) => check.serviceId === '');
-      const nodePassing = nodeChecks.every((check) => check.status === 'passing');
-      return catalog
-        .health(name)
-        .filter((record) => tags.every((tag) => record.service.tags.includes(tag)))
-        .filter(
-          (record) => passing !== true || (nodePassing && record.checks.every((check) => check.status === 'passing')),
-        )
-        .map((record) => healthEntryJson(node, record, nodeChecks));
-    });
+    const index = (): number => Math.max(blocking.indexOf(topic), blocking.indexOf(nodeTopic));
+    const key = JSON.stringify([name, passing, tags]);
+    return answer(
+      request,
+      reply,
+      (t) => t === topic || t === nodeTopic,
+      index,
+      () =>
+        answers.get(key, index(), () => {
+          const nodeChecks = catalog.nodeChecks();
+          const nodePassing = nodeChecks.every((check) => check.status === 'passing');
+          const entries = catalog
+            .health(name)
+            .filter((record) => tags.every((tag) => record.service.tags.includes(tag)))
+            .filter(
+              (record) =>
+                passing !== true || (nodePassing && record.checks.every((check) => check.status === 'passing')),
+            )
+            .map((record) => healthEntryJson(node, record, nodeChecks));
+          return JSON.stringify(entries);
+        }),
+    );
   });
 
   route(app, 'GET', '/v1/health/checks/:service', async (request, reply) => {
@@ -57,7 +74,11 @@ export function registerHealthApi(app: FastifyInstance, { catalog, blocking, nod
       request,
       reply,
       (t) => t === topic,
-      () => catalog.health(service).flatMap((record) => record.checks.map((check) => checkJson(node, check))),
+      () => blocking.indexOf(topic),
+      () =>
+        JSON.stringify(
+          catalog.health(service).flatMap((record) => record.checks.map((check) => checkJson(node, check))),
+        ),
     );
   });
 
@@ -65,7 +86,7 @@ export function registerHealthApi(app: FastifyInstance, { catalog, blocking, nod
     const { node: name } = request.params as { node: string };
     // Consul takes the node's name or its ID here.
     const isOurs = name === node.name || name === node.id;
-    return answer(request, reply, anyChange, () => (isOurs ? nodeChecks() : []));
+    return answer(request, reply, anyChange, catalogIndex, () => JSON.stringify(isOurs ? nodeChecks() : []));
   });
 
   route(app, 'GET', '/v1/health/state/:state', async (request, reply) => {
@@ -73,8 +94,8 @@ export function registerHealthApi(app: FastifyInstance, { catalog, blocking, nod
     if (!(checkStates as readonly string[]).includes(state)) {
       return text(reply, 400, `Invalid check state "${state}": use any, passing, warning or critical`);
     }
-    return answer(request, reply, anyChange, () =>
-      nodeChecks().filter((check) => state === 'any' || check['Status'] === state),
+    return answer(request, reply, anyChange, catalogIndex, () =>
+      JSON.stringify(nodeChecks().filter((check) => state === 'any' || check['Status'] === state)),
     );
   });
 
@@ -83,6 +104,11 @@ export function registerHealthApi(app: FastifyInstance, { catalog, blocking, nod
     [serfHealthJson(node), ...catalog.checks().map((check) => checkJson(node, check))].sort((a, b) =>
       compare(String(a['CheckID']), String(b['CheckID'])),
     );
+}
+
+function acceptsGzip(request: FastifyRequest): boolean {
+  const accepted = request.headers['accept-encoding'];
+  return typeof accepted === 'string' && /\bgzip\b/.test(accepted);
 }
 
 function compare(a: string, b: string): number {

@@ -1,4 +1,6 @@
 import type { FastifyError, FastifyInstance } from 'fastify';
+import { registerAclApi } from './acl-api.js';
+import { registerAclEnforcement } from './acl-enforcement.js';
 import { registerAgentApi } from './agent-api.js';
 import { registerCatalogApi } from './catalog-api.js';
 import { text } from './consul-http.js';
@@ -26,6 +28,11 @@ export function registerHttpApi(app: FastifyInstance, context: ServerContext): v
     request.log.error({ err: error }, 'request failed');
     return text(reply, 500, 'internal error');
   });
+  // Before the route modules, so that every scope (KV's too) inherits the hook.
+  if (context.acl !== undefined) {
+    registerAclEnforcement(app, { acl: context.acl, catalog: context.catalog, nodeName: context.node.name });
+  }
+  registerAclApi(app, context.acl);
   registerAgentApi(app, context);
   registerHealthApi(app, context);
   registerCatalogApi(app, context);

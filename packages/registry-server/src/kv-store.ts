@@ -242,6 +242,39 @@ export class KvStore {
     return true;
   }
 
+  /** The index at which `key` was deleted, if it is absent and was ever deleted. */
+  tombstone(key: string): number | undefined {
+    return this.#tombstones.get(key);
+  }
+
+  /** Every deleted key that is absent now, with the index of its deletion. */
+  tombstones(): Array<[string, number]> {
+    return [...this.#tombstones];
+  }
+
+  /**
+   * Loads state kept in a data directory into this empty store, without emitting changes.
+   * The index becomes the largest of `index` and every restored index, so it never goes back.
+   * @throws Error when the store already holds something; ClosedError after {@link close}.
+   * @example
+   * kv.restore(entries, [['gone/key', 7]], 12);
+   */
+  restore(entries: Iterable<KvEntry>, tombstones: Iterable<[string, number]>, index: number): void {
+    this.#assertOpen();
+    if (this.#entries.size > 0 || this.#tombstones.size > 0) throw new Error('KvStore.restore: the store is not empty');
+    let top = Math.max(this.#index, index);
+    for (const entry of entries) {
+      this.#entries.set(entry.key, Object.freeze({ ...entry }));
+      top = Math.max(top, entry.modifyIndex);
+    }
+    for (const [key, at] of tombstones) {
+      if (this.#entries.has(key)) continue;
+      this.#tombstones.set(key, at);
+      top = Math.max(top, at);
+    }
+    this.#index = top;
+  }
+
   /** Refuses writes from now on and drops the listeners of {@link onChange}. Idempotent. */
   close(): void {
     this.#closed = true;

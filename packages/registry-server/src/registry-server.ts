@@ -2,11 +2,14 @@ import { randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import { ConfigError, systemClock, type Clock, type Closeable } from '@trellis/core';
+import { AclInputError, AclStore } from './acl-store.js';
 import { BlockingQueries } from './blocking-query.js';
 import { Catalog, type CatalogChange } from './catalog.js';
 import { nodeMeta, type NodeInfo } from './consul-json.js';
+import { attachDurableState, storedNodeId } from './durable-state.js';
 import { registerHttpApi } from './http-api.js';
 import { KvStore } from './kv-store.js';
+import { DataDirError, StateJournal } from './state-journal.js';
 
 /** The log levels of the server's logger (pino's), quietest last. */
 export const logLevels = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
@@ -34,6 +37,25 @@ export interface RegistryServerOptions {
    * `consul-network-segment: ""` is always there.
    */
   readonly nodeMeta?: Readonly<Record<string, string>>;
+  /**
+   * Where state is kept across restarts (created when missing). Every mutating request is
+   * answered only once its changes are fdatasynced to a journal there. Default: none, state
+   * is kept in memory only.
+   */
+  readonly dataDir?: string;
+  /** The journal is compacted into a snapshot past this many bytes; default 16 MiB. */
+  readonly compactAfterBytes?: number;
+  /** Consul-style ACL tokens; off by default (every request allowed). See {@link AclOptions}. */
+  readonly acl?: AclOptions;
+}
+
+/** ACLs of {@link RegistryServer}: off unless `enabled`; then requests need a token's rights. */
+export interface AclOptions {
+  readonly enabled: boolean;
+  /** The secret of the first management token; required when enabled (there is no other way in). */
+  readonly initialManagementToken?: string;
+  /** What a token gets on names none of its rules match; default `deny`. */
+  readonly defaultPolicy?: 'deny' | 'allow';
 }
 
 /** Where {@link RegistryServer.listen} binds. */
@@ -69,17 +91,29 @@ export class RegistryServer implements Closeable {
   readonly #catalog: Catalog;
   readonly #blocking: BlockingQueries;
   readonly #kv = new KvStore();
+  readonly #acl: AclStore | undefined;
+  readonly #journal: StateJournal | undefined;
   #address: ListeningAddress | undefined;
   #listening: Promise<ListeningAddress> | undefined;
   #closing: Promise<void> | undefined;
 
   constructor(options: RegistryServerOptions = {}) {
     const logLevel = options.logLevel ?? 'info';
+    this.#acl = aclStore(options.acl);
     if (!logLevels.includes(logLevel)) {
       throw new ConfigError('logLevel', `must be one of ${logLevels.join(', ')}; got "${String(logLevel)}"`);
     }
+    let loaded: ReturnType<typeof StateJournal.open> | undefined;
+    if (options.dataDir !== undefined) {
+      loaded = StateJournal.open({
+        dir: options.dataDir,
+        ...(options.compactAfterBytes === undefined ? {} : { compactAfterBytes: options.compactAfterBytes }),
+        ...(logLevel === 'silent' ? { warn: () => undefined } : {}),
+      });
+      this.#journal = loaded.journal;
+    }
     const node: NodeInfo = {
-      id: randomUUID(),
+      id: (loaded === undefined ? undefined : storedNodeId(loaded.state)) ?? randomUUID(),
       name: nonEmpty('nodeName', options.nodeName, 'trellis'),
       datacenter: nonEmpty('datacenter', options.datacenter, 'dc1'),
       address: nonEmpty('nodeAddress', options.nodeAddress, '127.0.0.1'),
@@ -87,7 +121,27 @@ export class RegistryServer implements Closeable {
     };
     this.#catalog = new Catalog({ clock: options.clock ?? systemClock });
     this.#blocking = new BlockingQueries({ clock: options.clock ?? systemClock });
-    this.#catalog.onChange((change) => this.#blocking.notify([`service:${change.service}`]));
+    if (loaded !== undefined) {
+      try {
+        attachDurableState(loaded.journal, loaded.state, {
+          catalog: this.#catalog,
+          kv: this.#kv,
+          nodeId: node.id,
+          acl: this.#acl,
+          blocking: this.#blocking,
+        });
+      } catch (error) {
+        this.#catalog.close();
+        void loaded.journal.close();
+        throw new DataDirError(options.dataDir ?? '', `cannot restore its state (${String(error)})`, { cause: error });
+      }
+    }
+    this.#catalog.onChange((change) => {
+      const topics = [`service:${change.service}`];
+      if (change.type === 'registered' && change.renamedFrom !== undefined)
+        topics.push(`service:${change.renamedFrom}`);
+      this.#blocking.notify(topics, change.index);
+    });
     this.#kv.onChange((change) => this.#blocking.notify(change.keys.map((key) => `kv:${key}`)));
     this.#app = Fastify({
       // stderr, so that stdout carries only what the CLI prints for other processes to read.
@@ -101,7 +155,29 @@ export class RegistryServer implements Closeable {
       keepAliveTimeout: 72_000,
       forceCloseConnections: 'idle',
     });
-    registerHttpApi(this.#app, { catalog: this.#catalog, blocking: this.#blocking, kv: this.#kv, node });
+    const journal = this.#journal;
+    if (journal !== undefined) {
+      // Acknowledged means durable: a mutating request is answered once its changes are on disk.
+      this.#app.addHook('onSend', async (request, reply, payload) => {
+        if (request.method === 'GET' || request.method === 'HEAD') return payload;
+        try {
+          await journal.durable();
+          return payload;
+        } catch (error) {
+          // Never acknowledge what is not on disk; the change may be lost on the next restart.
+          request.log.error({ err: error }, 'journal write failed');
+          reply.code(500).type('text/plain; charset=utf-8');
+          return 'state could not be written to the data directory';
+        }
+      });
+    }
+    registerHttpApi(this.#app, {
+      catalog: this.#catalog,
+      blocking: this.#blocking,
+      kv: this.#kv,
+      node,
+      acl: this.#acl,
+    });
     const log = this.#app.log;
     this.#catalog.onChange((change: CatalogChange) => {
       if (change.type === 'check') {
@@ -116,6 +192,11 @@ export class RegistryServer implements Closeable {
         );
       }
     });
+  }
+
+  /** The ACL tokens and policies (with `onChange` and export/import for a journal); undefined with ACLs off. */
+  get acl(): AclStore | undefined {
+    return this.#acl;
   }
 
   /** Blocking queries being held now. */
@@ -168,9 +249,27 @@ export class RegistryServer implements Closeable {
       } finally {
         this.#catalog.close();
         this.#kv.close();
+        await this.#journal?.close();
       }
     })();
     return this.#closing;
+  }
+}
+
+function aclStore(options: AclOptions | undefined): AclStore | undefined {
+  if (options === undefined || !options.enabled) return undefined;
+  const { initialManagementToken, defaultPolicy = 'deny' } = options;
+  if (defaultPolicy !== 'deny' && defaultPolicy !== 'allow') {
+    throw new ConfigError('acl.defaultPolicy', `must be "deny" or "allow"; got "${String(defaultPolicy)}"`);
+  }
+  if (initialManagementToken === undefined) {
+    throw new ConfigError('acl.initialManagementToken', 'is required with ACLs enabled: no token could do anything');
+  }
+  try {
+    return new AclStore({ initialManagementToken, defaultPolicy });
+  } catch (error) {
+    if (error instanceof AclInputError) throw new ConfigError('acl.initialManagementToken', error.message);
+    throw error;
   }
 }
 

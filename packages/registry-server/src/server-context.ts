@@ -1,3 +1,4 @@
+import type { AclStore } from './acl-store.js';
 import type { BlockingQueries } from './blocking-query.js';
 import type { Catalog } from './catalog.js';
 import type { NodeInfo } from './consul-json.js';
@@ -9,4 +10,6 @@ export interface ServerContext {
   readonly blocking: BlockingQueries;
   readonly kv: KvStore;
   readonly node: NodeInfo;
+  /** The ACL tokens and policies; undefined with ACLs off (the default). */
+  readonly acl?: AclStore | undefined;
 }

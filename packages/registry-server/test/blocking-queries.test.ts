@@ -61,6 +61,31 @@ describe('blocking queries', () => {
     expect((await pending).entries).toEqual([]);
   });
 
+  it('answers a service with its own index, so that changes elsewhere do not end its next wait', async () => {
+    await register('users', 'users-1');
+    const first = await health(running.url, 'users');
+    await register('mail', 'mail-1');
+    await put(`${running.url}/v1/agent/check/fail/service:mail-1`);
+    const again = await health(running.url, 'users');
+    expect(again.index).toBe(first.index);
+    const pending = health(running.url, 'users', `?index=${again.index}`);
+    await held(1);
+    await register('users', 'users-2');
+    expect((await pending).index).toBeGreaterThan(first.index);
+  });
+
+  it('wakes watchers of both names when a service id is re-registered under another name', async () => {
+    await register('users', 'x-1');
+    const users = await health(running.url, 'users');
+    const mail = await health(running.url, 'mail');
+    const pendingUsers = health(running.url, 'users', `?index=${users.index}`);
+    const pendingMail = health(running.url, 'mail', `?index=${mail.index}`);
+    await held(2);
+    await register('mail', 'x-1');
+    expect((await pendingUsers).entries).toEqual([]);
+    expect((await pendingMail).entries.map((e) => e.Service.ID)).toEqual(['x-1']);
+  });
+
   it('answers at once when the index has already moved on, or is 0 or absent', async () => {
     await register('users', 'users-1');
     const first = await health(running.url, 'users');

@@ -1,0 +1,497 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { promisify } from 'node:util';
+
+const write = promisify(fs.write);
+const fdatasync = promisify(fs.fdatasync);
+const fsync = promisify(fs.fsync);
+const open = promisify(fs.open);
+const close = promisify(fs.close);
+const rename = promisify(fs.rename);
+const unlink = promisify(fs.unlink);
+
+/** The journal is compacted into a snapshot once it grows past this many bytes: 16 MiB. */
+export const defaultCompactAfterBytes = 16 * 1024 * 1024;
+
+const snapshotFile = 'snapshot.json';
+const snapshotFormat = 'trellis-registry-snapshot';
+const journalPattern = /^journal-(\d+)\.jsonl$/;
+
+/**
+ * One part of the server's state that the journal keeps, as JSON values under string keys of
+ * one `kind` (e.g. `service`, `check`, `kv`, `acl-token`). The journal never interprets the
+ * values; whoever restores them does.
+ */
+export interface JournalSource {
+  /** Names the records; unique per journal. */
+  readonly kind: string;
+  /** Every key held now (for snapshots). */
+  keys(): Iterable<string>;
+  /** The value kept now under `key` (JSON-serialisable), or undefined when it is gone. */
+  read(key: string): unknown;
+  /** Numbers to keep with every commit (indexes); on load each name gets its largest value. */
+  meta?(): Readonly<Record<string, number>>;
+}
+
+/** What a data directory held: kind -> key -> value, and the largest of each meta number. */
+export interface LoadedState {
+  readonly records: ReadonlyMap<string, ReadonlyMap<string, unknown>>;
+  readonly meta: Readonly<Record<string, number>>;
+}
+
+/** Options of {@link StateJournal.open}. */
+export interface StateJournalOptions {
+  /** The data directory; created when missing. */
+  readonly dir: string;
+  /** Compact into a snapshot once the journal grows past this; default {@link defaultCompactAfterBytes}. */
+  readonly compactAfterBytes?: number;
+  /** Told about a torn last line that was dropped, and about a failed write. Default: stderr. */
+  readonly warn?: (message: string) => void;
+}
+
+/**
+ * A data directory that cannot be used: not a directory, not writable, or holding a snapshot
+ * or journal that cannot be read. `path` names the file or directory at fault.
+ */
+export class DataDirError extends Error {
+  readonly path: string;
+
+  constructor(filePath: string, message: string, options?: ErrorOptions) {
+    super(`data directory: ${message}: ${filePath}`, options);
+    this.name = 'DataDirError';
+    this.path = filePath;
+  }
+}
+
+interface Deferred {
+  readonly promise: Promise<void>;
+  resolve(): void;
+  reject(error: Error): void;
+}
+
+/**
+ * A write-ahead journal of state, not of requests: owners {@link touch} the keys they changed,
+ * and at the end of the event-loop turn the journal writes the current value of every touched
+ * key (or its absence) as one JSON line, then fdatasyncs. Every change made while a write is in
+ * flight goes into the next line, so one fsync covers any number of changes (group commit), and
+ * a key changed many times between commits is written once. Records are whole values, so
+ * replaying one twice is harmless, which is what makes compaction simple.
+ *
+ * Files in the directory: `snapshot.json` (generation N, written to a temp file, fsynced,
+ * renamed, directory fsynced) and `journal-N.jsonl`, the commits after that snapshot. Opening
+ * loads the snapshot, replays the journal (a torn last line, a commit a crash cut short, is
+ * dropped with a warning: it was never acknowledged), and truncates the journal after the last
+ * whole line.
+ *
+ * @example
+ * const { journal, state } = StateJournal.open({ dir: '/var/lib/trellis' });
+ * // ... restore from state.records, then:
+ * journal.addSource({ kind: 'kv', keys: () => kv.keys(''), read: (key) => kv.get(key) });
+ * kv.onChange(({ keys }) => keys.forEach((key) => journal.touch('kv', key)));
+ * await journal.durable(); // every change so far is on disk
+ */
+export class StateJournal {
+  readonly #dir: string;
+  readonly #compactAfterBytes: number;
+  readonly #warn: (message: string) => void;
+  readonly #sources = new Map<string, JournalSource>();
+  readonly #dirty = new Map<string, Set<string>>();
+  // What was loaded, so that compaction keeps the kinds no source took up (ACL tokens of a
+  // server started without --acl) instead of dropping them.
+  #loaded: ReadonlyMap<string, ReadonlyMap<string, unknown>>;
+  #generation: number;
+  #fd: number;
+  #bytes: number;
+  #commits = 0;
+  #waiters: Deferred | undefined;
+  #writing: Promise<void> | undefined;
+  #scheduled = false;
+  #failed: Error | undefined;
+  #closing: Promise<void> | undefined;
+
+  private constructor(
+    dir: string,
+    generation: number,
+    fd: number,
+    bytes: number,
+    loaded: ReadonlyMap<string, ReadonlyMap<string, unknown>>,
+    options: StateJournalOptions,
+  ) {
+    this.#dir = dir;
+    this.#loaded = loaded;
+    this.#generation = generation;
+    this.#fd = fd;
+    this.#bytes = bytes;
+    this.#compactAfterBytes = options.compactAfterBytes ?? defaultCompactAfterBytes;
+    this.#warn = options.warn ?? ((message) => process.stderr.write(`${message}\n`));
+  }
+
+  /**
+   * Opens (or creates) a data directory and loads what it holds. Synchronous: it runs once, at
+   * start-up, before the server takes requests.
+   * @throws DataDirError naming the path when the directory cannot be created or written, is a
+   *   file, or holds a snapshot or journal that cannot be read; existing data is never
+   *   replaced by an empty state.
+   */
+  static open(options: StateJournalOptions): { journal: StateJournal; state: LoadedState } {
+    const dir = path.resolve(options.dir);
+    const compact = options.compactAfterBytes;
+    if (compact !== undefined && (!Number.isSafeInteger(compact) || compact < 1)) {
+      throw new RangeError('compactAfterBytes must be a positive integer');
+    }
+    prepareDir(dir);
+    const records = new Map<string, Map<string, unknown>>();
+    const meta: Record<string, number> = {};
+    const generation = readSnapshot(path.join(dir, snapshotFile), records, meta);
+    for (const name of fs.readdirSync(dir)) {
+      const found = journalPattern.exec(name);
+      const at = path.join(dir, name);
+      if (found === null) {
+        // A snapshot a crash cut short before its rename.
+        if (name === `${snapshotFile}.tmp`) fs.rmSync(at, { force: true });
+        continue;
+      }
+      const gen = Number(found[1]);
+      // Compaction deletes the journal it replaced only after the new snapshot is in place.
+      if (gen < generation) fs.rmSync(at, { force: true });
+      if (gen > generation) throw new DataDirError(at, 'journal is newer than the snapshot (missing snapshot?)');
+    }
+    const journalPath = path.join(dir, journalName(generation));
+    const warn = options.warn ?? ((message: string) => process.stderr.write(`${message}\n`));
+    const bytes = replayJournal(journalPath, records, meta, warn);
+    let fd: number;
+    try {
+      fd = fs.openSync(journalPath, 'a');
+      syncDir(dir);
+    } catch (error) {
+      throw new DataDirError(journalPath, `cannot open the journal for writing (${String(error)})`, { cause: error });
+    }
+    const journal = new StateJournal(dir, generation, fd, bytes, records, options);
+    return { journal, state: { records, meta } };
+  }
+
+  /** Commits written (each one write and one fdatasync), since open. */
+  get commits(): number {
+    return this.#commits;
+  }
+
+  /** The current generation: the snapshot's number, raised by every compaction. */
+  get generation(): number {
+    return this.#generation;
+  }
+
+  /**
+   * Adds a part of the state to journal and snapshot.
+   * @throws Error when a source of that kind was added already.
+   */
+  addSource(source: JournalSource): void {
+    if (this.#sources.has(source.kind)) throw new Error(`StateJournal: a source of kind "${source.kind}" exists`);
+    this.#sources.set(source.kind, source);
+  }
+
+  /**
+   * Marks `key` of `kind` as changed: its value then is written with the next commit, at the
+   * end of this event-loop turn or after the write in flight.
+   * @throws Error for a kind no source was added for.
+   */
+  touch(kind: string, key: string): void {
+    if (!this.#sources.has(kind)) throw new Error(`StateJournal: no source of kind "${kind}"`);
+    let keys = this.#dirty.get(kind);
+    if (keys === undefined) this.#dirty.set(kind, (keys = new Set()));
+    keys.add(key);
+    this.#schedule();
+  }
+
+  /**
+   * Resolves once every change touched so far is on disk (fdatasynced).
+   * @throws (rejects with) the write's error when a commit failed; from then on every call
+   *   rejects, since later state can no longer be made durable.
+   */
+  durable(): Promise<void> {
+    if (this.#failed !== undefined) return Promise.reject(this.#failed);
+    if (this.#dirty.size > 0) {
+      this.#schedule();
+      return (this.#waiters ??= deferred()).promise;
+    }
+    return this.#writing === undefined ? Promise.resolve() : this.#writing.then(() => this.#throwIfFailed());
+  }
+
+  /** Commits what is pending, then closes the journal file. Idempotent. */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      while (this.#failed === undefined && (this.#dirty.size > 0 || this.#writing !== undefined)) {
+        if (this.#writing === undefined) this.#startWrite();
+        await this.#writing;
+      }
+      await close(this.#fd);
+    })();
+    return this.#closing;
+  }
+
+  #throwIfFailed(): void {
+    if (this.#failed !== undefined) throw this.#failed;
+  }
+
+  #schedule(): void {
+    if (this.#scheduled || this.#writing !== undefined || this.#failed !== undefined) return;
+    this.#scheduled = true;
+    setImmediate(() => {
+      this.#scheduled = false;
+      this.#startWrite();
+    });
+  }
+
+  #startWrite(): void {
+    if (this.#writing !== undefined || this.#dirty.size === 0 || this.#failed !== undefined) return;
+    const waiters = this.#waiters;
+    this.#waiters = undefined;
+    const line = Buffer.from(`${JSON.stringify(this.#capture())}\n`, 'utf8');
+    this.#writing = this.#commit(line)
+      .then(
+        () => waiters?.resolve(),
+        (error: unknown) => {
+          this.#failed = new Error(`journal write failed, state is no longer durable: ${String(error)}`, {
+            cause: error,
+          });
+          this.#warn(`trellis-registry: ${this.#failed.message}`);
+          waiters?.reject(this.#failed);
+          this.#waiters?.reject(this.#failed);
+        },
+      )
+      .finally(() => {
+        this.#writing = undefined;
+        if (this.#dirty.size > 0) this.#schedule();
+      });
+  }
+
+  // The current values of the touched keys; clears the touched set.
+  #capture(): { meta: Record<string, number>; records: Array<[string, string, unknown]> } {
+    const records: Array<[string, string, unknown]> = [];
+    for (const [kind, keys] of this.#dirty) {
+      const source = this.#sources.get(kind);
+      if (source === undefined) continue;
+      for (const key of keys) records.push([kind, key, source.read(key) ?? null]);
+    }
+    this.#dirty.clear();
+    return { meta: this.#meta(), records };
+  }
+
+  #meta(): Record<string, number> {
+    const meta: Record<string, number> = {};
+    for (const source of this.#sources.values()) Object.assign(meta, source.meta?.());
+    return meta;
+  }
+
+  async #commit(line: Buffer): Promise<void> {
+    await writeAll(this.#fd, line);
+    await fdatasync(this.#fd);
+    this.#commits++;
+    this.#bytes += line.byteLength;
+    if (this.#bytes > this.#compactAfterBytes) await this.#compact();
+  }
+
+  // Runs between commits, so the snapshot holds everything committed; keys touched meanwhile
+  // are written again to the new journal, which replays over the snapshot harmlessly.
+  async #compact(): Promise<void> {
+    const generation = this.#generation + 1;
+    const records: Record<string, Record<string, unknown>> = {};
+    const orphans = new Map<string, ReadonlyMap<string, unknown>>();
+    for (const [kind, values] of this.#loaded) {
+      if (this.#sources.has(kind)) continue;
+      orphans.set(kind, values);
+      records[kind] = Object.fromEntries(values);
+    }
+    // The rest of what was loaded lives in the stores now; no need to hold it twice.
+    this.#loaded = orphans;
+    for (const [kind, source] of this.#sources) {
+      const values: Record<string, unknown> = {};
+      for (const key of source.keys()) {
+        const value = source.read(key);
+        if (value !== undefined) values[key] = value;
+      }
+      records[kind] = values;
+    }
+    const body = JSON.stringify({ format: snapshotFormat, version: 1, generation, meta: this.#meta(), records });
+    const target = path.join(this.#dir, snapshotFile);
+    const temp = `${target}.tmp`;
+    const tempFd = await open(temp, 'w');
+    try {
+      await writeAll(tempFd, Buffer.from(body, 'utf8'));
+      await fsync(tempFd);
+    } finally {
+      await close(tempFd);
+    }
+    await rename(temp, target);
+    const nextFd = await open(path.join(this.#dir, journalName(generation)), 'a');
+    await syncDirAsync(this.#dir);
+    const oldFd = this.#fd;
+    const oldGeneration = this.#generation;
+    this.#fd = nextFd;
+    this.#generation = generation;
+    this.#bytes = 0;
+    await close(oldFd);
+    await unlink(path.join(this.#dir, journalName(oldGeneration)));
+  }
+}
+
+function journalName(generation: number): string {
+  return `journal-${generation}.jsonl`;
+}
+
+function prepareDir(dir: string): void {
+  let stat: fs.Stats | undefined;
+  try {
+    stat = fs.statSync(dir);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') {
+      throw new DataDirError(dir, `cannot read (${String(error)})`, { cause: error });
+    }
+  }
+  if (stat !== undefined && !stat.isDirectory()) throw new DataDirError(dir, 'not a directory');
+  try {
+    if (stat === undefined) fs.mkdirSync(dir, { recursive: true });
+    fs.accessSync(dir, fs.constants.R_OK | fs.constants.W_OK | fs.constants.X_OK);
+  } catch (error) {
+    throw new DataDirError(dir, `cannot create or write (${String(error)})`, { cause: error });
+  }
+}
+
+// Returns the generation of the snapshot, 0 when there is none yet.
+function readSnapshot(file: string, records: Map<string, Map<string, unknown>>, meta: Record<string, number>): number {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return 0;
+    throw new DataDirError(file, `cannot read the snapshot (${String(error)})`, { cause: error });
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (error) {
+    throw new DataDirError(file, `corrupt snapshot (${String(error)})`, { cause: error });
+  }
+  if (!isObject(parsed) || parsed['format'] !== snapshotFormat || parsed['version'] !== 1) {
+    throw new DataDirError(file, 'not a Trellis registry snapshot of version 1');
+  }
+  const { generation } = parsed;
+  if (typeof generation !== 'number' || !Number.isSafeInteger(generation) || generation < 1) {
+    throw new DataDirError(file, 'corrupt snapshot (bad generation)');
+  }
+  if (!isObject(parsed['records']) || !mergeMeta(meta, parsed['meta'])) {
+    throw new DataDirError(file, 'corrupt snapshot (bad records or meta)');
+  }
+  for (const [kind, values] of Object.entries(parsed['records'])) {
+    if (!isObject(values)) throw new DataDirError(file, `corrupt snapshot (bad records of kind "${kind}")`);
+    records.set(kind, new Map(Object.entries(values)));
+  }
+  return generation;
+}
+
+// Applies every whole line; returns the journal's length after the last one.
+function replayJournal(
+  file: string,
+  records: Map<string, Map<string, unknown>>,
+  meta: Record<string, number>,
+  warn: (message: string) => void,
+): number {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return 0;
+    throw new DataDirError(file, `cannot read the journal (${String(error)})`, { cause: error });
+  }
+  let offset = 0;
+  let lineNumber = 0;
+  while (offset < text.length) {
+    const end = text.indexOf('\n', offset);
+    lineNumber++;
+    if (end < 0) {
+      // A commit a crash cut short: never fdatasynced, so never acknowledged.
+      warn(`trellis-registry: dropped a torn last line (line ${lineNumber}) of the journal ${file}`);
+      try {
+        fs.truncateSync(file, Buffer.byteLength(text.slice(0, offset), 'utf8'));
+      } catch (error) {
+        throw new DataDirError(file, `cannot truncate the torn journal (${String(error)})`, { cause: error });
+      }
+      break;
+    }
+    if (!applyLine(text.slice(offset, end), records, meta)) {
+      throw new DataDirError(file, `corrupt journal at line ${lineNumber}`);
+    }
+    offset = end + 1;
+  }
+  return Buffer.byteLength(text.slice(0, offset), 'utf8');
+}
+
+function applyLine(line: string, records: Map<string, Map<string, unknown>>, meta: Record<string, number>): boolean {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(line);
+  } catch {
+    return false;
+  }
+  if (!isObject(parsed) || !Array.isArray(parsed['records']) || !mergeMeta(meta, parsed['meta'])) return false;
+  for (const record of parsed['records'] as unknown[]) {
+    if (!Array.isArray(record) || typeof record[0] !== 'string' || typeof record[1] !== 'string') return false;
+    const [kind, key, value] = record as [string, string, unknown];
+    let values = records.get(kind);
+    if (values === undefined) records.set(kind, (values = new Map<string, unknown>()));
+    if (value === null || value === undefined) values.delete(key);
+    else values.set(key, value);
+  }
+  return true;
+}
+
+function mergeMeta(meta: Record<string, number>, value: unknown): boolean {
+  if (!isObject(value)) return false;
+  for (const [name, n] of Object.entries(value)) {
+    if (typeof n !== 'number' || !Number.isFinite(n)) return false;
+    meta[name] = Math.max(meta[name] ?? n, n);
+  }
+  return true;
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+async function writeAll(fd: number, buffer: Buffer): Promise<void> {
+  let done = 0;
+  while (done < buffer.byteLength) {
+    const { bytesWritten } = await write(fd, buffer, done, buffer.byteLength - done, null);
+    done += bytesWritten;
+  }
+}
+
+// A new or renamed file survives a crash only once its directory entry is synced too.
+function syncDir(dir: string): void {
+  const fd = fs.openSync(dir, 'r');
+  try {
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+async function syncDirAsync(dir: string): Promise<void> {
+  const fd = await open(dir, 'r');
+  try {
+    await fsync(fd);
+  } finally {
+    await close(fd);
+  }
+}
+
+function deferred(): Deferred {
+  let resolve!: () => void;
+  let reject!: (error: Error) => void;
+  const promise = new Promise<void>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  // Nobody may be waiting when a write fails; the failure is reported by durable() anyway.
+  promise.catch(() => undefined);
+  return { promise, resolve, reject };
+}
