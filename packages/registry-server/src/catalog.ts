@@ -97,6 +97,16 @@ export interface PersistedCheck {
   readonly modifyIndex: number;
 }
 
+/**
+ * The blocking-query topics a change touches: `service:<name>` of its service (the empty name for
+ * a check of the node), and of the former name when re-registering an id renamed it.
+ */
+export function topicsOf(change: CatalogChange): string[] {
+  const topics = [`service:${change.service}`];
+  if (change.type === 'registered' && change.renamedFrom !== undefined) topics.push(`service:${change.renamedFrom}`);
+  return topics;
+}
+
 /** Options of {@link Catalog}. */
 export interface CatalogOptions {
   /** Drives TTL expiry, HTTP check intervals and timeouts, and reaping; default {@link systemClock}. */

@@ -1,6 +1,6 @@
 import type { AclState, AclStore } from './acl-store.js';
 import type { BlockingQueries } from './blocking-query.js';
-import type { Catalog, CatalogChange, PersistedCheck, PersistedService } from './catalog.js';
+import { topicsOf, type Catalog, type CatalogChange, type PersistedCheck, type PersistedService } from './catalog.js';
 import type { KvEntry, KvStore } from './kv-store.js';
 import type { LoadedState, StateJournal } from './state-journal.js';
 
@@ -101,9 +101,7 @@ export function attachDurableState(
   }
 
   catalog.onChange((change: CatalogChange) => {
-    const changed = [`service:${change.service}`];
-    if (change.type === 'registered' && change.renamedFrom !== undefined) changed.push(`service:${change.renamedFrom}`);
-    for (const topic of changed) {
+    for (const topic of topicsOf(change)) {
       topics.set(topic, change.index);
       journal.touch(journalKinds.topic, topic);
     }

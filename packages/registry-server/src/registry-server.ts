@@ -4,7 +4,7 @@ import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import { ConfigError, systemClock, type Clock, type Closeable } from '@trellis/core';
 import { AclInputError, AclStore } from './acl-store.js';
 import { BlockingQueries } from './blocking-query.js';
-import { Catalog, type CatalogChange } from './catalog.js';
+import { Catalog, topicsOf, type CatalogChange } from './catalog.js';
 import { nodeMeta, type NodeInfo } from './consul-json.js';
 import { attachDurableState, storedNodeId } from './durable-state.js';
 import { registerHttpApi } from './http-api.js';
@@ -136,12 +136,7 @@ export class RegistryServer implements Closeable {
         throw new DataDirError(options.dataDir ?? '', `cannot restore its state (${String(error)})`, { cause: error });
       }
     }
-    this.#catalog.onChange((change) => {
-      const topics = [`service:${change.service}`];
-      if (change.type === 'registered' && change.renamedFrom !== undefined)
-        topics.push(`service:${change.renamedFrom}`);
-      this.#blocking.notify(topics, change.index);
-    });
+    this.#catalog.onChange((change) => this.#blocking.notify(topicsOf(change), change.index));
     this.#kv.onChange((change) => this.#blocking.notify(change.keys.map((key) => `kv:${key}`)));
     this.#app = Fastify({
       // stderr, so that stdout carries only what the CLI prints for other processes to read.
