@@ -1,16 +1,11 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
+import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from '@jest/globals';
+import { exited, killCliChildren, listeningUrl, spawnCli, stderrOf } from './cli-process.js';
 
-// The built bin; `npx tsc -b packages/registry-server` first.
-const cli = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
-
-const children: ChildProcess[] = [];
 const dirs: string[] = [];
 
 function tempDir(): string {
@@ -19,43 +14,10 @@ function tempDir(): string {
   return dir;
 }
 
-function spawnCli(args: string[]): ChildProcess {
-  const child = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  children.push(child);
-  return child;
-}
-
-/** Settles with the exit code (or signal name) of the child. */
-function exited(child: ChildProcess): Promise<number | string> {
-  if (child.exitCode !== null || child.signalCode !== null) {
-    return Promise.resolve(child.exitCode ?? child.signalCode ?? '');
-  }
-  return once(child, 'exit').then(([code, signal]) => (code as number | null) ?? (signal as string));
-}
-
-/** Everything the child wrote to stderr, once it exited. */
-function stderrOf(child: ChildProcess): Promise<string> {
-  let text = '';
-  child.stderr?.on('data', (chunk: Buffer) => (text += chunk.toString()));
-  return exited(child).then(() => text);
-}
-
 /** Starts the CLI on `dir` and resolves with its URL once it prints it. */
 async function startOn(dir: string): Promise<{ child: ChildProcess; url: string }> {
   const child = spawnCli(['--port', '0', '--log-level', 'silent', '--data-dir', dir]);
-  let stderr = '';
-  child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
-  const line = new Promise<string>((resolve) => lines.once('line', resolve));
-  const early = exited(child).then((code) => Promise.reject(new Error(`exited (${code}) first:\n${stderr}`)));
-  try {
-    const url = /listening on (\S+)$/.exec(await Promise.race([line, early]))?.[1];
-    if (url === undefined) throw new Error('no URL printed');
-    return { child, url };
-  } finally {
-    lines.close();
-    early.catch(() => undefined);
-  }
+  return { child, url: await listeningUrl(child) };
 }
 
 async function kill9(child: ChildProcess): Promise<void> {
@@ -72,12 +34,7 @@ interface Write {
 }
 
 afterEach(async () => {
-  for (const child of children.splice(0)) {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGKILL');
-      await exited(child);
-    }
-  }
+  await killCliChildren();
   for (const dir of dirs.splice(0)) fs.rmSync(dir, { recursive: true, force: true });
 });
 
