@@ -99,20 +99,7 @@ const metaMaxValueLength = 512;
  * def.checks[0]?.id; // "service:web"
  */
 export function decodeServiceDefinition(body: string | undefined): ServiceDefinition {
-  if (body === undefined || body.trim() === '') {
-    throw new RequestDecodeError(
-      'body',
-      'Request decode failed: the body is empty; expected a JSON object with a Name',
-    );
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(body);
-  } catch (error) {
-    const reason = error instanceof Error ? error.message : String(error);
-    throw new RequestDecodeError('body', `Request decode failed: the body is not valid JSON (${reason})`);
-  }
-  const fields = fieldsOf(json, 'body');
+  const fields = bodyFields(body);
 
   const name = optionalString(fields, 'Name', '');
   if (name === '') throw new RequestDecodeError('Name', 'Missing service name: Name is required');
@@ -162,20 +149,7 @@ export function decodeServiceDefinition(body: string | undefined): ServiceDefini
  * check.http?.timeoutMs; // 10000
  */
 export function decodeCheckDefinition(body: string | undefined): StandaloneCheckDefinition {
-  if (body === undefined || body.trim() === '') {
-    throw new RequestDecodeError(
-      'body',
-      'Request decode failed: the body is empty; expected a JSON object with a Name',
-    );
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(body);
-  } catch (error) {
-    const reason = error instanceof Error ? error.message : String(error);
-    throw new RequestDecodeError('body', `Request decode failed: the body is not valid JSON (${reason})`);
-  }
-  const fields = fieldsOf(json, 'body');
+  const fields = bodyFields(body);
   const name = optionalString(fields, 'Name', '');
   if (name === '') throw new RequestDecodeError('Name', 'Missing check name: Name is required');
   const id = optionalString(fields, 'ID', '') || optionalString(fields, 'CheckID', '') || name;
@@ -317,6 +291,24 @@ function decodeWeights(value: unknown): { passing: number; warning: number } {
 // accepts snake_case aliases; lower-casing and dropping underscores covers both.
 function normalizeKey(key: string): string {
   return key.toLowerCase().replaceAll('_', '');
+}
+
+// The request body as the fields of one JSON object.
+function bodyFields(body: string | undefined): Map<string, unknown> {
+  if (body === undefined || body.trim() === '') {
+    throw new RequestDecodeError(
+      'body',
+      'Request decode failed: the body is empty; expected a JSON object with a Name',
+    );
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(body);
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    throw new RequestDecodeError('body', `Request decode failed: the body is not valid JSON (${reason})`);
+  }
+  return fieldsOf(json, 'body');
 }
 
 function fieldsOf(value: unknown, path: string): Map<string, unknown> {
