@@ -1,5 +1,6 @@
 import {
   compose,
+  type Attempt,
   NoInstancesError,
   UpstreamStatusError,
   type Call,
@@ -25,6 +26,11 @@ export interface ServiceClientOptions {
   readonly transport?: Transport;
   /** Filters around every call, outermost first. */
   readonly filters?: readonly Filter[];
+  /**
+   * Filters around each attempt, once its instance is chosen (a per-instance breaker, a
+   * timeout, fault injection), outermost first; the transport is innermost.
+   */
+  readonly attemptFilters?: readonly Filter<Attempt, Reply>[];
 }
 
 /** One request, as the caller writes it. */
@@ -53,6 +59,7 @@ export class ServiceClient {
   readonly #transport: Transport;
   readonly #ownsTransport: boolean;
   readonly #pipeline: Service;
+  readonly #send: Service<Attempt, Reply>;
 
   constructor(options: ServiceClientOptions) {
     this.service = options.service;
@@ -60,6 +67,8 @@ export class ServiceClient {
     this.#strategy = options.strategy ?? new RoundRobin();
     this.#ownsTransport = options.transport === undefined;
     this.#transport = options.transport ?? new AxiosTransport();
+    const transport = this.#transport;
+    this.#send = compose(options.attemptFilters ?? [], (attempt) => transport.send(attempt, attempt.instance));
     this.#pipeline = compose([...(options.filters ?? []), failover()], (call) => this.#attempt(call));
   }
 
@@ -119,7 +128,7 @@ export class ServiceClient {
     const candidates = call.avoid === undefined ? known : known.filter((i) => !call.avoid?.has(i.id));
     const instance = this.#strategy.select(candidates, call);
     if (instance === undefined) throw noInstance(call.service, known);
-    return this.#transport.send(call, instance);
+    return this.#send({ ...call, instance });
   }
 }
 

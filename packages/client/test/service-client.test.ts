@@ -2,7 +2,9 @@ import {
   ConnectionError,
   NoInstancesError,
   UpstreamStatusError,
+  type Attempt,
   type Filter,
+  type Reply,
   type ServiceInstance,
 } from '@trellis/core';
 import { ServiceClient } from '@trellis/client';
@@ -148,6 +150,30 @@ describe('ServiceClient over real HTTP', () => {
     try {
       await filtered.get('/users/1');
       expect(log).toEqual(['a>', 'b>', '<b:users-1', '<a:users-1']);
+    } finally {
+      await filtered.close();
+    }
+  });
+
+  it('runs its attempt filters once per attempt, each seeing the instance chosen for it', async () => {
+    const live = await startServer('users-1', (req, _body, res) => {
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify({ attemptOn: req.headers['x-attempt-on'] }));
+    });
+    servers.push(live);
+    await register(live.instance);
+    await register(await deadInstance('users-dead'));
+    const seen: string[] = [];
+    const stamp: Filter<Attempt, Reply> = (attempt, next) => {
+      seen.push(attempt.instance.id);
+      return next({ ...attempt, headers: { ...attempt.headers, 'x-attempt-on': attempt.instance.id } });
+    };
+    const filtered = new ServiceClient({ service: 'users', discovery, attemptFilters: [stamp] });
+    try {
+      // Round robin starts on the first registered; the dead one refuses and failover tries the other.
+      const answers = [await filtered.get('/users/1'), await filtered.get('/users/1')];
+      expect(seen).toEqual(['users-1', 'users-dead', 'users-1']);
+      expect(answers).toEqual([{ attemptOn: 'users-1' }, { attemptOn: 'users-1' }]);
     } finally {
       await filtered.close();
     }

@@ -17,6 +17,14 @@ export interface Call {
   readonly avoid?: ReadonlySet<string>;
 }
 
+/**
+ * A call with its instance chosen: what per-attempt filters (a per-instance breaker, a timeout,
+ * fault injection) and the transport see. One {@link Call} may make several attempts.
+ */
+export interface Attempt extends Call {
+  readonly instance: ServiceInstance;
+}
+
 /** The answer to a {@link Call}: whatever HTTP status the instance answered with. */
 export interface Reply<T = unknown> {
   readonly status: number;

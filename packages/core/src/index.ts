@@ -1,5 +1,6 @@
 export { compose } from './call.js';
-export type { Call, Reply, Service, Filter } from './call.js';
+export type { Attempt, Call, Reply, Service, Filter } from './call.js';
+export type { InstanceHealth } from './instance-health.js';
 export { ManualClock, sleep, systemClock } from './clock.js';
 export type { Clock, Timer } from './clock.js';
 export { toDisposable } from './disposable.js';
