@@ -14,6 +14,7 @@ const unlink = promisify(fs.unlink);
 export const defaultCompactAfterBytes = 16 * 1024 * 1024;
 
 const snapshotFile = 'snapshot.json';
+const lockFile = 'LOCK';
 const snapshotFormat = 'trellis-registry-snapshot';
 const journalPattern = /^journal-(\d+)\.jsonl$/;
 
@@ -92,6 +93,7 @@ interface Deferred {
  */
 export class StateJournal {
   readonly #dir: string;
+  readonly #lock: string;
   readonly #compactAfterBytes: number;
   readonly #warn: (message: string) => void;
   readonly #sources = new Map<string, JournalSource>();
@@ -111,6 +113,7 @@ export class StateJournal {
 
   private constructor(
     dir: string,
+    lock: string,
     generation: number,
     fd: number,
     bytes: number,
@@ -118,6 +121,7 @@ export class StateJournal {
     options: StateJournalOptions,
   ) {
     this.#dir = dir;
+    this.#lock = lock;
     this.#loaded = loaded;
     this.#generation = generation;
     this.#fd = fd;
@@ -140,6 +144,16 @@ export class StateJournal {
       throw new RangeError('compactAfterBytes must be a positive integer');
     }
     prepareDir(dir);
+    const lock = lockDir(dir);
+    try {
+      return StateJournal.#load(dir, lock, options);
+    } catch (error) {
+      fs.rmSync(lock, { force: true });
+      throw error;
+    }
+  }
+
+  static #load(dir: string, lock: string, options: StateJournalOptions): { journal: StateJournal; state: LoadedState } {
     const records = new Map<string, Map<string, unknown>>();
     const meta: Record<string, number> = {};
     const generation = readSnapshot(path.join(dir, snapshotFile), records, meta);
@@ -166,7 +180,7 @@ export class StateJournal {
     } catch (error) {
       throw new DataDirError(journalPath, `cannot open the journal for writing (${String(error)})`, { cause: error });
     }
-    const journal = new StateJournal(dir, generation, fd, bytes, records, options);
+    const journal = new StateJournal(dir, lock, generation, fd, bytes, records, options);
     return { journal, state: { records, meta } };
   }
 
@@ -224,6 +238,7 @@ export class StateJournal {
         await this.#writing;
       }
       await close(this.#fd);
+      await unlink(this.#lock);
     })();
     return this.#closing;
   }
@@ -336,6 +351,42 @@ export class StateJournal {
 
 function journalName(generation: number): string {
   return `journal-${generation}.jsonl`;
+}
+
+// Two servers appending to one journal would interleave their lines and lose writes. Node has
+// no flock(), so the lock is a file holding the owner's pid, created exclusively; one left by a
+// process that no longer runs (kill -9) is taken over.
+function lockDir(dir: string): string {
+  const file = path.join(dir, lockFile);
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      fs.writeFileSync(file, `${process.pid}\n`, { flag: 'wx' });
+      return file;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') {
+        throw new DataDirError(file, `cannot create the lock file (${String(error)})`, { cause: error });
+      }
+    }
+    const owner = Number.parseInt(fs.readFileSync(file, 'utf8'), 10);
+    if (Number.isSafeInteger(owner) && owner > 0 && isRunning(owner)) {
+      throw new DataDirError(
+        file,
+        `in use by process ${owner}${owner === process.pid ? ' (this one)' : ''}; stop it, or delete the lock file if it is not a registry server`,
+      );
+    }
+    fs.rmSync(file, { force: true });
+  }
+  throw new DataDirError(file, 'another process keeps taking the lock file');
+}
+
+function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    // EPERM: it runs, as another user.
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 function prepareDir(dir: string): void {

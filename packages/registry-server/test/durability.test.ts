@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -290,6 +291,37 @@ describe('a registry server with a data directory', () => {
     const journal = path.join(dir, journalFiles(dir)[0] ?? '');
     fs.writeFileSync(journal, 'not json\n{"meta":{},"records":[]}\n');
     expect(() => new RegistryServer({ logLevel: 'silent', dataDir: dir })).toThrow(/corrupt journal at line 1/);
+  });
+
+  it('refuses a data directory another server holds, and takes it once that one has stopped', async () => {
+    const dir = tempDir();
+    const first = await start(dir);
+    expect(() => new RegistryServer({ logLevel: 'silent', dataDir: dir })).toThrow(
+      `in use by process ${process.pid} (this one)`,
+    );
+    await put(`${first.url}/v1/kv/a`, '1');
+    await stop(first);
+    expect(fs.existsSync(path.join(dir, 'LOCK'))).toBe(false);
+
+    const second = await start(dir);
+    expect((await get(`${second.url}/v1/kv/a?raw`)).text).toBe('1');
+  });
+
+  it('takes over the lock file of a process that no longer runs (a server killed with SIGKILL)', async () => {
+    const dir = tempDir();
+    const gone = spawnSync(process.execPath, ['-e', '']);
+    expect(gone.status).toBe(0);
+    fs.writeFileSync(path.join(dir, 'LOCK'), `${gone.pid}\n`);
+    const server = await start(dir);
+    expect(fs.readFileSync(path.join(dir, 'LOCK'), 'utf8')).toBe(`${process.pid}\n`);
+    await stop(server);
+  });
+
+  it('lets go of the lock when it refuses the data', () => {
+    const dir = tempDir();
+    fs.writeFileSync(path.join(dir, 'snapshot.json'), '{');
+    expect(() => new RegistryServer({ logLevel: 'silent', dataDir: dir })).toThrow(/corrupt snapshot/);
+    expect(fs.existsSync(path.join(dir, 'LOCK'))).toBe(false);
   });
 });
 
