@@ -101,6 +101,8 @@ export class AclStore {
   readonly #policies = new Map<string, AclPolicy>();
   readonly #parsed = new Map<string, AclRules>();
   readonly #tokens = new Map<string, AclToken>();
+  // Secret -> accessor id: every request resolves its token by secret.
+  readonly #accessorOfSecret = new Map<string, string>();
   readonly #changed = new Emitter<AclChange>();
   readonly #initialSecret: string;
   readonly #defaultAllow: boolean;
@@ -133,7 +135,8 @@ export class AclStore {
    */
   resolve(secret: string | undefined): { token: AclToken; authorizer: Authorizer } | undefined {
     const wanted = secret === undefined || secret === '' ? anonymousSecret : secret;
-    const token = [...this.#tokens.values()].find((t) => t.secretId === wanted);
+    const accessorId = this.#accessorOfSecret.get(wanted);
+    const token = accessorId === undefined ? undefined : this.#tokens.get(accessorId);
     if (token === undefined) return undefined;
     const management = token.policyIds.includes(globalManagementPolicyId);
     const rules = token.policyIds.flatMap((id) => this.#parsed.get(id) ?? []);
@@ -209,7 +212,7 @@ export class AclStore {
     const index = ++this.#index;
     for (const token of this.#tokens.values()) {
       if (token.policyIds.includes(id)) {
-        this.#tokens.set(token.accessorId, { ...token, policyIds: token.policyIds.filter((p) => p !== id) });
+        this.#setToken({ ...token, policyIds: token.policyIds.filter((p) => p !== id) });
       }
     }
     this.#changed.emit({ type: 'policy-deleted', id, index });
@@ -233,7 +236,7 @@ export class AclStore {
       throw new AclInputError('Changing a token SecretID is not permitted');
     }
     const secretId = existing?.secretId ?? input.secretId ?? randomUUID();
-    if (!update && [...this.#tokens.values()].some((t) => t.secretId === secretId)) {
+    if (!update && this.#accessorOfSecret.has(secretId)) {
       throw new AclInputError('Invalid Token: SecretID is already in use');
     }
     const policyIds = (input.policies ?? []).map((link) => this.#policyIdOf(link));
@@ -247,7 +250,7 @@ export class AclStore {
       createIndex: existing?.createIndex ?? index,
       modifyIndex: index,
     };
-    this.#tokens.set(token.accessorId, token);
+    this.#setToken(token);
     this.#changed.emit({ type: 'token-saved', token, index });
     return token;
   }
@@ -259,7 +262,10 @@ export class AclStore {
   deleteToken(accessorId: string): boolean {
     if (accessorId === anonymousAccessorId)
       throw new AclInputError('Deletion of the builtin anonymous token is not permitted');
-    if (!this.#tokens.delete(accessorId)) return false;
+    const token = this.#tokens.get(accessorId);
+    if (token === undefined) return false;
+    this.#tokens.delete(accessorId);
+    this.#accessorOfSecret.delete(token.secretId);
     const index = ++this.#index;
     this.#changed.emit({ type: 'token-deleted', accessorId, index });
     return true;
@@ -298,12 +304,18 @@ export class AclStore {
     this.#policies.clear();
     this.#parsed.clear();
     this.#tokens.clear();
+    this.#accessorOfSecret.clear();
     for (const [id, policy] of policies) this.#policies.set(id, policy);
     for (const [id, rules] of parsed) this.#parsed.set(id, rules);
-    for (const token of state.tokens) this.#tokens.set(token.accessorId, { ...token, policyIds: [...token.policyIds] });
+    for (const token of state.tokens) this.#setToken({ ...token, policyIds: [...token.policyIds] });
     this.#index = Math.max(this.#index, state.index);
     this.#ensureBuiltins();
     this.#changed.emit({ type: 'imported', index: this.#index });
+  }
+
+  #setToken(token: AclToken): void {
+    this.#tokens.set(token.accessorId, token);
+    this.#accessorOfSecret.set(token.secretId, token.accessorId);
   }
 
   #policyIdOf(link: PolicyLink): string {
@@ -334,9 +346,9 @@ export class AclStore {
       this.#parsed.set(globalManagementPolicyId, parseAclRules(managementRules));
     }
     const builtinToken = (accessorId: string, secretId: string, description: string, policyIds: string[]): void => {
-      if ([...this.#tokens.values()].some((t) => t.secretId === secretId)) return;
+      if (this.#accessorOfSecret.has(secretId)) return;
       const createTime = new Date().toISOString();
-      this.#tokens.set(accessorId, {
+      this.#setToken({
         accessorId,
         secretId,
         description,
