@@ -1,5 +1,5 @@
 import { ConfigError, type Clock } from '@trellis/core';
-import type { Registry } from '@trellis/registry';
+import type { DiscoveryOptions, Registry } from '@trellis/registry';
 
 /** Log levels of the app's logger (pino's). */
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -37,8 +37,8 @@ export interface AppOptions {
    * caches still list this instance are served meanwhile; default 1 000 ms.
    */
   readonly drainMs?: number;
-  /** How often discovery refreshes a service this app calls; default 1 000 ms. */
-  readonly discoveryRefreshMs?: number;
+  /** How services this app calls are discovered: panic threshold, failover directory, watch timing. */
+  readonly discovery?: Omit<DiscoveryOptions, 'clock'>;
   /** Default "info". */
   readonly logLevel?: LogLevel;
   readonly clock?: Clock;
@@ -47,7 +47,8 @@ export interface AppOptions {
 /**
  * App options from environment variables, the way a process is configured in a deployment:
  * `PORT`, `HOST`, `TRELLIS_REGISTRY_URL`, `TRELLIS_INSTANCE_ID`, `TRELLIS_ADVERTISE_ADDRESS`,
- * `TRELLIS_VERSION`, `TRELLIS_ZONE`, `TRELLIS_WEIGHT`, `TRELLIS_LOG_LEVEL`, `TRELLIS_DRAIN_MS`.
+ * `TRELLIS_VERSION`, `TRELLIS_ZONE`, `TRELLIS_WEIGHT`, `TRELLIS_LOG_LEVEL`, `TRELLIS_DRAIN_MS`,
+ * `TRELLIS_FAILOVER_DIR` (discovery's failover files).
  * Unset variables are left out, so that the app's defaults apply.
  *
  * @throws ConfigError naming the variable when a value is malformed.
@@ -88,6 +89,8 @@ export function appOptionsFromEnv(env: Readonly<Record<string, string | undefine
   if (weight !== undefined) options.weight = weight;
   const drainMs = integer('TRELLIS_DRAIN_MS', 0, 600_000);
   if (drainMs !== undefined) options.drainMs = drainMs;
+  const failoverDir = text('TRELLIS_FAILOVER_DIR');
+  if (failoverDir !== undefined) options.discovery = { failoverDir };
   const logLevel = text('TRELLIS_LOG_LEVEL');
   if (logLevel !== undefined) {
     if (!logLevels.includes(logLevel as LogLevel)) {
@@ -116,7 +119,6 @@ export function validateAppOptions(options: AppOptions): void {
   for (const [field, value] of [
     ['ttlMs', options.ttlMs],
     ['deregisterAfterMs', options.deregisterAfterMs],
-    ['discoveryRefreshMs', options.discoveryRefreshMs],
   ] as const) {
     if (value !== undefined && !(Number.isFinite(value) && value > 0)) {
       throw new ConfigError(field, `must be a positive number of milliseconds, got ${value}`);

@@ -1,9 +1,9 @@
 import 'reflect-metadata';
-import Fastify, { LogController, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { Container } from 'inversify';
 import { ClosedError, sleep, systemClock, type Clock, type ServiceInstance } from '@trellis/core';
 import { ServiceClient } from '@trellis/client';
-import { ConsulRegistry, Discovery, SelfRegistration, type Registry } from '@trellis/registry';
+import { ConsulRegistry, Discovery, SelfRegistration, type DiscoveryEvent, type Registry } from '@trellis/registry';
 import { validateAppOptions, type AppOptions } from './app-options.js';
 import { AppTokens, clientToken } from './tokens.js';
 import { trellisErrorReply } from './trellis-error-reply.js';
@@ -59,10 +59,7 @@ export class TrellisApp {
     this.#ownsRegistry = options.registry === undefined;
     this.registry =
       options.registry ?? new ConsulRegistry(options.registryUrl === undefined ? {} : { url: options.registryUrl });
-    this.discovery = new Discovery(this.registry, {
-      clock: this.#clock,
-      ...(options.discoveryRefreshMs === undefined ? {} : { refreshMs: options.discoveryRefreshMs }),
-    });
+    this.discovery = new Discovery(this.registry, { ...options.discovery, clock: this.#clock });
     this.http = Fastify({
       logger: { level: options.logLevel ?? 'info', base: { service: options.service } },
       // One log line per request is for access logs and tracing, not for the service log.
@@ -158,9 +155,7 @@ export class TrellisApp {
       );
       self.onHeartbeatFailed((error) => this.http.log.warn({ err: error }, 'heartbeat to the registry failed'));
       self.onReregistered(() => this.http.log.info('the registry had forgotten this instance; registered again'));
-      this.discovery.onRefreshFailed(({ service, error }) =>
-        this.http.log.warn({ err: error }, `discovery of "${service}" failed; using the last known instances`),
-      );
+      this.discovery.onEvent((event) => logDiscoveryEvent(this.http.log, event));
       await self.start();
       this.#selfRegistration = self;
       this.#started = { url: `http://${advertised.includes(':') ? `[${advertised}]` : advertised}:${port}`, instance };
@@ -248,5 +243,33 @@ export class TrellisApp {
     await this.discovery.close();
     if (this.#ownsRegistry) await this.registry.close();
     this.#state = 'closed';
+  }
+}
+
+// What an operator should see of discovery: outages, recoveries, panic and failover files.
+function logDiscoveryEvent(log: FastifyBaseLogger, event: DiscoveryEvent): void {
+  switch (event.type) {
+    case 'registry-unavailable':
+      log.warn({ err: event.error }, `registry unreachable for "${event.service}"; using the last known instances`);
+      break;
+    case 'registry-recovered':
+      log.info(`registry reachable again for "${event.service}"${event.reset ? ' (it restarted)' : ''}`);
+      break;
+    case 'panic':
+      log.warn(`only ${event.healthy} of ${event.registered} instances of "${event.service}" healthy: calling all`);
+      break;
+    case 'panic-over':
+      log.info(`enough instances of "${event.service}" healthy again`);
+      break;
+    case 'failover-loaded':
+      log.warn(
+        `registry unreachable: "${event.service}" loaded from the failover file of ${new Date(event.savedAt).toISOString()}`,
+      );
+      break;
+    case 'failover-failed':
+      log.warn({ err: event.error }, `discovery failover file of "${event.service}" failed`);
+      break;
+    default:
+      log.debug({ event: event.type, instance: event.instance.id }, `discovery: ${event.type}`);
   }
 }

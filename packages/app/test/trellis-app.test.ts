@@ -1,7 +1,7 @@
 import { inject, injectable } from 'inversify';
 import { ConfigError, ManualClock, RegistryUnavailableError } from '@trellis/core';
 import type { ServiceClient } from '@trellis/client';
-import { MemoryRegistry, type Registry } from '@trellis/registry';
+import { ConsulRegistry, MemoryRegistry, type Registry } from '@trellis/registry';
 import { AppTokens, clientToken, TrellisApp } from '@trellis/app';
 
 describe('TrellisApp', () => {
@@ -160,13 +160,8 @@ describe('TrellisApp', () => {
   });
 
   it('fails start, and closes, when the registry cannot be reached', async () => {
-    const down: Registry = {
-      register: () => Promise.reject(new RegistryUnavailableError('http://127.0.0.1:1', 'ECONNREFUSED')),
-      heartbeat: () => Promise.resolve(),
-      deregister: () => Promise.resolve(),
-      list: () => Promise.resolve([]),
-      close: () => Promise.resolve(),
-    };
+    // Nothing listens on port 1 of the loopback interface.
+    const down: Registry = new ConsulRegistry({ url: 'http://127.0.0.1:1', timeoutMs: 1_000 });
     const users = new TrellisApp({ service: 'users', registry: down, logLevel: 'silent' });
     await expect(users.start()).rejects.toBeInstanceOf(RegistryUnavailableError);
     expect(users.http.server.listening).toBe(false);

@@ -1,3 +1,4 @@
+import { EventEmitter } from 'node:events';
 import { types } from 'node:util';
 import Consul from 'consul';
 import {
@@ -7,7 +8,8 @@ import {
   type InstanceMeta,
   type ServiceInstance,
 } from '@trellis/core';
-import type { Registration, Registry } from './registry.js';
+import type { QueryOptions, Registration, Registry, ServiceView } from './registry.js';
+import { ServiceWatch, type WatchOptions } from './service-watch.js';
 
 export interface ConsulRegistryOptions {
   /** Base URL of the Trellis registry server or a Consul agent; default `http://127.0.0.1:8500`. */
@@ -23,6 +25,7 @@ type ConsulCheckOptions = NonNullable<Parameters<Consul['agent']['check']['regis
 /** The parts of a Consul health/service entry that Trellis reads. */
 interface HealthEntry {
   Node?: { Address?: string };
+  Checks?: Array<{ Status?: string }> | null;
   Service: {
     ID: string;
     Service: string;
@@ -116,16 +119,54 @@ export class ConsulRegistry implements Registry {
   }
 
   async list(service: string): Promise<ServiceInstance[]> {
-    const entries = (await this.#send('list', undefined, () =>
-      this.#consul.health.service({ service, passing: true, ...this.#requestOptions() }),
-    )) as unknown;
-    if (!Array.isArray(entries)) {
-      throw new RegistryUnavailableError(
-        this.url,
-        new Error('health/service answered with something other than a list'),
-      );
+    return [...(await this.query(service, { passingOnly: true })).healthy];
+  }
+
+  /**
+   * Reads `GET /v1/health/service/<service>` (with `?passing` when `passingOnly`), as a
+   * blocking query when `options.index` is given; an instance is healthy when every check of it
+   * passes, Consul's own rule for ?passing.
+   */
+  async query(service: string, options: QueryOptions = {}): Promise<ServiceView> {
+    const index = options.index ?? 0;
+    const waitMs = options.waitMs ?? 60_000;
+    // The npm client cancels a request when its context emits "cancel", and with
+    // `includeResponse` answers [response, body], which is where X-Consul-Index is.
+    const ctx = Object.assign(new EventEmitter(), { includeResponse: true });
+    const cancel = (): void => void ctx.emit('cancel');
+    options.signal?.addEventListener('abort', cancel, { once: true });
+    try {
+      // The client's typings omit ctx, index, wait and timeout, which it sends.
+      const request = {
+        service,
+        ...(options.passingOnly === true ? { passing: true } : {}),
+        ...(index > 0 ? { index: String(index), wait: `${Math.ceil(waitMs)}ms` } : {}),
+        ctx,
+        // The registry holds a blocking query up to wait plus wait/16 of jitter.
+        timeout: index > 0 ? waitMs + waitMs / 16 + this.#timeoutMs : this.#timeoutMs,
+      } as { service: string };
+      const answer = (await this.#send('query', undefined, () => this.#consul.health.service(request))) as unknown;
+      const [response, entries] = Array.isArray(answer) ? (answer as [unknown, unknown]) : [undefined, answer];
+      if (!Array.isArray(entries)) {
+        throw new RegistryUnavailableError(
+          this.url,
+          new Error('health/service answered with something other than a list'),
+        );
+      }
+      const healthy: ServiceInstance[] = [];
+      const unhealthy: ServiceInstance[] = [];
+      for (const entry of entries as HealthEntry[]) {
+        const passing = (entry.Checks ?? []).every((check) => check.Status === 'passing');
+        (passing ? healthy : unhealthy).push(fromHealthEntry(entry));
+      }
+      return { index: indexOf(response), healthy: healthy.sort(byId), unhealthy: unhealthy.sort(byId) };
+    } finally {
+      options.signal?.removeEventListener('abort', cancel);
     }
-    return (entries as HealthEntry[]).map(fromHealthEntry).sort((x, y) => (x.id < y.id ? -1 : x.id > y.id ? 1 : 0));
+  }
+
+  watch(service: string, options: WatchOptions = {}): ServiceWatch {
+    return new ServiceWatch(service, (query) => this.query(service, query), options);
   }
 
   async close(): Promise<void> {
@@ -164,6 +205,18 @@ export class ConsulRegistry implements Registry {
       }
     }
   }
+}
+
+// Consul answers every read with X-Consul-Index; a missing or zero one is treated as 1 so that
+// the next query blocks instead of spinning.
+function indexOf(response: unknown): number {
+  const header = (response as { headers?: Record<string, unknown> } | undefined)?.headers?.['x-consul-index'];
+  const index = Number(header);
+  return Number.isSafeInteger(index) && index > 0 ? index : 1;
+}
+
+function byId(x: ServiceInstance, y: ServiceInstance): number {
+  return x.id < y.id ? -1 : x.id > y.id ? 1 : 0;
 }
 
 function isStaleConnection(error: unknown): boolean {

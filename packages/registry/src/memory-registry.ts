@@ -6,7 +6,8 @@ import {
   type ServiceInstance,
   type Timer,
 } from '@trellis/core';
-import type { Registration, Registry } from './registry.js';
+import type { QueryOptions, Registration, Registry, ServiceView } from './registry.js';
+import { ServiceWatch, type WatchOptions } from './service-watch.js';
 
 interface Entry {
   readonly registration: Registration;
@@ -18,7 +19,7 @@ interface Entry {
 /**
  * A registry that lives in one process: for tests and for services that run together. It keeps
  * the same rules as the registry server (TTL expiry, removal of long-unhealthy instances,
- * 404 for unknown ids), on an injected clock.
+ * 404 for unknown ids, a per-service index for blocking queries), on an injected clock.
  *
  * @example
  * const registry = new MemoryRegistry({ clock: new ManualClock() });
@@ -27,6 +28,10 @@ interface Entry {
 export class MemoryRegistry implements Registry {
   readonly #clock: Clock;
   readonly #entries = new Map<string, Entry>();
+  // The index of each service's last change, from one counter, as Consul's raft index.
+  readonly #indexes = new Map<string, number>();
+  readonly #waiters = new Map<string, Set<() => void>>();
+  #index = 1;
   #closed = false;
 
   constructor(options: { clock?: Clock } = {}) {
@@ -38,6 +43,7 @@ export class MemoryRegistry implements Registry {
     this.#remove(registration.instance.id);
     const entry: Entry = { registration, healthy: true, ttl: this.#armTtl(registration), reaper: undefined };
     this.#entries.set(registration.instance.id, entry);
+    this.#changed(registration.instance.service);
   }
 
   async heartbeat(instanceId: string): Promise<void> {
@@ -47,8 +53,11 @@ export class MemoryRegistry implements Registry {
     entry.ttl.cancel();
     entry.reaper?.cancel();
     entry.reaper = undefined;
-    entry.healthy = true;
     entry.ttl = this.#armTtl(entry.registration);
+    if (!entry.healthy) {
+      entry.healthy = true;
+      this.#changed(entry.registration.instance.service);
+    }
   }
 
   async deregister(instanceId: string): Promise<void> {
@@ -57,17 +66,74 @@ export class MemoryRegistry implements Registry {
   }
 
   async list(service: string): Promise<ServiceInstance[]> {
+    return [...(await this.query(service)).healthy];
+  }
+
+  /**
+   * @throws ClosedError when the registry is closed, also while a query is held.
+   * @throws (rejects with) the signal's reason when `options.signal` aborts.
+   */
+  async query(service: string, options: QueryOptions = {}): Promise<ServiceView> {
     this.#assertOpen();
-    const found: ServiceInstance[] = [];
-    for (const entry of this.#entries.values()) {
-      if (entry.healthy && entry.registration.instance.service === service) found.push(entry.registration.instance);
-    }
-    return found.sort((x, y) => (x.id < y.id ? -1 : x.id > y.id ? 1 : 0));
+    const index = options.index ?? 0;
+    if (index > 0 && index >= this.#indexOf(service)) await this.#waitForChange(service, options);
+    return this.#view(service, options.passingOnly ?? false);
+  }
+
+  watch(service: string, options: WatchOptions = {}): ServiceWatch {
+    this.#assertOpen();
+    return new ServiceWatch(service, (query) => this.query(service, query), { clock: this.#clock, ...options });
   }
 
   async close(): Promise<void> {
     this.#closed = true;
     for (const id of [...this.#entries.keys()]) this.#remove(id);
+    for (const waiters of this.#waiters.values()) for (const wake of waiters) wake();
+  }
+
+  #view(service: string, passingOnly: boolean): ServiceView {
+    this.#assertOpen();
+    const healthy: ServiceInstance[] = [];
+    const unhealthy: ServiceInstance[] = [];
+    for (const { registration, healthy: ok } of this.#entries.values()) {
+      if (registration.instance.service !== service) continue;
+      if (ok) healthy.push(registration.instance);
+      else if (!passingOnly) unhealthy.push(registration.instance);
+    }
+    return { index: this.#indexOf(service), healthy: healthy.sort(byId), unhealthy: unhealthy.sort(byId) };
+  }
+
+  #indexOf(service: string): number {
+    return this.#indexes.get(service) ?? 1;
+  }
+
+  #waitForChange(service: string, options: QueryOptions): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const waiters = this.#waiters.get(service) ?? new Set<() => void>();
+      this.#waiters.set(service, waiters);
+      const done = (): void => {
+        waiters.delete(wake);
+        timer.cancel();
+        options.signal?.removeEventListener('abort', abort);
+      };
+      const wake = (): void => {
+        done();
+        resolve();
+      };
+      const abort = (): void => {
+        done();
+        reject(options.signal?.reason);
+      };
+      waiters.add(wake);
+      const timer = this.#clock.setTimer(options.waitMs ?? 60_000, wake);
+      if (options.signal?.aborted) abort();
+      else options.signal?.addEventListener('abort', abort, { once: true });
+    });
+  }
+
+  #changed(service: string): void {
+    this.#indexes.set(service, ++this.#index);
+    for (const wake of [...(this.#waiters.get(service) ?? [])]) wake();
   }
 
   #armTtl(registration: Registration): Timer {
@@ -75,6 +141,7 @@ export class MemoryRegistry implements Registry {
       const entry = this.#entries.get(registration.instance.id);
       if (entry === undefined) return;
       entry.healthy = false;
+      this.#changed(registration.instance.service);
       entry.reaper = this.#clock.setTimer(registration.deregisterAfterMs, () => this.#remove(registration.instance.id));
     });
   }
@@ -85,12 +152,17 @@ export class MemoryRegistry implements Registry {
     entry.ttl.cancel();
     entry.reaper?.cancel();
     this.#entries.delete(instanceId);
+    this.#changed(entry.registration.instance.service);
     return true;
   }
 
   #assertOpen(): void {
     if (this.#closed) throw new ClosedError('MemoryRegistry');
   }
+}
+
+function byId(x: ServiceInstance, y: ServiceInstance): number {
+  return x.id < y.id ? -1 : x.id > y.id ? 1 : 0;
 }
 
 function unknownInstance(operation: string, instanceId: string): RegistryRejectedError {

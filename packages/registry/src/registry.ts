@@ -1,4 +1,5 @@
 import type { Closeable, ServiceInstance } from '@trellis/core';
+import type { ServiceWatch, WatchOptions } from './service-watch.js';
 
 /** What an instance sends to announce itself. */
 export interface Registration {
@@ -13,6 +14,31 @@ export interface Registration {
    * processes do not stay listed forever (Consul's DeregisterCriticalServiceAfter).
    */
   readonly deregisterAfterMs: number;
+}
+
+/** Options of {@link Registry.query}. */
+export interface QueryOptions {
+  /**
+   * Answer only once the service's index has moved past this one (a Consul blocking query),
+   * or when `waitMs` has passed. 0 (the default) answers at once.
+   */
+  readonly index?: number;
+  /** How long a blocking query may be held; default 60 000 ms. */
+  readonly waitMs?: number;
+  /** Ask the registry for healthy instances only (Consul's ?passing); `unhealthy` is then empty. */
+  readonly passingOnly?: boolean;
+  /** Abandons the query. */
+  readonly signal?: AbortSignal;
+}
+
+/** One read of a service. */
+export interface ServiceView {
+  /** The registry's index for the service (Consul's X-Consul-Index); it only moves forward, unless the registry lost its state. */
+  readonly index: number;
+  /** Instances whose every check passes, sorted by id. */
+  readonly healthy: readonly ServiceInstance[];
+  /** Registered instances with a check warning or critical, sorted by id. */
+  readonly unhealthy: readonly ServiceInstance[];
 }
 
 /**
@@ -32,4 +58,12 @@ export interface Registry extends Closeable {
   deregister(instanceId: string): Promise<void>;
   /** The instances of `service` that are registered and healthy, in a stable order. */
   list(service: string): Promise<ServiceInstance[]>;
+  /** One read of `service`, blocking when `options.index` is given (see {@link QueryOptions}). */
+  query(service: string, options?: QueryOptions): Promise<ServiceView>;
+  /**
+   * Follows `service` with blocking queries until the watch is closed: typed events for
+   * instances added, removed and changed, and for the registry becoming unavailable and
+   * recovering; the last view is kept while the registry is unreachable.
+   */
+  watch(service: string, options?: WatchOptions): ServiceWatch;
 }

@@ -1,5 +1,5 @@
 import { ConfigError, ManualClock, RegistryRejectedError, RegistryUnavailableError } from '@trellis/core';
-import { ConsulRegistry, SelfRegistration } from '@trellis/registry';
+import { ConsulRegistry, SelfRegistration, type WatchEvent } from '@trellis/registry';
 import { RegistryServer } from '@trellis/registry-server';
 import { instance, registration } from './fixtures.js';
 
@@ -97,6 +97,66 @@ describe('ConsulRegistry', () => {
     await self.close();
   });
 
+  it('reads a service with its index, healthy and unhealthy instances apart, or healthy only', async () => {
+    await registry.register(registration('users-1'));
+    await registry.register({ ...registration('users-2'), ttlMs: 600_000 });
+    clock.advance(3_000); // users-1's TTL runs out
+    const view = await registry.query('users');
+    expect(view.healthy.map((i) => i.id)).toEqual(['users-2']);
+    expect(view.unhealthy.map((i) => i.id)).toEqual(['users-1']);
+    expect(view.index).toBeGreaterThan(1);
+    expect((await registry.query('users', { passingOnly: true })).unhealthy).toEqual([]);
+  });
+
+  it('holds a blocking query until the service changes, and abandons it when its signal aborts', async () => {
+    const { index } = await registry.query('users');
+    const held = registry.query('users', { index, waitMs: 60_000 });
+    await until(() => server.heldQueries === 1);
+    await registry.register(registration('users-1'));
+    const answer = await held;
+    expect(answer.healthy.map((i) => i.id)).toEqual(['users-1']);
+    expect(answer.index).toBeGreaterThan(index);
+
+    const abort = new AbortController();
+    const abandoned = registry.query('users', { index: answer.index, signal: abort.signal });
+    await until(() => server.heldQueries === 1);
+    abort.abort();
+    await expect(abandoned).rejects.toBeInstanceOf(Error);
+  });
+
+  it('watches a service: an instance registering, expiring and leaving arrive as events', async () => {
+    const watch = registry.watch('users', { floorMs: 0 });
+    const seen: string[] = [];
+    const next = (type: WatchEvent['type']): Promise<void> =>
+      new Promise((resolve) => {
+        const listener = watch.onEvent((e) => {
+          if (e.type !== type) return;
+          listener.dispose();
+          resolve();
+        });
+      });
+    watch.onEvent((e) => seen.push('instance' in e ? `${e.type} ${e.instance.id}` : e.type));
+    try {
+      await watch.ready();
+      await until(() => server.heldQueries === 1);
+      const added = next('instance-added');
+      await registry.register(registration('users-1'));
+      await added;
+      await until(() => server.heldQueries === 1);
+      const expired = next('instance-removed');
+      clock.advance(3_000);
+      await expired;
+      expect(watch.view?.unhealthy.map((i) => i.id)).toEqual(['users-1']);
+      await until(() => server.heldQueries === 1);
+      const back = next('instance-added');
+      await registry.heartbeat('users-1');
+      await back;
+      expect(seen).toEqual(['instance-added users-1', 'instance-removed users-1', 'instance-added users-1']);
+    } finally {
+      await watch.close();
+    }
+  });
+
   it('reports an unreachable registry as RegistryUnavailableError', async () => {
     const { port } = new URL(url);
     await server.close();
@@ -127,3 +187,11 @@ describe('ConsulRegistry', () => {
     }
   });
 });
+
+/** Waits for a condition the server reaches by itself, a turn of the event loop at a time (bounded). */
+async function until(condition: () => boolean): Promise<void> {
+  for (let turns = 0; !condition(); turns++) {
+    if (turns > 10_000) throw new Error('condition not reached');
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+}

@@ -1,5 +1,15 @@
 import { ConfigError, ManualClock, RegistryUnavailableError, type ServiceInstance } from '@trellis/core';
-import { MemoryRegistry, SelfRegistration, type Registration, type Registry } from '@trellis/registry';
+import {
+  ConsulRegistry,
+  MemoryRegistry,
+  SelfRegistration,
+  type QueryOptions,
+  type Registration,
+  type Registry,
+  type ServiceView,
+  type ServiceWatch,
+  type WatchOptions,
+} from '@trellis/registry';
 import { registration } from './fixtures.js';
 
 /** Counts heartbeats and can refuse them, as an unreachable registry does. */
@@ -22,6 +32,12 @@ class CountingRegistry implements Registry {
   }
   list(service: string): Promise<ServiceInstance[]> {
     return this.inner.list(service);
+  }
+  query(service: string, options?: QueryOptions): Promise<ServiceView> {
+    return this.inner.query(service, options);
+  }
+  watch(service: string, options?: WatchOptions): ServiceWatch {
+    return this.inner.watch(service, options);
   }
   close(): Promise<void> {
     return this.inner.close();
@@ -88,16 +104,12 @@ describe('SelfRegistration', () => {
   });
 
   it('fails start when the first registration fails, and closes without deregistering', async () => {
-    const unreachable: Registry = {
-      register: () => Promise.reject(new RegistryUnavailableError('x', 'down')),
-      heartbeat: () => Promise.resolve(),
-      deregister: () => Promise.reject(new Error('must not be called')),
-      list: () => Promise.resolve([]),
-      close: () => Promise.resolve(),
-    };
+    // Nothing listens on port 1 of the loopback interface.
+    const unreachable: Registry = new ConsulRegistry({ url: 'http://127.0.0.1:1', timeoutMs: 1_000 });
     const self = new SelfRegistration(unreachable, registration('users-1'), { clock });
     await expect(self.start()).rejects.toBeInstanceOf(RegistryUnavailableError);
     await expect(self.close()).resolves.toBeUndefined();
+    await unreachable.close();
     expect(clock.pendingTimers).toBe(0);
   });
 
