@@ -21,6 +21,33 @@ export interface SystemOptions {
   readonly drainMs?: number;
   /** Receives the services' log lines. */
   readonly output?: (line: string) => void;
+  /** More arguments for the registry server, e.g. ["--dev"]. */
+  readonly registryArgs?: readonly string[];
+  /** More environment for the services, e.g. { TRELLIS_TTL_MS: "3000" }. */
+  readonly serviceEnv?: Readonly<Record<string, string>>;
+}
+
+/**
+ * Starts the registry server as a child process on 127.0.0.1.
+ * @throws Error when it exits or prints no ready line (see {@link ManagedProcess.start}).
+ */
+export function startRegistry(
+  options: Pick<SystemOptions, 'registryPort' | 'logLevel' | 'output' | 'registryArgs'> = {},
+): Promise<ManagedProcess> {
+  return ManagedProcess.start({
+    name: 'registry',
+    script: scripts.registry,
+    args: [
+      '--host',
+      '127.0.0.1',
+      '--port',
+      String(options.registryPort ?? 0),
+      '--log-level',
+      options.logLevel ?? 'warn',
+      ...(options.registryArgs ?? []),
+    ],
+    ...(options.output === undefined ? {} : { output: options.output }),
+  });
 }
 
 /** The demo's processes, all on 127.0.0.1. */
@@ -48,19 +75,7 @@ export async function startSystem(options: SystemOptions = {}): Promise<RunningS
     if (registry !== undefined) await registry.stop();
   };
   try {
-    const registry = await ManagedProcess.start({
-      name: 'registry',
-      script: scripts.registry,
-      args: [
-        '--host',
-        '127.0.0.1',
-        '--port',
-        String(options.registryPort ?? 0),
-        '--log-level',
-        options.logLevel ?? 'warn',
-      ],
-      output,
-    });
+    const registry = await startRegistry({ ...options, output });
     started.push(registry);
 
     const env = (port: number): Record<string, string> => ({
@@ -69,6 +84,7 @@ export async function startSystem(options: SystemOptions = {}): Promise<RunningS
       TRELLIS_REGISTRY_URL: registry.url,
       TRELLIS_LOG_LEVEL: options.logLevel ?? 'warn',
       TRELLIS_DRAIN_MS: String(options.drainMs ?? 1_000),
+      ...options.serviceEnv,
     });
     const users = await Promise.all(
       Array.from({ length: options.usersInstances ?? 2 }, (_, i) =>

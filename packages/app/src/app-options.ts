@@ -48,7 +48,7 @@ export interface AppOptions {
  * App options from environment variables, the way a process is configured in a deployment:
  * `PORT`, `HOST`, `TRELLIS_REGISTRY_URL`, `TRELLIS_INSTANCE_ID`, `TRELLIS_ADVERTISE_ADDRESS`,
  * `TRELLIS_VERSION`, `TRELLIS_ZONE`, `TRELLIS_WEIGHT`, `TRELLIS_LOG_LEVEL`, `TRELLIS_DRAIN_MS`,
- * `TRELLIS_FAILOVER_DIR` (discovery's failover files).
+ * `TRELLIS_TTL_MS`, `TRELLIS_DEREGISTER_AFTER_MS`, `TRELLIS_FAILOVER_DIR` (discovery's failover files).
  * Unset variables are left out, so that the app's defaults apply.
  *
  * @throws ConfigError naming the variable when a value is malformed.
@@ -89,6 +89,10 @@ export function appOptionsFromEnv(env: Readonly<Record<string, string | undefine
   if (weight !== undefined) options.weight = weight;
   const drainMs = integer('TRELLIS_DRAIN_MS', 0, 600_000);
   if (drainMs !== undefined) options.drainMs = drainMs;
+  const ttlMs = integer('TRELLIS_TTL_MS', 100, 86_400_000);
+  if (ttlMs !== undefined) options.ttlMs = ttlMs;
+  const deregisterAfterMs = integer('TRELLIS_DEREGISTER_AFTER_MS', 1, 86_400_000);
+  if (deregisterAfterMs !== undefined) options.deregisterAfterMs = deregisterAfterMs;
   const failoverDir = text('TRELLIS_FAILOVER_DIR');
   if (failoverDir !== undefined) options.discovery = { failoverDir };
   const logLevel = text('TRELLIS_LOG_LEVEL');

@@ -14,6 +14,9 @@ describe('appOptionsFromEnv', () => {
         TRELLIS_ZONE: 'b',
         TRELLIS_WEIGHT: '3',
         TRELLIS_DRAIN_MS: '250',
+        TRELLIS_TTL_MS: '3000',
+        TRELLIS_DEREGISTER_AFTER_MS: '30000',
+        TRELLIS_FAILOVER_DIR: '/var/cache/users',
         TRELLIS_LOG_LEVEL: 'warn',
       }),
     ).toEqual({
@@ -26,6 +29,9 @@ describe('appOptionsFromEnv', () => {
       zone: 'b',
       weight: 3,
       drainMs: 250,
+      ttlMs: 3_000,
+      deregisterAfterMs: 30_000,
+      discovery: { failoverDir: '/var/cache/users' },
       logLevel: 'warn',
     });
   });
@@ -40,6 +46,8 @@ describe('appOptionsFromEnv', () => {
       [{ PORT: '65536' }, 'PORT'],
       [{ TRELLIS_WEIGHT: '0' }, 'TRELLIS_WEIGHT'],
       [{ TRELLIS_DRAIN_MS: '-5' }, 'TRELLIS_DRAIN_MS'],
+      [{ TRELLIS_TTL_MS: '10s' }, 'TRELLIS_TTL_MS'],
+      [{ TRELLIS_DEREGISTER_AFTER_MS: '0' }, 'TRELLIS_DEREGISTER_AFTER_MS'],
       [{ TRELLIS_LOG_LEVEL: 'verbose' }, 'TRELLIS_LOG_LEVEL'],
     ];
     for (const [env, field] of cases) {
