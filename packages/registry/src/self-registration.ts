@@ -90,7 +90,7 @@ export class SelfRegistration implements Closeable {
       await this.#registry.heartbeat(this.#registration.instance.id);
     } catch (error) {
       if (this.#state !== 'running') return;
-      if (RegistryRejectedError.is(error) && error.status === 404) {
+      if (isUnknownInstance(error)) {
         await this.#reregister();
       } else {
         this.#failed.emit(error);
@@ -107,4 +107,13 @@ export class SelfRegistration implements Closeable {
       this.#failed.emit(error);
     }
   }
+}
+
+// Consul answers a heartbeat for a check it does not know with 404 "Unknown check ID"; versions
+// before 1.7 answered 500 `CheckID "service:x" does not have associated TTL`.
+function isUnknownInstance(error: unknown): boolean {
+  return (
+    RegistryRejectedError.is(error) &&
+    (error.status === 404 || (error.status === 500 && error.message.includes('does not have associated TTL')))
+  );
 }

@@ -1,4 +1,10 @@
-import { ConfigError, ManualClock, RegistryUnavailableError, type ServiceInstance } from '@trellis/core';
+import {
+  ConfigError,
+  ManualClock,
+  RegistryRejectedError,
+  RegistryUnavailableError,
+  type ServiceInstance,
+} from '@trellis/core';
 import {
   ConsulRegistry,
   MemoryRegistry,
@@ -17,6 +23,8 @@ class CountingRegistry implements Registry {
   heartbeats = 0;
   registrations = 0;
   down = false;
+  /** Answers heartbeats as an older Consul answers one for a check it does not know. */
+  oldConsul = false;
   constructor(readonly inner: MemoryRegistry) {}
   async register(r: Registration): Promise<void> {
     this.registrations++;
@@ -25,6 +33,9 @@ class CountingRegistry implements Registry {
   async heartbeat(id: string): Promise<void> {
     this.heartbeats++;
     if (this.down) throw new RegistryUnavailableError('counting', 'down');
+    if (this.oldConsul && (await this.inner.list('users')).every((i) => i.id !== id)) {
+      throw new RegistryRejectedError('heartbeat', 500, `CheckID "service:${id}" does not have associated TTL`);
+    }
     return this.inner.heartbeat(id);
   }
   deregister(id: string): Promise<void> {
@@ -83,6 +94,17 @@ describe('SelfRegistration', () => {
     await registry.inner.deregister('users-1');
     await clock.advanceAsync(1_000);
     expect(reregistered).toBe(1);
+    expect(registry.registrations).toBe(2);
+    expect(await registry.list('users')).toHaveLength(1);
+    await self.close();
+  });
+
+  it('also registers again when an older Consul answers 500 "does not have associated TTL"', async () => {
+    registry.oldConsul = true;
+    const self = new SelfRegistration(registry, registration('users-1'), { clock });
+    await self.start();
+    await registry.inner.deregister('users-1');
+    await clock.advanceAsync(1_000);
     expect(registry.registrations).toBe(2);
     expect(await registry.list('users')).toHaveLength(1);
     await self.close();
