@@ -7,7 +7,11 @@ const statusByCode: Partial<Record<ErrorCode, number>> = {
   NO_INSTANCES: 503,
   CONNECTION_FAILED: 503,
   REGISTRY_UNAVAILABLE: 503,
+  CIRCUIT_OPEN: 503,
+  RATE_LIMITED: 503,
+  BULKHEAD_FULL: 503,
   UPSTREAM_STATUS: 502,
+  TIMEOUT: 504,
 };
 
 /**

@@ -10,7 +10,11 @@ export type ErrorCode =
   | 'REGISTRY_UNAVAILABLE'
   | 'REGISTRY_REJECTED'
   | 'INVALID_CONFIG'
-  | 'CLOSED';
+  | 'CLOSED'
+  | 'CIRCUIT_OPEN'
+  | 'TIMEOUT'
+  | 'RATE_LIMITED'
+  | 'BULKHEAD_FULL';
 
 export interface TrellisErrorOptions {
   /** Whether trying again (maybe elsewhere) can succeed. */
