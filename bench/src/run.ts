@@ -1,11 +1,13 @@
 import { clientBench } from './client.js';
 import { discoveryBench } from './discovery.js';
+import { loadbalancerBench } from './loadbalancer.js';
 import { registryBench } from './registry.js';
 
 // `npm run bench -- <name>`: each benchmark prints its table, then one JSON line as its last.
 const benches: Record<string, () => Promise<Record<string, number | string>>> = {
   client: clientBench,
   discovery: discoveryBench,
+  loadbalancer: loadbalancerBench,
   registry: registryBench,
 };
 

@@ -1,6 +1,14 @@
 export { AxiosTransport } from './axios-transport.js';
 export type { AxiosTransportOptions } from './axios-transport.js';
 export { failover } from './failover.js';
+export {
+  FaultInjector,
+  type AbortFault,
+  type DelayFault,
+  type FaultInjected,
+  type FaultInjectorOptions,
+  type FaultRule,
+} from './fault-injection.js';
 export { ServiceClient } from './service-client.js';
 export type { ServiceClientOptions, ServiceRequest } from './service-client.js';
 export type { Transport } from './transport.js';

@@ -5,15 +5,40 @@ import type { Call, ServiceInstance } from '@trellis/core';
  * go to, already filtered to healthy and routable ones, pick one.
  *
  * A strategy instance belongs to one target service; it may keep state across calls (a
- * round-robin position, latency averages).
+ * round-robin position, latency averages). Strategies that learn from the calls they place
+ * (least outstanding, peak EWMA, bounded loads) override the feedback hooks and set
+ * {@link Strategy.usesFeedback}; {@link strategyFeedback} is the attempt filter that calls them.
+ *
+ * @example
+ * class First extends Strategy {
+ *   readonly name = 'first';
+ *   select(instances: readonly ServiceInstance[]) { return instances[0]; }
+ * }
  */
 export abstract class Strategy {
   /** The name the strategy is chosen by in configuration, e.g. "round-robin". */
   abstract readonly name: string;
 
   /**
+   * True when the strategy reads {@link attemptStarted} / {@link attemptEnded}: the feedback
+   * filter of a strategy without it costs nothing.
+   */
+  get usesFeedback(): boolean {
+    return false;
+  }
+
+  /**
    * Picks the instance for `call` among `instances`.
    * @returns the chosen instance, or undefined when `instances` is empty.
    */
   abstract select(instances: readonly ServiceInstance[], call: Call): ServiceInstance | undefined;
+
+  /** Called when an attempt is sent to `instance`. Does nothing unless overridden. */
+  attemptStarted(_instance: ServiceInstance): void {}
+
+  /**
+   * Called when that attempt ends, `durationMs` after it started. `failed` is true when it threw
+   * or the instance answered with a 5xx status. Does nothing unless overridden.
+   */
+  attemptEnded(_instance: ServiceInstance, _durationMs: number, _failed: boolean): void {}
 }

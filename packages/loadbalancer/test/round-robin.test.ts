@@ -54,7 +54,7 @@ describe('createStrategy', () => {
   it('refuses an unknown name with an error naming the field and the choices', () => {
     expect(() => createStrategy('fastest')).toThrow(ConfigError);
     expect(() => createStrategy('fastest')).toThrow(
-      'invalid configuration "strategy": unknown strategy "fastest"; known: round-robin',
+      'invalid configuration "strategy": unknown strategy "fastest"; known: round-robin, random, weighted-round-robin, least-outstanding, p2c-peak-ewma, consistent-hash, zone-aware',
     );
     expect(() => createStrategy('toString')).toThrow(ConfigError);
   });

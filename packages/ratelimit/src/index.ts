@@ -1,0 +1,13 @@
+export { ConcurrencyLimit } from './concurrency-limit.js';
+export type { ConcurrencyLimitOptions } from './concurrency-limit.js';
+export { BulkheadFullError, RateLimitedError } from './errors.js';
+export { bulkhead, rateLimit } from './limit-filters.js';
+export type { LimitFilter, LimitFilterOptions, LimiterChoice } from './limit-filters.js';
+export { PerKey } from './per-key.js';
+export type { PerKeyOptions } from './per-key.js';
+export { granted } from './rate-limiter.js';
+export type { Decision, RateLimiter } from './rate-limiter.js';
+export { SlidingWindowCounter } from './sliding-window-counter.js';
+export type { SlidingWindowCounterOptions } from './sliding-window-counter.js';
+export { TokenBucket } from './token-bucket.js';
+export type { TokenBucketOptions } from './token-bucket.js';
