@@ -2,6 +2,7 @@ import { clientBench } from './client.js';
 import { discoveryBench } from './discovery.js';
 import { loadbalancerBench } from './loadbalancer.js';
 import { registryBench } from './registry.js';
+import { resilienceBench } from './resilience.js';
 
 // `npm run bench -- <name>`: each benchmark prints its table, then one JSON line as its last.
 const benches: Record<string, () => Promise<Record<string, number | string>>> = {
@@ -9,6 +10,7 @@ const benches: Record<string, () => Promise<Record<string, number | string>>> = 
   discovery: discoveryBench,
   loadbalancer: loadbalancerBench,
   registry: registryBench,
+  resilience: resilienceBench,
 };
 
 const names = process.argv.slice(2);

@@ -1,5 +1,7 @@
 export { appOptionsFromEnv } from './app-options.js';
 export type { AppOptions, LogLevel } from './app-options.js';
+export { applyInboundLimits } from './inbound-limit.js';
+export type { InboundChoice, InboundLimits } from './inbound-limit.js';
 export { AppTokens, clientToken } from './tokens.js';
 export { TrellisApp } from './trellis-app.js';
 export type { StartedApp } from './trellis-app.js';

@@ -5,6 +5,7 @@ import { ClosedError, sleep, systemClock, type Clock, type ServiceInstance } fro
 import { ServiceClient } from '@trellis/client';
 import { ConsulRegistry, Discovery, SelfRegistration, type DiscoveryEvent, type Registry } from '@trellis/registry';
 import { validateAppOptions, type AppOptions } from './app-options.js';
+import { applyInboundLimits, type InboundLimits } from './inbound-limit.js';
 import { AppTokens, clientToken } from './tokens.js';
 import { trellisErrorReply } from './trellis-error-reply.js';
 
@@ -114,6 +115,18 @@ export class TrellisApp {
       this.#clients.set(service, client);
     }
     return client;
+  }
+
+  /**
+   * Limits the requests this app serves: 429 with Retry-After beyond a rate, 503 beyond a
+   * number in flight (see {@link applyInboundLimits}); `/health` is exempt. Call before start().
+   *
+   * @example
+   * app.limitInbound({ concurrency: new ConcurrencyLimit({ maxConcurrent: 64 }) });
+   */
+  limitInbound(limits: InboundLimits): this {
+    applyInboundLimits(this.http, limits);
+    return this;
   }
 
   /**

@@ -1,0 +1,109 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { ConfigError } from '@trellis/core';
+import { BulkheadFullError, PerKey, type ConcurrencyLimit, type RateLimiter } from '@trellis/ratelimit';
+
+/** One limiter for all requests, or one per key of the request (caller, route, user). */
+export type InboundChoice<L extends { readonly idle: boolean }> =
+  | L
+  | {
+      readonly perKey: PerKey<L>;
+      /** The key of a request, e.g. `(req) => req.routeOptions.url ?? req.url` or `(req) => req.ip`. */
+      readonly key: (request: FastifyRequest) => string;
+    };
+
+/** The limits a service puts on the requests it serves. */
+export interface InboundLimits {
+  /** Beyond this rate a request is answered 429 with a Retry-After header, before any work is done. */
+  readonly rate?: InboundChoice<RateLimiter>;
+  /**
+   * Beyond this many requests in flight a request waits in the limit's queue, or is answered
+   * 503 when the queue is full or its wait times out.
+   */
+  readonly concurrency?: InboundChoice<ConcurrencyLimit>;
+  /** Requests no limit applies to; default the health check, `GET /health`. */
+  readonly exempt?: (request: FastifyRequest) => boolean;
+}
+
+const isHealthCheck = (request: FastifyRequest): boolean => request.routeOptions.url === '/health';
+
+/**
+ * Puts inbound limits on every route of a Fastify server (a TrellisApp's `http`): first the
+ * rate (429, `Retry-After` in whole seconds, JSON `{ error: "RATE_LIMITED", retryAfterMs }`), then
+ * the concurrency limit (503, JSON `{ error: "BULKHEAD_FULL" }`), whose slot is held until the
+ * response is finished or the connection closes. Call it before the server starts.
+ *
+ * @throws ConfigError when a per-key choice has no key function.
+ * @example
+ * applyInboundLimits(app.http, {
+ *   rate: { perKey: new PerKey({ create: () => new TokenBucket({ ratePerSecond: 50, burst: 20 }) }), key: (req) => req.ip },
+ *   concurrency: new ConcurrencyLimit({ maxConcurrent: 64, maxQueue: 128, queueTimeoutMs: 500 }),
+ * });
+ */
+export function applyInboundLimits(http: FastifyInstance, limits: InboundLimits): void {
+  const rate = limits.rate === undefined ? undefined : chooser('rate', limits.rate);
+  const concurrency = limits.concurrency === undefined ? undefined : chooser('concurrency', limits.concurrency);
+  const exempt = limits.exempt ?? isHealthCheck;
+
+  http.addHook('onRequest', async (request, reply) => {
+    if (exempt(request)) return;
+    if (rate !== undefined) {
+      const decision = rate(request).tryAcquire();
+      if (!decision.granted) {
+        return reply
+          .code(429)
+          .header('retry-after', String(Math.max(1, Math.ceil(decision.retryAfterMs / 1_000))))
+          .send({
+            error: 'RATE_LIMITED',
+            message: `too many requests; retry in ${decision.retryAfterMs} ms`,
+            retryAfterMs: decision.retryAfterMs,
+          });
+      }
+    }
+    if (concurrency !== undefined) {
+      const limit = concurrency(request);
+      if (!limit.tryAcquire()) {
+        try {
+          await limit.acquire(closedSignal(reply));
+        } catch (error) {
+          const full = BulkheadFullError.is(error);
+          // When the caller went away while queued, nobody reads this answer; sending it ends the request cleanly.
+          return reply.code(503).send({
+            error: full ? 'BULKHEAD_FULL' : 'CLIENT_CLOSED',
+            message: full ? 'too many requests in flight; try another instance' : 'the caller closed the connection',
+          });
+        }
+      }
+      // Exactly one release per slot: when the response closes (finished or cut off), or now if
+      // it closed already (the caller left before this hook or during the hand-off of a slot).
+      let held = true;
+      const release = (): void => {
+        if (held) limit.release();
+        held = false;
+      };
+      if (reply.raw.closed) release();
+      else reply.raw.once('close', release);
+    }
+    return undefined;
+  });
+}
+
+/** A signal that aborts when the response closes (the caller went away). Made only for a queued request. */
+function closedSignal(reply: FastifyReply): AbortSignal {
+  const controller = new AbortController();
+  if (reply.raw.closed) controller.abort(new Error('the caller closed the connection'));
+  else reply.raw.once('close', () => controller.abort(new Error('the caller closed the connection')));
+  return controller.signal;
+}
+
+function chooser<L extends { readonly idle: boolean }>(
+  field: string,
+  choice: InboundChoice<L>,
+): (request: FastifyRequest) => L {
+  if (typeof choice === 'object' && 'perKey' in choice) {
+    const { perKey, key } = choice;
+    if (!(perKey instanceof PerKey)) throw new ConfigError(`${field}.perKey`, 'must be a PerKey');
+    if (typeof key !== 'function') throw new ConfigError(`${field}.key`, 'must be a function of the request');
+    return (request) => perKey.get(key(request));
+  }
+  return () => choice;
+}

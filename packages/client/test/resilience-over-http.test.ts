@@ -1,0 +1,135 @@
+import type http from 'node:http';
+import { compose, type Call, type ServiceInstance } from '@trellis/core';
+import {
+  attemptTimeout,
+  AxiosTransport,
+  deadline,
+  Hedging,
+  retry,
+  ServiceClient,
+  TimeoutError,
+  withCall,
+} from '@trellis/client';
+import { Discovery, MemoryRegistry } from '@trellis/registry';
+import { startServer, type TestServer } from './http-fixtures.js';
+
+/** A server that never answers, and tells when a request it holds is closed by the caller. */
+async function slowServer(id: string): Promise<{ server: TestServer; closed: Promise<void>; received: Promise<void> }> {
+  let onReceived!: () => void;
+  let onClosed!: () => void;
+  const received = new Promise<void>((resolve) => (onReceived = resolve));
+  const closed = new Promise<void>((resolve) => (onClosed = resolve));
+  const server = await startServer(id, (req: http.IncomingMessage, _body, res: http.ServerResponse) => {
+    onReceived();
+    res.on('close', () => {
+      if (!res.writableEnded) onClosed();
+    });
+    void req;
+  });
+  return { server, closed, received };
+}
+
+describe('timeouts and retries over real HTTP', () => {
+  let registry: MemoryRegistry;
+  let discovery: Discovery;
+  const servers: TestServer[] = [];
+  const clients: ServiceClient[] = [];
+
+  const register = (instance: ServiceInstance): Promise<void> =>
+    registry.register({ instance, ttlMs: 60_000, deregisterAfterMs: 60_000 });
+
+  beforeEach(() => {
+    registry = new MemoryRegistry();
+    discovery = new Discovery(registry);
+  });
+  afterEach(async () => {
+    await Promise.all(clients.splice(0).map((c) => c.close()));
+    await discovery.close();
+    await registry.close();
+    await Promise.all(servers.splice(0).map((s) => s.close()));
+  });
+
+  it('an attempt timeout cancels the request: the slow server sees its connection closed', async () => {
+    const slow = await slowServer('users-1');
+    servers.push(slow.server);
+    await register(slow.server.instance);
+    const client = new ServiceClient({ service: 'users', discovery, attemptFilters: [attemptTimeout(150)] });
+    clients.push(client);
+
+    const error: unknown = await client.get('/users/1').catch((e: unknown) => e);
+    expect(TimeoutError.is(error)).toBe(true);
+    expect(error).toMatchObject({ scope: 'attempt', instance: 'users-1' });
+    await slow.closed; // resolves only when the server's response was cut off before it answered
+  });
+
+  it('a deadline cancels the request in flight through the signal it hands down', async () => {
+    const slow = await slowServer('users-1');
+    servers.push(slow.server);
+    const transport = new AxiosTransport();
+    const instance = slow.server.instance;
+    const send = compose([deadline(150)], (call: Call) => transport.send(withCall(call, { instance }), instance));
+    const error: unknown = await send({ service: 'users', method: 'GET', path: '/slow', headers: {} }).catch(
+      (e: unknown) => e,
+    );
+    expect(error).toMatchObject({ code: 'TIMEOUT', scope: 'deadline' });
+    await slow.closed;
+    await transport.close();
+  });
+
+  it('a retry goes to another real instance when the first answers 503', async () => {
+    const unavailable = await startServer('users-1', (_req, _body, res) => {
+      res.statusCode = 503;
+      res.end('{"error":"overloaded"}');
+    });
+    const healthy = await startServer('users-2');
+    servers.push(unavailable, healthy);
+    await register(unavailable.instance);
+    await register(healthy.instance);
+    const client = new ServiceClient({ service: 'users', discovery, filters: [retry({ random: () => 0 })] });
+    clients.push(client);
+
+    for (let i = 0; i < 4; i++) expect(await client.get('/users/1')).toEqual({ servedBy: 'users-2' });
+    // Round robin sent every other first attempt to users-1; each was retried on users-2.
+    expect(unavailable.requests).toHaveLength(2);
+    expect(healthy.requests).toHaveLength(4);
+  });
+
+  it('a timed-out attempt is retried on another real instance', async () => {
+    const slow = await slowServer('users-1');
+    const healthy = await startServer('users-2');
+    servers.push(slow.server, healthy);
+    await register(slow.server.instance);
+    await register(healthy.instance);
+    const client = new ServiceClient({
+      service: 'users',
+      discovery,
+      filters: [retry({ random: () => 0 })],
+      attemptFilters: [attemptTimeout(150)],
+    });
+    clients.push(client);
+
+    expect(await client.get('/users/1')).toEqual({ servedBy: 'users-2' });
+    await slow.received;
+    await slow.closed;
+  });
+
+  it('a hedged call is answered by another real instance while the first is slow', async () => {
+    const slow = await slowServer('users-1');
+    const fast = await startServer('users-2');
+    servers.push(slow.server, fast);
+    await register(slow.server.instance);
+    await register(fast.instance);
+    const hedging = new Hedging({ delayMs: 50 });
+    const client = new ServiceClient({
+      service: 'users',
+      discovery,
+      filters: [hedging.filter],
+      attemptFilters: [hedging.attemptFilter],
+    });
+    clients.push(client);
+
+    expect(await client.get('/users/1')).toEqual({ servedBy: 'users-2' });
+    await slow.received; // the first attempt did go to the slow instance
+    expect(fast.requests).toHaveLength(1);
+  });
+});
