@@ -1,7 +1,15 @@
 import { appOptionsFromEnv, TrellisApp } from '@trellis/app';
 import { Timeline } from './timeline.js';
 
-const app = new TrellisApp({ service: 'forum', version: '1.0.0', calls: ['users'], ...appOptionsFromEnv(process.env) });
+const app = new TrellisApp({
+  service: 'forum',
+  version: '1.0.0',
+  calls: ['users'],
+  // Round robin, so that the demo shows calls taking turns over the users instances. The
+  // default, P2C over peak EWMA, sends most calls to whichever instance answers faster.
+  client: { strategy: 'round-robin' },
+  ...appOptionsFromEnv(process.env),
+});
 app.container.bind(Timeline).toSelf().inSingletonScope();
 const timeline = app.container.get(Timeline);
 

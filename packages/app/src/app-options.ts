@@ -1,4 +1,6 @@
 import { ConfigError, type Clock } from '@trellis/core';
+import type { CircuitBreakerRegistryOptions } from '@trellis/breaker';
+import type { ServiceClientOptions } from '@trellis/client';
 import type { DiscoveryOptions, Registry } from '@trellis/registry';
 
 /** Log levels of the app's logger (pino's). */
@@ -37,6 +39,13 @@ export interface AppOptions {
    * caches still list this instance are served meanwhile; default 1 000 ms.
    */
   readonly drainMs?: number;
+  /**
+   * How every client of this app calls: strategy, routing rules, retry, timeouts, filters.
+   * Default P2C over peak EWMA, `retry()`'s defaults, a 10 s attempt timeout.
+   */
+  readonly client?: Omit<ServiceClientOptions, 'service' | 'discovery' | 'caller' | 'breakers' | 'clock'>;
+  /** Thresholds of the per-instance circuit breakers the app's clients share. */
+  readonly breaker?: Omit<CircuitBreakerRegistryOptions, 'clock'>;
   /** How services this app calls are discovered: panic threshold, failover directory, watch timing. */
   readonly discovery?: Omit<DiscoveryOptions, 'clock'>;
   /** Default "info". */

@@ -2,6 +2,7 @@ import 'reflect-metadata';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { Container } from 'inversify';
 import { ClosedError, sleep, systemClock, type Clock, type ServiceInstance } from '@trellis/core';
+import { CircuitBreakerRegistry } from '@trellis/breaker';
 import { ServiceClient } from '@trellis/client';
 import { ConsulRegistry, Discovery, SelfRegistration, type DiscoveryEvent, type Registry } from '@trellis/registry';
 import { validateAppOptions, type AppOptions } from './app-options.js';
@@ -47,6 +48,8 @@ export class TrellisApp {
   readonly #ownsRegistry: boolean;
   readonly #clock: Clock;
   readonly #clients = new Map<string, ServiceClient>();
+  /** The per-instance circuit breakers all of this app's clients share (outlier ejection). */
+  readonly breakers: CircuitBreakerRegistry;
   #selfRegistration: SelfRegistration | undefined;
   #started: StartedApp | undefined;
   #state: AppState = 'new';
@@ -57,6 +60,7 @@ export class TrellisApp {
     this.#options = options;
     this.service = options.service;
     this.#clock = options.clock ?? systemClock;
+    this.breakers = new CircuitBreakerRegistry({ ...options.breaker, clock: this.#clock });
     this.#ownsRegistry = options.registry === undefined;
     this.registry =
       options.registry ?? new ConsulRegistry(options.registryUrl === undefined ? {} : { url: options.registryUrl });
@@ -111,7 +115,14 @@ export class TrellisApp {
     if (this.#state === 'closed') throw new ClosedError(`TrellisApp "${this.service}"`);
     let client = this.#clients.get(service);
     if (client === undefined) {
-      client = new ServiceClient({ service, discovery: this.discovery });
+      client = new ServiceClient({
+        ...this.#options.client,
+        service,
+        discovery: this.discovery,
+        caller: this.service,
+        breakers: this.breakers,
+        clock: this.#clock,
+      });
       this.#clients.set(service, client);
     }
     return client;
@@ -253,6 +264,7 @@ export class TrellisApp {
     if (wasRunning && drainMs > 0) await sleep(this.#clock, drainMs);
     await this.http.close();
     await Promise.all([...this.#clients.values()].map((client) => client.close()));
+    this.breakers.dispose();
     await this.discovery.close();
     if (this.#ownsRegistry) await this.registry.close();
     this.#state = 'closed';

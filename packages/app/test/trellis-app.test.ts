@@ -82,6 +82,29 @@ describe('TrellisApp', () => {
     expect(await response.json()).toMatchObject({ error: 'UPSTREAM_STATUS', service: 'users' });
   });
 
+  it('governs its clients as configured: a slow dependency is cut off and answered 504 TIMEOUT', async () => {
+    const users = app({ service: 'users' });
+    let release = (): void => undefined;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    users.http.get('/users/:id', async () => {
+      await held;
+      return { id: '1' };
+    });
+    await users.start();
+    const forum = app({ service: 'forum', calls: ['users'], client: { attemptTimeoutMs: 100, retry: false } });
+    forum.http.get('/posts/1', async () => forum.client('users').get('/users/1'));
+    const { url } = await forum.start();
+    try {
+      const response = await fetch(`${url}/posts/1`);
+      expect(response.status).toBe(504);
+      expect(await response.json()).toMatchObject({ error: 'TIMEOUT', service: 'users' });
+      // Every client of the app shares the app's breakers, and routes as the app's service.
+      expect(forum.client('users').breakers).toBe(forum.breakers);
+    } finally {
+      release();
+    }
+  });
+
   it('keeps Fastify’s own answers for errors that are not Trellis errors', async () => {
     const users = app({ service: 'users' });
     users.http.post('/users', { schema: { body: { type: 'object', required: ['name'] } } }, async () => 'created');

@@ -1,18 +1,30 @@
 import {
   compose,
-  type Attempt,
   NoInstancesError,
+  systemClock,
   UpstreamStatusError,
+  type Attempt,
   type Call,
+  type Clock,
   type Filter,
   type Reply,
   type Service,
   type ServiceInstance,
 } from '@trellis/core';
-import { RoundRobin, type Strategy } from '@trellis/loadbalancer';
+import { CircuitBreakerRegistry, instanceCircuitBreaker } from '@trellis/breaker';
+import {
+  LoadBalancer,
+  strategyFeedback,
+  type RoutingRules,
+  type Strategy,
+  type StrategyName,
+} from '@trellis/loadbalancer';
 import type { Discovery } from '@trellis/registry';
 import { AxiosTransport } from './axios-transport.js';
 import { failover } from './failover.js';
+import { withCall } from './lazy-signal-call.js';
+import { retry, type RetryOptions } from './retry.js';
+import { attemptTimeout, deadline } from './timeout.js';
 import type { Transport } from './transport.js';
 
 export interface ServiceClientOptions {
@@ -20,15 +32,41 @@ export interface ServiceClientOptions {
   readonly service: string;
   /** Where instances are found. */
   readonly discovery: Discovery;
-  /** How an instance is chosen; default {@link RoundRobin}. */
-  readonly strategy?: Strategy;
+  /** This process's own service name, which routing rules may match on. */
+  readonly caller?: string;
+  /**
+   * How an instance is chosen: a strategy object, or the name of one for the default
+   * {@link LoadBalancer} (which also applies `rules` and skips instances whose breaker is open).
+   * Default "p2c-peak-ewma".
+   */
+  readonly strategy?: Strategy | StrategyName;
+  /** Routing rules of the default load balancer; default none. */
+  readonly rules?: RoutingRules;
+  /**
+   * Per-instance circuit breakers; an instance whose breaker opens is ejected from load
+   * balancing until a probe succeeds. Share one registry among the clients of a process.
+   * Default a registry of this client's own, with its defaults; `false` for none.
+   */
+  readonly breakers?: CircuitBreakerRegistry | false;
+  /**
+   * Retries of failed attempts on other instances, within a retry budget; default `retry()`'s
+   * defaults. `false` keeps only failover: a refused connection, or an idempotent call whose
+   * connection broke, goes to another instance at once.
+   */
+  readonly retry?: RetryOptions | false;
+  /** Each attempt is abandoned (and its request cancelled) after this long; default 10 000 ms, `false` for none. */
+  readonly attemptTimeoutMs?: number | false;
+  /** The whole call, retries included, is abandoned after this long; default none. */
+  readonly deadlineMs?: number;
+  /** Time for breakers, timeouts, retries and latency averages; default the system clock. */
+  readonly clock?: Clock;
   /** How a call is sent; default a new {@link AxiosTransport}, closed with the client. */
   readonly transport?: Transport;
-  /** Filters around every call, outermost first. */
+  /** Filters around every call (fallback, rate limit, bulkhead, ...), outermost first. */
   readonly filters?: readonly Filter[];
   /**
-   * Filters around each attempt, once its instance is chosen (a per-instance breaker, a
-   * timeout, fault injection), outermost first; the transport is innermost.
+   * Filters around each attempt, once its instance is chosen (fault injection, ...), outermost
+   * first, inside the client's own breaker and timeout; the transport is innermost.
    */
   readonly attemptFilters?: readonly Filter<Attempt, Reply>[];
 }
@@ -44,32 +82,69 @@ export interface ServiceRequest {
 }
 
 /**
- * Calls one service by name: each call goes through the filters, then picks a healthy
- * instance from discovery with the strategy, and sends it with the transport. The pipeline is
- * built once, in the constructor.
+ * Calls one service by name, governed: each call goes through the caller's filters, an optional
+ * deadline and retries within a budget; each attempt picks an instance from discovery (routing
+ * rules, ejected instances skipped, then the strategy: P2C over peak EWMA by default), then
+ * goes through that instance's circuit breaker and a timeout, and is sent with the transport.
+ * The pipeline is built once, in the constructor.
  *
+ * @throws ConfigError from the constructor for an unknown strategy name, invalid rules or
+ *   policy options, naming the field.
  * @example
  * const users = new ServiceClient({ service: 'users', discovery });
  * const user = await users.get<User>('/users/1');
  */
 export class ServiceClient {
   readonly service: string;
+  /** The strategy that picks instances (a {@link LoadBalancer} unless one was given). */
+  readonly strategy: Strategy;
+  /** The per-instance breakers, or undefined with `breakers: false`. */
+  readonly breakers: CircuitBreakerRegistry | undefined;
   readonly #discovery: Discovery;
-  readonly #strategy: Strategy;
   readonly #transport: Transport;
   readonly #ownsTransport: boolean;
+  readonly #ownsBreakers: boolean;
   readonly #pipeline: Service;
   readonly #send: Service<Attempt, Reply>;
 
   constructor(options: ServiceClientOptions) {
+    const clock = options.clock ?? systemClock;
     this.service = options.service;
     this.#discovery = options.discovery;
-    this.#strategy = options.strategy ?? new RoundRobin();
+    this.#ownsBreakers = options.breakers === undefined;
+    this.breakers =
+      options.breakers === false ? undefined : (options.breakers ?? new CircuitBreakerRegistry({ clock }));
+    const given = options.strategy;
+    this.strategy =
+      given !== undefined && typeof given !== 'string'
+        ? given
+        : new LoadBalancer({
+            clock,
+            ...(given === undefined ? {} : { strategy: given }),
+            ...(options.rules === undefined ? {} : { rules: options.rules }),
+            ...(options.caller === undefined ? {} : { caller: options.caller }),
+            ...(this.breakers === undefined ? {} : { health: this.breakers }),
+          });
     this.#ownsTransport = options.transport === undefined;
     this.#transport = options.transport ?? new AxiosTransport();
     const transport = this.#transport;
-    this.#send = compose(options.attemptFilters ?? [], (attempt) => transport.send(attempt, attempt.instance));
-    this.#pipeline = compose([...(options.filters ?? []), failover()], (call) => this.#attempt(call));
+
+    const timeoutMs = options.attemptTimeoutMs ?? 10_000;
+    const attemptFilters: Filter<Attempt, Reply>[] = [
+      // First, so that the latency the strategy learns includes what the filters below add.
+      ...(this.strategy.usesFeedback ? [strategyFeedback(this.strategy, clock)] : []),
+      ...(this.breakers === undefined ? [] : [instanceCircuitBreaker(this.breakers)]),
+      ...(timeoutMs === false ? [] : [attemptTimeout({ timeoutMs, clock })]),
+      ...(options.attemptFilters ?? []),
+    ];
+    this.#send = compose(attemptFilters, (attempt) => transport.send(attempt, attempt.instance));
+    const filters: Filter[] = [
+      ...(options.filters ?? []),
+      ...(options.deadlineMs === undefined ? [] : [deadline({ timeoutMs: options.deadlineMs, clock })]),
+      // Retry covers what failover does, within its budget; failover alone when retries are off.
+      options.retry === false ? failover() : retry({ clock, ...options.retry }),
+    ];
+    this.#pipeline = compose(filters, (call) => this.#attempt(call));
   }
 
   /**
@@ -110,8 +185,9 @@ export class ServiceClient {
     return this.#bodyOf<T>({ ...options, path, method: 'POST', body });
   }
 
-  /** Releases the transport's connections, when the client created the transport. */
+  /** Releases the transport's connections and the breakers, when the client created them. */
   async close(): Promise<void> {
+    if (this.#ownsBreakers) this.breakers?.dispose();
     if (this.#ownsTransport) await this.#transport.close();
   }
 
@@ -126,14 +202,21 @@ export class ServiceClient {
   async #attempt(call: Call): Promise<Reply> {
     const known = await this.#discovery.instances(call.service);
     const candidates = call.avoid === undefined ? known : known.filter((i) => !call.avoid?.has(i.id));
-    const instance = this.#strategy.select(candidates, call);
-    if (instance === undefined) throw noInstance(call.service, known);
-    return this.#send({ ...call, instance });
+    const instance = this.strategy.select(candidates, call);
+    if (instance === undefined) throw noInstance(call.service, known, candidates);
+    // withCall keeps a deadline's lazily made signal, which a spread would drop.
+    return this.#send(withCall(call, { instance }) as Attempt);
   }
 }
 
-function noInstance(service: string, known: readonly ServiceInstance[]): NoInstancesError {
-  return known.length === 0
-    ? new NoInstancesError(service)
-    : new NoInstancesError(service, `all ${known.length} known instances failed to connect`);
+function noInstance(
+  service: string,
+  known: readonly ServiceInstance[],
+  candidates: readonly ServiceInstance[],
+): NoInstancesError {
+  if (known.length === 0) return new NoInstancesError(service);
+  if (candidates.length === 0) {
+    return new NoInstancesError(service, `all ${known.length} known instances failed this call`);
+  }
+  return new NoInstancesError(service, `none of the ${known.length} known instances matches the call's route`);
 }

@@ -1,15 +1,6 @@
 import type http from 'node:http';
 import { compose, type Call, type ServiceInstance } from '@trellis/core';
-import {
-  attemptTimeout,
-  AxiosTransport,
-  deadline,
-  Hedging,
-  retry,
-  ServiceClient,
-  TimeoutError,
-  withCall,
-} from '@trellis/client';
+import { AxiosTransport, deadline, Hedging, ServiceClient, TimeoutError, withCall } from '@trellis/client';
 import { Discovery, MemoryRegistry } from '@trellis/registry';
 import { startServer, type TestServer } from './http-fixtures.js';
 
@@ -53,7 +44,7 @@ describe('timeouts and retries over real HTTP', () => {
     const slow = await slowServer('users-1');
     servers.push(slow.server);
     await register(slow.server.instance);
-    const client = new ServiceClient({ service: 'users', discovery, attemptFilters: [attemptTimeout(150)] });
+    const client = new ServiceClient({ service: 'users', discovery, attemptTimeoutMs: 150, retry: false });
     clients.push(client);
 
     const error: unknown = await client.get('/users/1').catch((e: unknown) => e);
@@ -85,7 +76,14 @@ describe('timeouts and retries over real HTTP', () => {
     servers.push(unavailable, healthy);
     await register(unavailable.instance);
     await register(healthy.instance);
-    const client = new ServiceClient({ service: 'users', discovery, filters: [retry({ random: () => 0 })] });
+    // The client's own retry (as configured here) and round robin, to know where first attempts go.
+    const client = new ServiceClient({
+      service: 'users',
+      discovery,
+      strategy: 'round-robin',
+      breakers: false,
+      retry: { random: () => 0 },
+    });
     clients.push(client);
 
     for (let i = 0; i < 4; i++) expect(await client.get('/users/1')).toEqual({ servedBy: 'users-2' });
@@ -103,8 +101,9 @@ describe('timeouts and retries over real HTTP', () => {
     const client = new ServiceClient({
       service: 'users',
       discovery,
-      filters: [retry({ random: () => 0 })],
-      attemptFilters: [attemptTimeout(150)],
+      strategy: 'round-robin',
+      retry: { random: () => 0 },
+      attemptTimeoutMs: 150,
     });
     clients.push(client);
 
@@ -123,6 +122,8 @@ describe('timeouts and retries over real HTTP', () => {
     const client = new ServiceClient({
       service: 'users',
       discovery,
+      strategy: 'round-robin',
+      retry: false,
       filters: [hedging.filter],
       attemptFilters: [hedging.attemptFilter],
     });

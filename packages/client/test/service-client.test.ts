@@ -7,6 +7,7 @@ import {
   type Reply,
   type ServiceInstance,
 } from '@trellis/core';
+import { CircuitBreakerRegistry } from '@trellis/breaker';
 import { ServiceClient } from '@trellis/client';
 import { Discovery, MemoryRegistry } from '@trellis/registry';
 import { deadInstance, startServer, type TestServer } from './http-fixtures.js';
@@ -30,7 +31,8 @@ describe('ServiceClient over real HTTP', () => {
   beforeEach(() => {
     registry = new MemoryRegistry();
     discovery = new Discovery(registry);
-    client = new ServiceClient({ service: 'users', discovery });
+    // Round robin, so that tests know where each call goes.
+    client = new ServiceClient({ service: 'users', discovery, strategy: 'round-robin' });
   });
   afterEach(async () => {
     await client.close();
@@ -84,14 +86,28 @@ describe('ServiceClient over real HTTP', () => {
     expect(live?.requests).toHaveLength(4);
   });
 
-  it('says so when every known instance refuses', async () => {
+  it('fails with the connection error once every known instance has refused', async () => {
     await register(await deadInstance('users-a'));
     await register(await deadInstance('users-b'));
     const error: unknown = await client.get('/x').catch((e: unknown) => e);
-    expect(NoInstancesError.is(error)).toBe(true);
-    expect((error as Error).message).toBe(
-      'no instance of service "users" to call: all 2 known instances failed to connect',
-    );
+    expect(ConnectionError.is(error)).toBe(true);
+    expect(error).toMatchObject({ code: 'CONNECTION_FAILED', sent: false, service: 'users' });
+    expect((error as Error).message).toMatch(/call to service "users" at instance "users-[ab]" failed: .*ECONNREFUSED/);
+  });
+
+  it('says which instances it had when failover alone has tried them all', async () => {
+    const failoverOnly = new ServiceClient({ service: 'users', discovery, strategy: 'round-robin', retry: false });
+    try {
+      await register(await deadInstance('users-a'));
+      await register(await deadInstance('users-b'));
+      const error: unknown = await failoverOnly.get('/x').catch((e: unknown) => e);
+      expect(NoInstancesError.is(error)).toBe(true);
+      expect((error as Error).message).toBe(
+        'no instance of service "users" to call: all 2 known instances failed this call',
+      );
+    } finally {
+      await failoverOnly.close();
+    }
   });
 
   it('throws NoInstancesError when nothing is registered', async () => {
@@ -168,7 +184,12 @@ describe('ServiceClient over real HTTP', () => {
       seen.push(attempt.instance.id);
       return next({ ...attempt, headers: { ...attempt.headers, 'x-attempt-on': attempt.instance.id } });
     };
-    const filtered = new ServiceClient({ service: 'users', discovery, attemptFilters: [stamp] });
+    const filtered = new ServiceClient({
+      service: 'users',
+      discovery,
+      strategy: 'round-robin',
+      attemptFilters: [stamp],
+    });
     try {
       // Round robin starts on the first registered; the dead one refuses and failover tries the other.
       const answers = [await filtered.get('/users/1'), await filtered.get('/users/1')];
@@ -176,6 +197,67 @@ describe('ServiceClient over real HTTP', () => {
       expect(answers).toEqual([{ attemptOn: 'users-1' }, { attemptOn: 'users-1' }]);
     } finally {
       await filtered.close();
+    }
+  });
+
+  it('ejects an instance whose breaker opened: its calls go elsewhere and it gets no more', async () => {
+    const failing = await startServer('users-bad', (_req, _body, res) => {
+      res.statusCode = 503;
+      res.end('{"error":"overloaded"}');
+    });
+    const [good] = await serve('users-good');
+    servers.push(failing);
+    await register(failing.instance);
+    const breakers = new CircuitBreakerRegistry({ minimumCalls: 4, failureRateThreshold: 50 });
+    const governed = new ServiceClient({
+      service: 'users',
+      discovery,
+      strategy: 'round-robin',
+      breakers,
+      retry: { random: () => 0 },
+    });
+    try {
+      // Every call succeeds: a 503 is retried on the other instance.
+      for (let i = 0; i < 20; i++) expect(await governed.get('/users/1')).toEqual({ servedBy: 'users-good' });
+      // Its breaker opened after its fourth failure; from then on it was skipped.
+      expect(failing.requests).toHaveLength(4);
+      expect(breakers.isEjected(failing.instance)).toBe(true);
+      expect(good?.requests).toHaveLength(20);
+    } finally {
+      await governed.close();
+      breakers.dispose();
+    }
+  });
+
+  it('routes calls by its rules, and says so when a route matches no instance', async () => {
+    const v1 = await startServer('users-v1');
+    const v2 = await startServer('users-v2');
+    servers.push(v1, v2);
+    await register({ ...v1.instance, meta: { ...v1.instance.meta, version: 'v1' } });
+    await register({ ...v2.instance, meta: { ...v2.instance.meta, version: 'v2' } });
+    const routed = new ServiceClient({
+      service: 'users',
+      discovery,
+      caller: 'forum',
+      rules: {
+        routes: [
+          { name: 'testers', match: { headers: { 'x-canary': { exact: 'always' } } }, to: { version: 'v2' } },
+          { name: 'nowhere', match: { path: { prefix: '/v3/' } }, to: { version: 'v3' } },
+        ],
+        default: { to: { version: 'v1' } },
+      },
+    });
+    try {
+      const canary = { headers: { 'x-canary': 'always' } };
+      for (let i = 0; i < 3; i++) {
+        expect(await routed.get('/users/1', canary)).toEqual({ servedBy: 'users-v2' });
+        expect(await routed.get('/users/1')).toEqual({ servedBy: 'users-v1' });
+      }
+      const error: unknown = await routed.get('/v3/users/1').catch((e: unknown) => e);
+      expect(NoInstancesError.is(error)).toBe(true);
+      expect((error as Error).message).toContain("none of the 2 known instances matches the call's route");
+    } finally {
+      await routed.close();
     }
   });
 });
