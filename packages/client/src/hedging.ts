@@ -13,7 +13,7 @@ import {
 import { DeadlineQueue, type DeadlineEntry } from './deadline-queue.js';
 import { isIdempotent } from './idempotency.js';
 import { LatencyWindow } from './latency-window.js';
-import { LazySignalCall, type SignalSource } from './lazy-signal-call.js';
+import { ChildSignal, LazySignalCall, type SignalSource } from './lazy-signal-call.js';
 import { RetryBudget } from './retry-budget.js';
 
 /** What Hedging tells its listeners when it sends a second attempt. */
@@ -161,41 +161,20 @@ interface RaceOwner {
 class Leg implements SignalSource {
   /** The instance this leg went to, once the attempt filter saw it. */
   instance: string | undefined;
-  readonly #parent: Call;
-  #controller: AbortController | undefined;
-  #cancelled: unknown;
-  #onParentAbort: (() => void) | undefined;
-  #parentSignal: AbortSignal | undefined;
+  readonly #signal: ChildSignal;
 
   constructor(parent: Call) {
-    this.#parent = parent;
+    this.#signal = new ChildSignal(() => parent.signal);
   }
 
   signal(): AbortSignal {
-    if (this.#controller !== undefined) return this.#controller.signal;
-    const controller = new AbortController();
-    this.#controller = controller;
-    if (this.#cancelled !== undefined) {
-      controller.abort(this.#cancelled);
-      return controller.signal;
-    }
-    const parent = this.#parent.signal;
-    if (parent?.aborted === true) controller.abort(parent.reason);
-    else if (parent !== undefined) {
-      this.#parentSignal = parent;
-      this.#onParentAbort = () => controller.abort(parent.reason);
-      parent.addEventListener('abort', this.#onParentAbort, { once: true });
-    }
-    return controller.signal;
+    return this.#signal.get();
   }
 
-  /** The race is over: cancel this leg if it still runs, and stop following the parent. */
+  /** The race is over: cancel this leg if it still runs (with a reason), and stop following the parent. */
   finish(cancelReason: unknown): void {
-    if (this.#onParentAbort !== undefined) this.#parentSignal?.removeEventListener('abort', this.#onParentAbort);
-    this.#onParentAbort = undefined;
-    if (cancelReason === undefined) return;
-    this.#cancelled = cancelReason;
-    this.#controller?.abort(cancelReason);
+    if (cancelReason === undefined) this.#signal.detach();
+    else this.#signal.cancel(cancelReason);
   }
 }
 

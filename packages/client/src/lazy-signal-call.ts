@@ -108,3 +108,58 @@ export function withCall<C extends Call>(call: C, changes: CallChanges): C {
   if (call instanceof LazySignalCall) return LazySignalCall.copy(call, changes) as unknown as C;
   return new CallCopy(call, changes) as unknown as C;
 }
+
+/**
+ * An AbortSignal made on first read, that follows a parent signal (aborts with its reason) and
+ * can be cancelled with a reason of its own, before or after it is made. The parent is read only
+ * when this one is, so a chain of lazy signals stays unmade until something consumes one. Timeouts
+ * and hedged attempts are the sources of their calls' signals through one of these.
+ */
+export class ChildSignal {
+  readonly #parentOf: () => AbortSignal | undefined;
+  #controller: AbortController | undefined;
+  #cancelled: unknown;
+  #detached = false;
+  #parent: AbortSignal | undefined;
+  #onParentAbort: (() => void) | undefined;
+
+  /** @param parentOf reads the parent signal (once, when this one is first read). */
+  constructor(parentOf: () => AbortSignal | undefined) {
+    this.#parentOf = parentOf;
+  }
+
+  /** The signal, made now if it was not yet. */
+  get(): AbortSignal {
+    if (this.#controller !== undefined) return this.#controller.signal;
+    const controller = new AbortController();
+    this.#controller = controller;
+    if (this.#cancelled !== undefined) {
+      controller.abort(this.#cancelled);
+      return controller.signal;
+    }
+    const parent = this.#parentOf();
+    if (parent?.aborted === true) {
+      controller.abort(parent.reason);
+    } else if (parent !== undefined && !this.#detached) {
+      this.#parent = parent;
+      this.#onParentAbort = () => controller.abort(parent.reason);
+      parent.addEventListener('abort', this.#onParentAbort, { once: true });
+    }
+    return controller.signal;
+  }
+
+  /** The work settled: stop following the parent. */
+  detach(): void {
+    this.#detached = true;
+    if (this.#onParentAbort !== undefined) this.#parent?.removeEventListener('abort', this.#onParentAbort);
+    this.#onParentAbort = undefined;
+    this.#parent = undefined;
+  }
+
+  /** Aborts with `reason` now, or as soon as the signal is made; stops following the parent. */
+  cancel(reason: unknown): void {
+    this.detach();
+    this.#cancelled = reason;
+    this.#controller?.abort(reason);
+  }
+}

@@ -11,7 +11,7 @@ import {
   type ServiceInstance,
 } from '@trellis/core';
 import { DeadlineQueue, type DeadlineEntry } from './deadline-queue.js';
-import { LazySignalCall, type SignalSource } from './lazy-signal-call.js';
+import { ChildSignal, LazySignalCall, type SignalSource } from './lazy-signal-call.js';
 import { TimeoutError, type TimeoutScope } from './timeout-error.js';
 
 /** A timeout filter, with an event for metrics and logs. */
@@ -98,11 +98,8 @@ class Pending implements SignalSource, DeadlineEntry {
   readonly #timeoutMs: number;
   readonly #reject: (error: unknown) => void;
   readonly #timedOut: Emitter<TimeoutError>;
+  readonly #signal: ChildSignal;
   #done = false;
-  #error: TimeoutError | undefined;
-  #controller: AbortController | undefined;
-  #parent: AbortSignal | undefined;
-  #onParentAbort: (() => void) | undefined;
 
   constructor(
     call: Call,
@@ -118,28 +115,12 @@ class Pending implements SignalSource, DeadlineEntry {
     this.deadline = deadline;
     this.#reject = reject;
     this.#timedOut = timedOut;
+    // Only when read is the outer signal read, so an outer timeout's signal stays unmade as well.
+    this.#signal = new ChildSignal(() => call.signal);
   }
 
   signal(): AbortSignal {
-    if (this.#controller !== undefined) return this.#controller.signal;
-    const controller = new AbortController();
-    this.#controller = controller;
-    if (this.#error !== undefined) {
-      controller.abort(this.#error);
-      return controller.signal;
-    }
-    // Only now is the outer signal read, so an outer timeout's signal stays unmade as well.
-    const parent = this.#call.signal;
-    if (parent !== undefined) {
-      if (parent.aborted) {
-        controller.abort(parent.reason);
-      } else if (!this.#done) {
-        this.#parent = parent;
-        this.#onParentAbort = () => controller.abort(parent.reason);
-        parent.addEventListener('abort', this.#onParentAbort, { once: true });
-      }
-    }
-    return controller.signal;
+    return this.#signal.get();
   }
 
   /** The call settled by itself: true if it was in time (its outcome stands). */
@@ -147,7 +128,7 @@ class Pending implements SignalSource, DeadlineEntry {
     if (this.#done) return false;
     this.#done = true;
     queue.remove(this);
-    this.#detach();
+    this.#signal.detach();
     return true;
   }
 
@@ -156,16 +137,8 @@ class Pending implements SignalSource, DeadlineEntry {
     if (this.#done) return;
     this.#done = true;
     const error = new TimeoutError(this.#scope, this.#timeoutMs, this.#call.service, this.#call.instance?.id);
-    this.#error = error;
-    this.#detach();
-    this.#controller?.abort(error);
+    this.#signal.cancel(error);
     this.#timedOut.emit(error);
     this.#reject(error);
-  }
-
-  #detach(): void {
-    if (this.#onParentAbort !== undefined) this.#parent?.removeEventListener('abort', this.#onParentAbort);
-    this.#onParentAbort = undefined;
-    this.#parent = undefined;
   }
 }
