@@ -8,7 +8,7 @@ import {
   type ServiceInstance,
 } from '@trellis/core';
 import { CircuitBreakerRegistry } from '@trellis/breaker';
-import { ServiceClient } from '@trellis/client';
+import { ServiceClient, withCall } from '@trellis/client';
 import { Discovery, MemoryRegistry } from '@trellis/registry';
 import { deadInstance, startServer, type TestServer } from './http-fixtures.js';
 
@@ -180,9 +180,13 @@ describe('ServiceClient over real HTTP', () => {
     await register(live.instance);
     await register(await deadInstance('users-dead'));
     const seen: string[] = [];
+    const signals: Array<boolean | undefined> = [];
     const stamp: Filter<Attempt, Reply> = (attempt, next) => {
       seen.push(attempt.instance.id);
-      return next({ ...attempt, headers: { ...attempt.headers, 'x-attempt-on': attempt.instance.id } });
+      // withCall, not a spread: it keeps the attempt timeout's signal, which cancels the request.
+      const stamped = withCall(attempt, { headers: { ...attempt.headers, 'x-attempt-on': attempt.instance.id } });
+      signals.push(stamped.signal?.aborted);
+      return next(stamped);
     };
     const filtered = new ServiceClient({
       service: 'users',
@@ -195,6 +199,7 @@ describe('ServiceClient over real HTTP', () => {
       const answers = [await filtered.get('/users/1'), await filtered.get('/users/1')];
       expect(seen).toEqual(['users-1', 'users-dead', 'users-1']);
       expect(answers).toEqual([{ attemptOn: 'users-1' }, { attemptOn: 'users-1' }]);
+      expect(signals).toEqual([false, false, false]);
     } finally {
       await filtered.close();
     }
