@@ -1,33 +1,6 @@
-import {
-  compose,
-  ConfigError,
-  ManualClock,
-  type Attempt,
-  type Call,
-  type Reply,
-  type ServiceInstance,
-} from '@trellis/core';
+import { compose, ManualClock, type Attempt, type Call, type Reply, type ServiceInstance } from '@trellis/core';
 import { Hedging, RetryBudget, withCall, type HedgingOptions } from '@trellis/client';
-
-/** The field a ConfigError thrown by `make` names, or undefined when it throws none. */
-function configField(make: () => unknown): string | undefined {
-  try {
-    make();
-  } catch (error) {
-    return ConfigError.is(error) ? error.field : undefined;
-  }
-  return undefined;
-}
-
-const instances = ['users-1', 'users-2', 'users-3'].map((id): ServiceInstance => ({
-  id,
-  service: 'users',
-  address: '127.0.0.1',
-  port: 1,
-  tags: [],
-  meta: { weight: 1, labels: {} },
-}));
-const get: Call = { service: 'users', method: 'GET', path: '/users/1', headers: {} };
+import { configField, get, instances } from './policy-fixtures.js';
 
 interface Sent {
   readonly instance: string;

@@ -1,15 +1,6 @@
-import { ConfigError, ManualClock } from '@trellis/core';
+import { ManualClock } from '@trellis/core';
 import { RetryBudget } from '@trellis/client';
-
-/** The field a ConfigError thrown by `make` names, or undefined when it throws none. */
-function configField(make: () => unknown): string | undefined {
-  try {
-    make();
-  } catch (error) {
-    return ConfigError.is(error) ? error.field : undefined;
-  }
-  return undefined;
-}
+import { configField } from './policy-fixtures.js';
 
 describe('RetryBudget', () => {
   it('allows the floor of retries per second over the window even with no calls', () => {

@@ -1,5 +1,4 @@
 import {
-  ConfigError,
   compose,
   ConnectionError,
   ManualClock,
@@ -11,26 +10,8 @@ import {
   type ServiceInstance,
 } from '@trellis/core';
 import { retry, RetryBudget, TimeoutError, type RetryOptions } from '@trellis/client';
+import { configField, get, instances } from './policy-fixtures.js';
 
-/** The field a ConfigError thrown by `make` names, or undefined when it throws none. */
-function configField(make: () => unknown): string | undefined {
-  try {
-    make();
-  } catch (error) {
-    return ConfigError.is(error) ? error.field : undefined;
-  }
-  return undefined;
-}
-
-const instances = ['users-1', 'users-2', 'users-3'].map((id): ServiceInstance => ({
-  id,
-  service: 'users',
-  address: '127.0.0.1',
-  port: 1,
-  tags: [],
-  meta: { weight: 1, labels: {} },
-}));
-const get: Call = { service: 'users', method: 'GET', path: '/users/1', headers: {} };
 const post: Call = { ...get, method: 'POST', body: { name: 'Ada' } };
 
 interface Seen {

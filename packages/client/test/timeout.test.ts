@@ -1,23 +1,6 @@
-import {
-  ConfigError,
-  compose,
-  ManualClock,
-  type Attempt,
-  type Call,
-  type Reply,
-  type ServiceInstance,
-} from '@trellis/core';
+import { compose, ManualClock, type Attempt, type Call, type Reply, type ServiceInstance } from '@trellis/core';
 import { attemptTimeout, deadline, retry, TimeoutError, withCall } from '@trellis/client';
-
-/** The field a ConfigError thrown by `make` names, or undefined when it throws none. */
-function configField(make: () => unknown): string | undefined {
-  try {
-    make();
-  } catch (error) {
-    return ConfigError.is(error) ? error.field : undefined;
-  }
-  return undefined;
-}
+import { configField } from './policy-fixtures.js';
 
 const instance: ServiceInstance = {
   id: 'users-1',

@@ -1,15 +1,6 @@
-import { ConfigError, ManualClock } from '@trellis/core';
+import { ManualClock } from '@trellis/core';
 import { BulkheadFullError, ConcurrencyLimit } from '@trellis/ratelimit';
-
-/** The field a ConfigError thrown by `make` names, or undefined when it throws none. */
-function configField(make: () => unknown): string | undefined {
-  try {
-    make();
-  } catch (error) {
-    return ConfigError.is(error) ? error.field : undefined;
-  }
-  return undefined;
-}
+import { configField } from './fixtures.js';
 
 describe('ConcurrencyLimit', () => {
   it('grants up to maxConcurrent slots, refuses beyond them without a queue, and frees on release', async () => {

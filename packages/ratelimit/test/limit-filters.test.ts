@@ -1,4 +1,4 @@
-import { ConfigError, compose, ManualClock, type Call, type Reply, type ServiceInstance } from '@trellis/core';
+import { compose, ManualClock, type Call, type Reply, type ServiceInstance } from '@trellis/core';
 import {
   BulkheadFullError,
   bulkhead,
@@ -8,16 +8,7 @@ import {
   RateLimitedError,
   TokenBucket,
 } from '@trellis/ratelimit';
-
-/** The field a ConfigError thrown by `make` names, or undefined when it throws none. */
-function configField(make: () => unknown): string | undefined {
-  try {
-    make();
-  } catch (error) {
-    return ConfigError.is(error) ? error.field : undefined;
-  }
-  return undefined;
-}
+import { configField } from './fixtures.js';
 
 const instance: ServiceInstance = {
   id: 'mail-1',

@@ -1,15 +1,6 @@
-import { ConfigError, ManualClock } from '@trellis/core';
+import { ManualClock } from '@trellis/core';
 import { ConcurrencyLimit, PerKey, TokenBucket } from '@trellis/ratelimit';
-
-/** The field a ConfigError thrown by `make` names, or undefined when it throws none. */
-function configField(make: () => unknown): string | undefined {
-  try {
-    make();
-  } catch (error) {
-    return ConfigError.is(error) ? error.field : undefined;
-  }
-  return undefined;
-}
+import { configField } from './fixtures.js';
 
 describe('PerKey', () => {
   it('keeps one limiter per key, so that one key exhausting its limit leaves the others alone', () => {

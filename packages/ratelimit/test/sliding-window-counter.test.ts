@@ -1,15 +1,6 @@
 import { ConfigError, ManualClock } from '@trellis/core';
 import { SlidingWindowCounter } from '@trellis/ratelimit';
-
-/** The field a ConfigError thrown by `make` names, or undefined when it throws none. */
-function configField(make: () => unknown): string | undefined {
-  try {
-    make();
-  } catch (error) {
-    return ConfigError.is(error) ? error.field : undefined;
-  }
-  return undefined;
-}
+import { configField } from './fixtures.js';
 
 describe('SlidingWindowCounter', () => {
   it('allows the limit within one window and refuses the next call until the window moves on', () => {

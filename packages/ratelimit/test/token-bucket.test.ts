@@ -1,15 +1,6 @@
-import { ConfigError, ManualClock } from '@trellis/core';
+import { ManualClock } from '@trellis/core';
 import { TokenBucket } from '@trellis/ratelimit';
-
-/** The field a ConfigError thrown by `make` names, or undefined when it throws none. */
-function configField(make: () => unknown): string | undefined {
-  try {
-    make();
-  } catch (error) {
-    return ConfigError.is(error) ? error.field : undefined;
-  }
-  return undefined;
-}
+import { configField } from './fixtures.js';
 
 describe('TokenBucket', () => {
   it('starts full: grants a burst at once, then refuses with the time until the next token', () => {
