@@ -3,6 +3,20 @@ import { ConcurrencyLimit, PerKey, TokenBucket } from '@trellis/ratelimit';
 import { MemoryRegistry } from '@trellis/registry';
 import { TrellisApp } from '@trellis/app';
 
+/** Adds GET /slow, which answers only once `finish()` is called; `entered` resolves when a request is in it. */
+function holdSlowRoute(app: TrellisApp): { entered: Promise<void>; finish: () => void } {
+  let enter!: () => void;
+  const entered = new Promise<void>((resolve) => (enter = resolve));
+  let finish!: () => void;
+  const finished = new Promise<void>((resolve) => (finish = resolve));
+  app.http.get('/slow', async () => {
+    enter();
+    await finished;
+    return { done: true };
+  });
+  return { entered, finish };
+}
+
 describe('inbound limits of a TrellisApp', () => {
   let registry: MemoryRegistry;
   const apps: TrellisApp[] = [];
@@ -62,15 +76,7 @@ describe('inbound limits of a TrellisApp', () => {
     const users = app();
     const limit = new ConcurrencyLimit({ maxConcurrent: 1, name: 'users-in' });
     users.limitInbound({ concurrency: limit });
-    let enter!: () => void;
-    const entered = new Promise<void>((resolve) => (enter = resolve));
-    let finish!: () => void;
-    const finished = new Promise<void>((resolve) => (finish = resolve));
-    users.http.get('/slow', async () => {
-      enter();
-      await finished;
-      return { done: true };
-    });
+    const { entered, finish } = holdSlowRoute(users);
     users.http.get('/fast', async () => ({ done: true }));
     const { url } = await users.start();
 
@@ -91,15 +97,7 @@ describe('inbound limits of a TrellisApp', () => {
     const users = app();
     const limit = new ConcurrencyLimit({ maxConcurrent: 1, maxQueue: 1, queueTimeoutMs: 100, clock });
     users.limitInbound({ concurrency: limit });
-    let enter!: () => void;
-    const entered = new Promise<void>((resolve) => (enter = resolve));
-    let finish!: () => void;
-    const finished = new Promise<void>((resolve) => (finish = resolve));
-    users.http.get('/slow', async () => {
-      enter();
-      await finished;
-      return { done: true };
-    });
+    const { entered, finish } = holdSlowRoute(users);
     const { url } = await users.start();
 
     const first = fetch(`${url}/slow`);
@@ -145,15 +143,7 @@ describe('inbound limits of a TrellisApp', () => {
     const users = app();
     const limit = new ConcurrencyLimit({ maxConcurrent: 1, maxQueue: 1, queueTimeoutMs: 60_000 });
     users.limitInbound({ concurrency: limit });
-    let enter!: () => void;
-    const entered = new Promise<void>((resolve) => (enter = resolve));
-    let finish!: () => void;
-    const finished = new Promise<void>((resolve) => (finish = resolve));
-    users.http.get('/slow', async () => {
-      enter();
-      await finished;
-      return { done: true };
-    });
+    const { entered, finish } = holdSlowRoute(users);
     const { url } = await users.start();
     const settle = async (until: () => boolean): Promise<void> => {
       for (let i = 0; i < 1_000 && !until(); i++) await new Promise((resolve) => setImmediate(resolve));

@@ -17,18 +17,11 @@ import {
   isTargetError,
   serviceCircuitBreaker,
 } from '@trellis/breaker';
+import { instance } from './fixtures.js';
 
 let clock: ManualClock;
 let registry: CircuitBreakerRegistry;
 
-const instance = (id: string): ServiceInstance => ({
-  id,
-  service: 'users',
-  address: '127.0.0.1',
-  port: 1,
-  tags: [],
-  meta: { weight: 1, labels: {} },
-});
 const [a, b] = [instance('users-1'), instance('users-2')];
 const call: Call = { service: 'users', method: 'GET', path: '/users/1', headers: {} };
 const attemptOn = (target: ServiceInstance, extra: Partial<Attempt> = {}): Attempt => ({

@@ -1,18 +1,11 @@
 import { jest } from '@jest/globals';
-import { ClosedError, ConfigError, ManualClock, type ServiceInstance } from '@trellis/core';
+import { ClosedError, ConfigError, ManualClock } from '@trellis/core';
 import { CircuitBreakerRegistry, type CircuitBreaker, type CircuitStateChange } from '@trellis/breaker';
+import { instance } from './fixtures.js';
 
 let clock: ManualClock;
 let registry: CircuitBreakerRegistry;
 
-const instance = (id: string): ServiceInstance => ({
-  id,
-  service: 'users',
-  address: '127.0.0.1',
-  port: 1,
-  tags: [],
-  meta: { weight: 1, labels: {} },
-});
 const [a, b] = [instance('users-1'), instance('users-2')];
 
 beforeEach(() => {
