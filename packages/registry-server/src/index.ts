@@ -1,8 +1,8 @@
-export { AclInputError, AclNotFoundError, AclStore } from './acl-store.js';
-export type { AclChange, AclPolicy, AclState, AclToken } from './acl-store.js';
-export { parseGoDuration } from './go-duration.js';
+export { AclInputError, AclNotFoundError, AclStore } from './acl/acl-store.js';
+export type { AclChange, AclPolicy, AclState, AclToken } from './acl/acl-store.js';
+export { parseGoDuration } from './http/go-duration.js';
 export { logLevels, RegistryServer } from './registry-server.js';
-export { DataDirError } from './state-journal.js';
+export { DataDirError } from './persistence/state-journal.js';
 export type {
   AclOptions,
   ListenOptions,

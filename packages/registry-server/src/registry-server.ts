@@ -2,14 +2,14 @@ import { randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import { ConfigError, systemClock, type Clock, type Closeable } from '@trellis/core';
-import { AclInputError, AclStore } from './acl-store.js';
-import { BlockingQueries } from './blocking-query.js';
-import { Catalog, topicsOf, type CatalogChange } from './catalog.js';
-import { nodeMeta, type NodeInfo } from './consul-json.js';
-import { attachDurableState, storedNodeId } from './durable-state.js';
-import { registerHttpApi } from './http-api.js';
-import { KvStore } from './kv-store.js';
-import { DataDirError, StateJournal } from './state-journal.js';
+import { AclInputError, AclStore } from './acl/acl-store.js';
+import { BlockingQueries } from './http/blocking-query.js';
+import { Catalog, topicsOf, type CatalogChange } from './catalog/catalog.js';
+import { nodeMeta, type NodeInfo } from './catalog/consul-json.js';
+import { attachDurableState, storedNodeId } from './persistence/durable-state.js';
+import { registerHttpApi } from './http/http-api.js';
+import { KvStore } from './kv/kv-store.js';
+import { DataDirError, StateJournal } from './persistence/state-journal.js';
 
 /** The log levels of the server's logger (pino's), quietest last. */
 export const logLevels = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;

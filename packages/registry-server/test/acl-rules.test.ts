@@ -1,7 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
-import { Authorizer } from '../src/acl-authorizer.js';
-import { AclRulesError, parseAclRules } from '../src/acl-rules.js';
-import { AclInputError, AclStore, anonymousAccessorId, globalManagementPolicyId } from '../src/acl-store.js';
+import { Authorizer } from '../src/acl/acl-authorizer.js';
+import { AclRulesError, parseAclRules } from '../src/acl/acl-rules.js';
+import { AclInputError, AclStore, anonymousAccessorId, globalManagementPolicyId } from '../src/acl/acl-store.js';
 
 describe('ACL rules', () => {
   it('parses the HCL block form with comments, commas and top-level rights', () => {

@@ -6,7 +6,7 @@ import { afterEach, describe, expect, it } from '@jest/globals';
 import Consul from 'consul';
 import { ManualClock } from '@trellis/core';
 import { DataDirError, RegistryServer } from '@trellis/registry-server';
-import { StateJournal } from '../src/state-journal.js';
+import { StateJournal } from '../src/persistence/state-journal.js';
 import { get, put, serviceCheck, health, type RawReply } from './helpers.js';
 
 const dirs: string[] = [];

@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import { ClosedError } from '@trellis/core';
-import { KvRequestError, KvStore, kvMaxValueSize, type KvChange } from '../src/kv-store.js';
+import { KvRequestError, KvStore, kvMaxValueSize, type KvChange } from '../src/kv/kv-store.js';
 
 function watched(kv: KvStore): KvChange[] {
   const changes: KvChange[] = [];

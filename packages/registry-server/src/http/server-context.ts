@@ -1,8 +1,8 @@
-import type { AclStore } from './acl-store.js';
+import type { AclStore } from '../acl/acl-store.js';
 import type { BlockingQueries } from './blocking-query.js';
-import type { Catalog } from './catalog.js';
-import type { NodeInfo } from './consul-json.js';
-import type { KvStore } from './kv-store.js';
+import type { Catalog } from '../catalog/catalog.js';
+import type { NodeInfo } from '../catalog/consul-json.js';
+import type { KvStore } from '../kv/kv-store.js';
 
 /** What the route modules of the HTTP API read and change. */
 export interface ServerContext {

@@ -1,8 +1,8 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { parseBlockingParams, type Topic } from './blocking-query.js';
-import { allValues, clientGone, consistencyHeaders, query, route } from './consul-http.js';
+import { parseBlockingParams, type Topic } from '../http/blocking-query.js';
+import { allValues, clientGone, consistencyHeaders, query, route } from '../http/consul-http.js';
 import { catalogServiceJson, matchesNodeMeta, nodeJson, serviceJson } from './consul-json.js';
-import type { ServerContext } from './server-context.js';
+import type { ServerContext } from '../http/server-context.js';
 
 /**
  * `/v1/catalog/...`: what is registered, whatever its health: services, the nodes, and the

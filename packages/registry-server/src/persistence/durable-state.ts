@@ -1,7 +1,7 @@
-import type { AclState, AclStore } from './acl-store.js';
-import type { BlockingQueries } from './blocking-query.js';
-import { topicsOf, type Catalog, type CatalogChange, type PersistedCheck, type PersistedService } from './catalog.js';
-import type { KvEntry, KvStore } from './kv-store.js';
+import type { AclState, AclStore } from '../acl/acl-store.js';
+import type { BlockingQueries } from '../http/blocking-query.js';
+import { topicsOf, type Catalog, type CatalogChange, type PersistedCheck, type PersistedService } from '../catalog/catalog.js';
+import type { KvEntry, KvStore } from '../kv/kv-store.js';
 import type { LoadedState, StateJournal } from './state-journal.js';
 
 /** The journal kinds of the registry's own state; other stores (ACL tokens) add their own. */

@@ -1,12 +1,12 @@
 import type { FastifyError, FastifyInstance } from 'fastify';
-import { registerAclApi } from './acl-api.js';
-import { registerAclEnforcement } from './acl-enforcement.js';
-import { registerAgentApi } from './agent-api.js';
-import { registerCatalogApi } from './catalog-api.js';
+import { registerAclApi } from '../acl/acl-api.js';
+import { registerAclEnforcement } from '../acl/acl-enforcement.js';
+import { registerAgentApi } from '../catalog/agent-api.js';
+import { registerCatalogApi } from '../catalog/catalog-api.js';
 import { text } from './consul-http.js';
-import { registerDashboard } from './dashboard.js';
-import { registerHealthApi } from './health-api.js';
-import { registerKvApi } from './kv-api.js';
+import { registerDashboard } from '../dashboard/dashboard.js';
+import { registerHealthApi } from '../catalog/health-api.js';
+import { registerKvApi } from '../kv/kv-api.js';
 import type { ServerContext } from './server-context.js';
 import { registerStatusApi } from './status-api.js';
 

@@ -1,4 +1,4 @@
-import { parseGoDuration } from './go-duration.js';
+import { parseGoDuration } from '../http/go-duration.js';
 
 /** The states of a Consul health check. */
 export type CheckStatus = 'passing' | 'warning' | 'critical';

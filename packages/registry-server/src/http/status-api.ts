@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { route } from './consul-http.js';
-import { serverAddress } from './consul-json.js';
+import { serverAddress } from '../catalog/consul-json.js';
 import type { ServerContext } from './server-context.js';
 
 /**

@@ -1,8 +1,8 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { BadQueryParamError, parseBlockingParams, type Topic } from './blocking-query.js';
-import { clientGone, consistencyHeaders, firstValue, query, text } from './consul-http.js';
+import { BadQueryParamError, parseBlockingParams, type Topic } from '../http/blocking-query.js';
+import { clientGone, consistencyHeaders, firstValue, query, text } from '../http/consul-http.js';
 import { tooLarge, type KvEntry } from './kv-store.js';
-import type { ServerContext } from './server-context.js';
+import type { ServerContext } from '../http/server-context.js';
 
 const path = '/v1/kv/*';
 

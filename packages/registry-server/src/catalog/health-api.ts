@@ -1,9 +1,9 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { AnswerCache, type CachedAnswer } from './answer-cache.js';
-import { parseBlockingParams, type Topic } from './blocking-query.js';
-import { allValues, clientGone, consistencyHeaders, query, queryFlag, route, text } from './consul-http.js';
+import { AnswerCache, type CachedAnswer } from '../http/answer-cache.js';
+import { parseBlockingParams, type Topic } from '../http/blocking-query.js';
+import { allValues, clientGone, consistencyHeaders, query, queryFlag, route, text } from '../http/consul-http.js';
 import { checkJson, healthEntryJson, matchesNodeMeta, serfHealthJson } from './consul-json.js';
-import type { ServerContext } from './server-context.js';
+import type { ServerContext } from '../http/server-context.js';
 
 const checkStates = ['any', 'passing', 'warning', 'critical'] as const;
 

@@ -1,8 +1,8 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
-import { parseBlockingParams } from './blocking-query.js';
-import { clientGone, firstValue, query, queryFlag, route, text } from './consul-http.js';
+import { parseBlockingParams } from '../http/blocking-query.js';
+import { clientGone, firstValue, query, queryFlag, route, text } from '../http/consul-http.js';
 import { agentSelfJson, agentServiceJson, agentServiceWithHashJson, checkJson } from './consul-json.js';
-import type { ServerContext } from './server-context.js';
+import type { ServerContext } from '../http/server-context.js';
 import {
   decodeCheckDefinition,
   decodeServiceDefinition,

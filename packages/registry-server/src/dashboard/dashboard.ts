@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
-import { route } from './consul-http.js';
+import { route } from '../http/consul-http.js';
 import { renderDashboardPage } from './dashboard-page.js';
-import type { ServerContext } from './server-context.js';
+import type { ServerContext } from '../http/server-context.js';
 
 /**
  * The dashboard at `/ui/` (and `/ui`), and `/` redirecting there with a 301 as Consul does.

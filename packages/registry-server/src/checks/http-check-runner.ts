@@ -1,7 +1,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import { systemClock, type Clock, type Timer } from '@trellis/core';
-import type { CheckStatus, HttpCheckSpec } from './service-definition.js';
+import type { CheckStatus, HttpCheckSpec } from '../catalog/service-definition.js';
 
 /** What one run of an HTTP check found: the status to set and Consul's Output text. */
 export interface HttpCheckResult {

@@ -2,9 +2,9 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { AccessNeed, Authorizer } from './acl-authorizer.js';
 import type { RuleResource } from './acl-rules.js';
 import type { AclStore, AclToken } from './acl-store.js';
-import type { Catalog } from './catalog.js';
-import { firstValue, query, text } from './consul-http.js';
-import { decodeCheckDefinition, decodeServiceDefinition } from './service-definition.js';
+import type { Catalog } from '../catalog/catalog.js';
+import { firstValue, query, text } from '../http/consul-http.js';
+import { decodeCheckDefinition, decodeServiceDefinition } from '../catalog/service-definition.js';
 
 /** The token a request resolved to, and what it may do. */
 export interface RequestIdentity {

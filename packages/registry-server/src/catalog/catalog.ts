@@ -1,5 +1,5 @@
 import { ClosedError, Emitter, systemClock, type Clock, type Event, type Timer } from '@trellis/core';
-import { HttpCheckRunner, type HttpCheckHandle } from './http-check-runner.js';
+import { HttpCheckRunner, type HttpCheckHandle } from '../checks/http-check-runner.js';
 import type { CheckDefinition, CheckStatus, HttpCheckSpec, ServiceDefinition } from './service-definition.js';
 
 /** A registered service as the catalog holds it, with Consul's raft-like indexes. */

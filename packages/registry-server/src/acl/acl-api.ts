@@ -9,7 +9,7 @@ import {
   type AclToken,
   type PolicyLink,
 } from './acl-store.js';
-import { consistencyHeaders, text } from './consul-http.js';
+import { consistencyHeaders, text } from '../http/consul-http.js';
 
 const allMethods: HTTPMethods[] = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'];
 
