@@ -1,6 +1,12 @@
 import type { AclState, AclStore } from '../acl/acl-store.js';
 import type { BlockingQueries } from '../http/blocking-query.js';
-import { topicsOf, type Catalog, type CatalogChange, type PersistedCheck, type PersistedService } from '../catalog/catalog.js';
+import {
+  topicsOf,
+  type Catalog,
+  type CatalogChange,
+  type PersistedCheck,
+  type PersistedService,
+} from '../catalog/catalog.js';
 import type { KvEntry, KvStore } from '../kv/kv-store.js';
 import type { LoadedState, StateJournal } from './state-journal.js';
 
