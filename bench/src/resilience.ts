@@ -21,9 +21,19 @@ import {
   type Reply,
   type ServiceInstance,
 } from '@trellis/core';
-import { CircuitBreakerRegistry, instanceCircuitBreaker } from '@trellis/breaker';
-import { attemptTimeout, Hedging, retry, withCall } from '@trellis/client';
-import { bulkhead, ConcurrencyLimit, PerKey, rateLimit, TokenBucket } from '@trellis/ratelimit';
+import {
+  attemptTimeout,
+  bulkhead,
+  CircuitBreakerRegistry,
+  ConcurrencyLimit,
+  Hedging,
+  instanceCircuitBreaker,
+  PerKey,
+  rateLimit,
+  retry,
+  TokenBucket,
+  withCall,
+} from '@trellis/resilience';
 import { median, printTable } from './measure.js';
 
 const instance: ServiceInstance = {

@@ -1,5 +1,5 @@
 import { ConfigError, type Clock } from '@trellis/core';
-import type { CircuitBreakerRegistryOptions } from '@trellis/breaker';
+import type { CircuitBreakerRegistryOptions } from '@trellis/resilience';
 import type { ServiceClientOptions } from '@trellis/client';
 import type { DiscoveryOptions, Registry } from '@trellis/registry';
 

@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ConfigError } from '@trellis/core';
-import { BulkheadFullError, PerKey, type ConcurrencyLimit, type RateLimiter } from '@trellis/ratelimit';
+import { BulkheadFullError, PerKey, type ConcurrencyLimit, type RateLimiter } from '@trellis/resilience';
 
 /** One limiter for all requests, or one per key of the request (caller, route, user). */
 export type InboundChoice<L extends { readonly idle: boolean }> =

@@ -2,7 +2,7 @@ import 'reflect-metadata';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { Container } from 'inversify';
 import { ClosedError, sleep, systemClock, type Clock, type ServiceInstance } from '@trellis/core';
-import { CircuitBreakerRegistry } from '@trellis/breaker';
+import { CircuitBreakerRegistry } from '@trellis/resilience';
 import { ServiceClient } from '@trellis/client';
 import { ConsulRegistry, Discovery, SelfRegistration, type DiscoveryEvent, type Registry } from '@trellis/registry';
 import { validateAppOptions, type AppOptions } from './app-options.js';

@@ -1,5 +1,5 @@
 import { ManualClock } from '@trellis/core';
-import { ConcurrencyLimit, PerKey, TokenBucket } from '@trellis/ratelimit';
+import { ConcurrencyLimit, PerKey, TokenBucket } from '@trellis/resilience';
 import { MemoryRegistry } from '@trellis/registry';
 import { TrellisApp } from '@trellis/app';
 

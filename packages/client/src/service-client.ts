@@ -11,7 +11,15 @@ import {
   type Service,
   type ServiceInstance,
 } from '@trellis/core';
-import { CircuitBreakerRegistry, instanceCircuitBreaker } from '@trellis/breaker';
+import {
+  attemptTimeout,
+  CircuitBreakerRegistry,
+  deadline,
+  instanceCircuitBreaker,
+  retry,
+  withCall,
+  type RetryOptions,
+} from '@trellis/resilience';
 import {
   LoadBalancer,
   strategyFeedback,
@@ -22,9 +30,6 @@ import {
 import type { Discovery } from '@trellis/registry';
 import { AxiosTransport } from './axios-transport.js';
 import { failover } from './failover.js';
-import { withCall } from './lazy-signal-call.js';
-import { retry, type RetryOptions } from './retry.js';
-import { attemptTimeout, deadline } from './timeout.js';
 import type { Transport } from './transport.js';
 
 export interface ServiceClientOptions {

@@ -1,6 +1,7 @@
 import type http from 'node:http';
 import { compose, type Call, type ServiceInstance } from '@trellis/core';
-import { AxiosTransport, deadline, Hedging, ServiceClient, TimeoutError, withCall } from '@trellis/client';
+import { AxiosTransport, ServiceClient } from '@trellis/client';
+import { deadline, Hedging, TimeoutError, withCall } from '@trellis/resilience';
 import { Discovery, MemoryRegistry } from '@trellis/registry';
 import { startServer, type TestServer } from './http-fixtures.js';
 

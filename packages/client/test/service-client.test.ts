@@ -7,8 +7,8 @@ import {
   type Reply,
   type ServiceInstance,
 } from '@trellis/core';
-import { CircuitBreakerRegistry } from '@trellis/breaker';
-import { ServiceClient, withCall } from '@trellis/client';
+import { ServiceClient } from '@trellis/client';
+import { CircuitBreakerRegistry, withCall } from '@trellis/resilience';
 import { Discovery, MemoryRegistry } from '@trellis/registry';
 import { deadInstance, startServer, type TestServer } from './http-fixtures.js';
 
