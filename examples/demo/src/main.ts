@@ -53,6 +53,8 @@ const stop = (signal: NodeJS.Signals): void => {
 };
 process.on('SIGINT', stop);
 process.on('SIGTERM', stop);
+// A closed terminal stops the demo as Ctrl-C does.
+process.on('SIGHUP', stop);
 
 // A service that dies on its own is reported, not silently missed.
 for (const p of [system.registry, system.forum, ...system.users]) {

@@ -1,6 +1,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
+
+// From src/ (tests) and dist/ alike, the built module.
+const exitWithParent = fileURLToPath(new URL('../dist/exit-with-parent.js', import.meta.url));
 
 export interface ManagedProcessOptions {
   /** Label for its output lines, e.g. "users-1". */
@@ -21,7 +25,8 @@ export interface ManagedProcessOptions {
 /**
  * A Node.js service run as a child process, known to be ready once it printed where it listens.
  * It runs in its own process group, so that a Ctrl-C reaches the launcher only, and the
- * launcher stops the services in order.
+ * launcher stops the services in order. It also stops itself when the launcher dies (kill -9,
+ * a closed terminal): see exit-with-parent.ts.
  */
 export class ManagedProcess {
   readonly name: string;
@@ -48,9 +53,9 @@ export class ManagedProcess {
     }
     const readyPattern = options.readyPattern ?? /listening on (http:\/\/\S+)/;
     const output = options.output ?? ((line: string) => console.log(line));
-    const child = spawn(process.execPath, [options.script, ...(options.args ?? [])], {
+    const child = spawn(process.execPath, ['--import', exitWithParent, options.script, ...(options.args ?? [])], {
       env: { ...process.env, ...options.env },
-      stdio: ['ignore', 'pipe', 'pipe'],
+      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
       detached: true,
     });
     const exited = new Promise<number | string>((resolve) => {
