@@ -1,40 +1,21 @@
-import { ClosedError, Emitter, systemClock, type Clock, type Event, type Timer } from '@trellis/core';
-import { HttpCheckRunner, type HttpCheckHandle } from '../checks/http-check-runner.js';
-import type { CheckDefinition, CheckStatus, HttpCheckSpec, ServiceDefinition } from './service-definition.js';
-
-/** A registered service as the catalog holds it, with Consul's raft-like indexes. */
-export interface ServiceRecord extends Omit<ServiceDefinition, 'checks'> {
-  readonly createIndex: number;
-  readonly modifyIndex: number;
-}
-
-/** A check, of a service or of the node, and its current state. */
-export interface CheckRecord {
-  readonly id: string;
-  readonly name: string;
-  readonly notes: string;
-  readonly status: CheckStatus;
-  /** The note of the last pass/warn/fail, or what the server wrote ("TTL expired", an HTTP answer). */
-  readonly output: string;
-  /** The service the check belongs to; empty for a check of the node. */
-  readonly serviceId: string;
-  readonly serviceName: string;
-  readonly serviceTags: readonly string[];
-  readonly type: 'ttl' | 'http';
-  /** A TTL check's TTL; undefined for an HTTP check. */
-  readonly ttlMs: number | undefined;
-  /** An HTTP check's request; undefined for a TTL check. */
-  readonly http: HttpCheckSpec | undefined;
-  readonly deregisterCriticalAfterMs: number | undefined;
-  readonly createIndex: number;
-  readonly modifyIndex: number;
-}
-
-/** A service with its checks, as `GET /v1/health/service/:name` lists it. */
-export interface HealthRecord {
-  readonly service: ServiceRecord;
-  readonly checks: readonly CheckRecord[];
-}
+import { ClosedError, Emitter, systemClock, type Clock, type Event } from '@trellis/core';
+import {
+  compare,
+  toCheckRecord,
+  toServiceRecord,
+  type CheckRecord,
+  type HealthRecord,
+  type ServiceRecord,
+} from './catalog-records.js';
+import { CheckScheduler } from './check-scheduler.js';
+import {
+  sameCheck,
+  sameList,
+  sameService,
+  type CheckDefinition,
+  type CheckStatus,
+  type ServiceDefinition,
+} from './service-definition.js';
 
 /** What changed in the catalog; `index` is the catalog index after the change. */
 export type CatalogChange =
@@ -131,9 +112,6 @@ interface CheckState {
   criticalSince: number | undefined;
   createIndex: number;
   modifyIndex: number;
-  ttlTimer: Timer | undefined;
-  reapTimer: Timer | undefined;
-  httpRun: HttpCheckHandle | undefined;
 }
 
 /**
@@ -141,7 +119,7 @@ interface CheckState {
  * index, a counter that moves on every change of state (never on a no-op, such as a TTL pass
  * that leaves status and output as they were) and starts at 1, never 0. TTL checks turn
  * critical with output "TTL expired" when no update comes within their TTL; HTTP checks are
- * run by an {@link HttpCheckRunner} at their interval; a service whose check stays critical
+ * run at their interval; the timers live in a {@link CheckScheduler}; a service whose check stays critical
  * for its DeregisterCriticalServiceAfter is removed. All timing goes through the clock.
  *
  * @example
@@ -159,7 +137,7 @@ export class Catalog {
   readonly #idsByName = new Map<string, Set<string>>();
   readonly #nodeCheckIds = new Set<string>();
   readonly #changed = new Emitter<CatalogChange>();
-  readonly #httpChecks: HttpCheckRunner;
+  readonly #schedule: CheckScheduler;
   // Index 1 is the node itself (and its serfHealth check), present from the start.
   #index = 1;
   #closed = false;
@@ -169,7 +147,17 @@ export class Catalog {
 
   constructor(options: CatalogOptions = {}) {
     this.#clock = options.clock ?? systemClock;
-    this.#httpChecks = new HttpCheckRunner({ clock: this.#clock });
+    this.#schedule = new CheckScheduler(this.#clock, {
+      ttlExpired: (checkId) => this.#ttlExpired(checkId),
+      reapDue: (checkId) => {
+        const check = this.#checks.get(checkId);
+        if (check !== undefined) this.#remove(check.serviceId, 'critical');
+      },
+      httpResult: (checkId, result) => {
+        const check = this.#checks.get(checkId);
+        if (check !== undefined) this.#setStatus(check, result.status, result.output);
+      },
+    });
   }
 
   /** The catalog index: at least 1, and larger after every change. */
@@ -426,9 +414,6 @@ export class Catalog {
         criticalSince: p.status === 'critical' ? now : undefined,
         createIndex: p.createIndex,
         modifyIndex: p.modifyIndex,
-        ttlTimer: undefined,
-        reapTimer: undefined,
-        httpRun: undefined,
       };
       this.#checks.set(p.def.id, check);
       if (service === undefined) this.#nodeCheckIds.add(p.def.id);
@@ -448,11 +433,7 @@ export class Catalog {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    for (const check of this.#checks.values()) {
-      check.ttlTimer?.cancel();
-      check.reapTimer?.cancel();
-    }
-    this.#httpChecks.close();
+    this.#schedule.close();
     this.#changed.clear();
   }
 
@@ -491,9 +472,6 @@ export class Catalog {
         criticalSince: status === 'critical' ? this.#clock.now() : undefined,
         createIndex: bump(),
         modifyIndex: bump(),
-        ttlTimer: undefined,
-        reapTimer: undefined,
-        httpRun: undefined,
       };
       this.#checks.set(checkDef.id, created);
       this.#services.get(serviceId)?.checkIds.add(checkDef.id);
@@ -517,19 +495,16 @@ export class Catalog {
     this.#armReaper(check);
     // A running HTTP check with the same request keeps its schedule.
     if (checkDef.http === undefined) {
-      check.httpRun?.stop();
-      check.httpRun = undefined;
+      this.#schedule.runHttp(checkDef.id, undefined);
       return undefined;
     }
-    return changed || check.httpRun === undefined ? check : undefined;
+    return changed || !this.#schedule.runsHttp(checkDef.id) ? check : undefined;
   }
 
   #startHttp(check: CheckState): void {
-    const spec = check.def.http;
-    check.httpRun?.stop();
-    check.httpRun = undefined;
-    if (spec === undefined || this.#checks.get(check.def.id) !== check) return;
-    check.httpRun = this.#httpChecks.start(spec, (result) => this.#setStatus(check, result.status, result.output));
+    // A listener of the change may have removed the check already.
+    if (this.#checks.get(check.def.id) !== check) return;
+    this.#schedule.runHttp(check.def.id, check.def.http);
   }
 
   #emitCheck(check: CheckState): void {
@@ -547,10 +522,7 @@ export class Catalog {
   #dropCheck(checkId: string): void {
     const check = this.#checks.get(checkId);
     if (check === undefined) return;
-    check.ttlTimer?.cancel();
-    check.reapTimer?.cancel();
-    check.httpRun?.stop();
-    check.httpRun = undefined;
+    this.#schedule.drop(checkId);
     this.#checks.delete(checkId);
     this.#services.get(check.serviceId)?.checkIds.delete(checkId);
     this.#nodeCheckIds.delete(checkId);
@@ -586,116 +558,26 @@ export class Catalog {
   }
 
   #armTtl(check: CheckState): void {
-    check.ttlTimer?.cancel();
-    check.ttlTimer = undefined;
-    const ttlMs = check.def.ttlMs;
-    if (ttlMs === undefined) return;
-    check.ttlTimer = this.#timerAt(this.#clock.now() + ttlMs, () => {
-      check.ttlTimer = undefined;
-      // Consul's wording, so that tools matching on it keep working.
-      const output =
-        check.lastNote === '' ? 'TTL expired' : `TTL expired (last output before timeout follows): ${check.lastNote}`;
-      this.#setStatus(check, 'critical', output);
-    });
+    this.#schedule.armTtl(check.def.id, check.def.ttlMs);
+  }
+
+  #ttlExpired(checkId: string): void {
+    const check = this.#checks.get(checkId);
+    if (check === undefined) return;
+    // Consul's wording, so that tools matching on it keep working.
+    const output =
+      check.lastNote === '' ? 'TTL expired' : `TTL expired (last output before timeout follows): ${check.lastNote}`;
+    this.#setStatus(check, 'critical', output);
   }
 
   // Keeps a timer exactly while the check is critical and its service asks to be reaped.
   #armReaper(check: CheckState): void {
-    check.reapTimer?.cancel();
-    check.reapTimer = undefined;
     const after = check.def.deregisterCriticalAfterMs;
-    if (after === undefined || check.criticalSince === undefined) return;
     // A check of the node has no service to remove.
-    if (!this.#services.has(check.serviceId)) return;
-    check.reapTimer = this.#timerAt(check.criticalSince + after, () => {
-      check.reapTimer = undefined;
-      this.#remove(check.serviceId, 'critical');
-    });
+    const due =
+      after === undefined || check.criticalSince === undefined || !this.#services.has(check.serviceId)
+        ? undefined
+        : check.criticalSince + after;
+    this.#schedule.armReap(check.def.id, due);
   }
-
-  #timerAt(due: number, callback: () => void): Timer {
-    return this.#clock.setTimer(due - this.#clock.now(), callback);
-  }
-}
-
-function toServiceRecord(service: ServiceState): ServiceRecord {
-  const { id, name, address, port, tags, meta, weights } = service.def;
-  return {
-    id,
-    name,
-    address,
-    port,
-    tags,
-    meta,
-    weights,
-    createIndex: service.createIndex,
-    modifyIndex: service.modifyIndex,
-  };
-}
-
-function toCheckRecord(check: CheckState, service: ServiceDefinition | undefined): CheckRecord {
-  return {
-    id: check.def.id,
-    name: check.def.name,
-    notes: check.def.notes,
-    status: check.status,
-    output: check.output,
-    serviceId: service?.id ?? '',
-    serviceName: service?.name ?? '',
-    serviceTags: service?.tags ?? [],
-    type: check.def.http === undefined ? 'ttl' : 'http',
-    ttlMs: check.def.ttlMs,
-    http: check.def.http,
-    deregisterCriticalAfterMs: check.def.deregisterCriticalAfterMs,
-    createIndex: check.createIndex,
-    modifyIndex: check.modifyIndex,
-  };
-}
-
-function sameService(a: ServiceDefinition, b: ServiceDefinition): boolean {
-  return (
-    a.name === b.name &&
-    a.address === b.address &&
-    a.port === b.port &&
-    sameList(a.tags, b.tags) &&
-    sameMeta(a.meta, b.meta) &&
-    a.weights.passing === b.weights.passing &&
-    a.weights.warning === b.weights.warning
-  );
-}
-
-function sameCheck(a: CheckDefinition, b: CheckDefinition): boolean {
-  return (
-    a.name === b.name &&
-    a.notes === b.notes &&
-    a.ttlMs === b.ttlMs &&
-    a.deregisterCriticalAfterMs === b.deregisterCriticalAfterMs &&
-    sameHttp(a.http, b.http)
-  );
-}
-
-function sameHttp(a: HttpCheckSpec | undefined, b: HttpCheckSpec | undefined): boolean {
-  if (a === undefined || b === undefined) return a === b;
-  return (
-    a.url === b.url &&
-    a.method === b.method &&
-    a.body === b.body &&
-    a.intervalMs === b.intervalMs &&
-    a.timeoutMs === b.timeoutMs &&
-    a.tlsSkipVerify === b.tlsSkipVerify &&
-    JSON.stringify(a.header) === JSON.stringify(b.header)
-  );
-}
-
-function sameList(a: readonly string[], b: readonly string[]): boolean {
-  return a.length === b.length && a.every((v, i) => v === b[i]);
-}
-
-function sameMeta(a: Readonly<Record<string, string>>, b: Readonly<Record<string, string>>): boolean {
-  const keys = Object.keys(a);
-  return keys.length === Object.keys(b).length && keys.every((k) => Object.hasOwn(b, k) && a[k] === b[k]);
-}
-
-function compare(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
 }

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { ConfigError } from '@trellis/core';
-import type { CheckRecord, HealthRecord, ServiceRecord } from './catalog.js';
+import type { CheckRecord, HealthRecord, ServiceRecord } from './catalog-records.js';
 
 // The JSON shapes of Consul's HTTP API, with its field names. Every list is a list and every
 // object the Go client decodes (Definition, Weights, Proxy, ...) an object, never null.

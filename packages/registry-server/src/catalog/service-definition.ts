@@ -366,3 +366,52 @@ function optionalDuration(fields: Map<string, unknown>, path: string, key: strin
 function decodeError(field: string, problem: string): RequestDecodeError {
   return new RequestDecodeError(field, `Request decode failed: ${field} ${problem}`);
 }
+
+// Equality of definitions, so that registering the same thing again is a no-op that moves no index.
+
+/** Whether two service definitions register the same service (their checks aside). */
+export function sameService(a: ServiceDefinition, b: ServiceDefinition): boolean {
+  return (
+    a.name === b.name &&
+    a.address === b.address &&
+    a.port === b.port &&
+    sameList(a.tags, b.tags) &&
+    sameMeta(a.meta, b.meta) &&
+    a.weights.passing === b.weights.passing &&
+    a.weights.warning === b.weights.warning
+  );
+}
+
+/** Whether two check definitions describe the same check (its initial status aside). */
+export function sameCheck(a: CheckDefinition, b: CheckDefinition): boolean {
+  return (
+    a.name === b.name &&
+    a.notes === b.notes &&
+    a.ttlMs === b.ttlMs &&
+    a.deregisterCriticalAfterMs === b.deregisterCriticalAfterMs &&
+    sameHttp(a.http, b.http)
+  );
+}
+
+function sameHttp(a: HttpCheckSpec | undefined, b: HttpCheckSpec | undefined): boolean {
+  if (a === undefined || b === undefined) return a === b;
+  return (
+    a.url === b.url &&
+    a.method === b.method &&
+    a.body === b.body &&
+    a.intervalMs === b.intervalMs &&
+    a.timeoutMs === b.timeoutMs &&
+    a.tlsSkipVerify === b.tlsSkipVerify &&
+    JSON.stringify(a.header) === JSON.stringify(b.header)
+  );
+}
+
+/** Whether two lists hold the same strings in the same order. */
+export function sameList(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((v, i) => v === b[i]);
+}
+
+function sameMeta(a: Readonly<Record<string, string>>, b: Readonly<Record<string, string>>): boolean {
+  const keys = Object.keys(a);
+  return keys.length === Object.keys(b).length && keys.every((k) => Object.hasOwn(b, k) && a[k] === b[k]);
+}

@@ -1,0 +1,103 @@
+import type { Clock, Timer } from '@trellis/core';
+import { HttpCheckRunner, type HttpCheckHandle, type HttpCheckResult } from '../checks/http-check-runner.js';
+import type { HttpCheckSpec } from './service-definition.js';
+
+/** What {@link CheckScheduler} calls back, with the id of the check whose time came. */
+export interface CheckSchedulerEvents {
+  /** A TTL check's TTL ran out with no update. */
+  readonly ttlExpired: (checkId: string) => void;
+  /** A check stayed critical until its DeregisterCriticalServiceAfter. */
+  readonly reapDue: (checkId: string) => void;
+  /** One run of an HTTP check ended. */
+  readonly httpResult: (checkId: string, result: HttpCheckResult) => void;
+}
+
+interface Schedule {
+  ttl: Timer | undefined;
+  reap: Timer | undefined;
+  http: HttpCheckHandle | undefined;
+}
+
+/**
+ * The timers of the catalog's checks, by check id: TTL expiry, reaping after
+ * DeregisterCriticalServiceAfter, and HTTP check runs. It decides nothing about state: the
+ * catalog arms and cancels, and acts on the callbacks. One entry per live check, dropped with it.
+ *
+ * @example
+ * const scheduler = new CheckScheduler(clock, { ttlExpired, reapDue, httpResult });
+ * scheduler.armTtl('service:web', 10_000);
+ * scheduler.drop('service:web');
+ */
+export class CheckScheduler {
+  readonly #clock: Clock;
+  readonly #events: CheckSchedulerEvents;
+  readonly #http: HttpCheckRunner;
+  readonly #schedules = new Map<string, Schedule>();
+
+  constructor(clock: Clock, events: CheckSchedulerEvents) {
+    this.#clock = clock;
+    this.#events = events;
+    this.#http = new HttpCheckRunner({ clock });
+  }
+
+  /** (Re)starts a check's TTL: it expires `ttlMs` from now; undefined cancels it. */
+  armTtl(checkId: string, ttlMs: number | undefined): void {
+    const schedule = this.#schedule(checkId);
+    schedule.ttl?.cancel();
+    schedule.ttl = undefined;
+    if (ttlMs === undefined) return;
+    schedule.ttl = this.#clock.setTimer(ttlMs, () => {
+      schedule.ttl = undefined;
+      this.#events.ttlExpired(checkId);
+    });
+  }
+
+  /** Sets when a check's service is to be reaped (a clock time); undefined cancels it. */
+  armReap(checkId: string, dueAt: number | undefined): void {
+    const schedule = this.#schedule(checkId);
+    schedule.reap?.cancel();
+    schedule.reap = undefined;
+    if (dueAt === undefined) return;
+    schedule.reap = this.#clock.setTimer(dueAt - this.#clock.now(), () => {
+      schedule.reap = undefined;
+      this.#events.reapDue(checkId);
+    });
+  }
+
+  /** (Re)starts running an HTTP check now, then at its interval; undefined stops it. */
+  runHttp(checkId: string, spec: HttpCheckSpec | undefined): void {
+    const schedule = this.#schedule(checkId);
+    schedule.http?.stop();
+    schedule.http = undefined;
+    if (spec === undefined) return;
+    schedule.http = this.#http.start(spec, (result) => this.#events.httpResult(checkId, result));
+  }
+
+  /** Whether an HTTP check is being run for that check. */
+  runsHttp(checkId: string): boolean {
+    return this.#schedules.get(checkId)?.http !== undefined;
+  }
+
+  /** Cancels everything of one check and forgets it. */
+  drop(checkId: string): void {
+    const schedule = this.#schedules.get(checkId);
+    if (schedule === undefined) return;
+    schedule.ttl?.cancel();
+    schedule.reap?.cancel();
+    schedule.http?.stop();
+    this.#schedules.delete(checkId);
+  }
+
+  /** Cancels every timer and stops every HTTP check. */
+  close(): void {
+    for (const checkId of [...this.#schedules.keys()]) this.drop(checkId);
+    this.#http.close();
+  }
+
+  #schedule(checkId: string): Schedule {
+    let schedule = this.#schedules.get(checkId);
+    if (schedule === undefined)
+      this.#schedules.set(checkId, (schedule = { ttl: undefined, reap: undefined, http: undefined }));
+    return schedule;
+  }
+}
