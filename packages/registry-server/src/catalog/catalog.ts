@@ -119,8 +119,9 @@ interface CheckState {
  * index, a counter that moves on every change of state (never on a no-op, such as a TTL pass
  * that leaves status and output as they were) and starts at 1, never 0. TTL checks turn
  * critical with output "TTL expired" when no update comes within their TTL; HTTP checks are
- * run at their interval; the timers live in a {@link CheckScheduler}; a service whose check stays critical
- * for its DeregisterCriticalServiceAfter is removed. All timing goes through the clock.
+ * run at their interval; a service whose check stays critical for its
+ * DeregisterCriticalServiceAfter is removed. The timers live in a {@link CheckScheduler}, and
+ * all timing goes through the clock.
  *
  * @example
  * const catalog = new Catalog({ clock: new ManualClock() });
