@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest, HTTPMethods } from 'fastify';
 import { identityOf } from './acl-enforcement.js';
+import { aclNeed, methodNotAllowed, openToAll, type RouteAcl } from './route-acl.js';
 import {
   AclInputError,
   AclNotFoundError,
@@ -10,6 +11,9 @@ import {
   type PolicyLink,
 } from './acl-store.js';
 import { consistencyHeaders, text } from '../http/consul-http.js';
+
+const aclRead: RouteAcl = { needs: () => [aclNeed('read')] };
+const aclWrite: RouteAcl = { needs: () => [aclNeed('write')] };
 
 const allMethods: HTTPMethods[] = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'];
 
@@ -28,12 +32,18 @@ export function registerAclApi(app: FastifyInstance, acl: AclStore | undefined):
   const routes = (url: string, handlers: Partial<Record<HTTPMethods, Handler>>): void => {
     const disabled: Handler = async (_request, reply) => text(reply, 401, 'ACL support disabled');
     for (const [method, handler] of Object.entries(handlers)) {
-      if (handler !== undefined) app.route({ method, url, handler: acl === undefined ? disabled : handler });
+      // Reading tokens and policies needs acl:read, changing them acl:write; token/self needs
+      // only a known token.
+      const needs: RouteAcl = url === '/v1/acl/token/self' ? openToAll : method === 'GET' ? aclRead : aclWrite;
+      if (handler !== undefined) {
+        app.route({ method, url, config: { acl: needs }, handler: acl === undefined ? disabled : handler });
+      }
     }
     const allowed = Object.keys(handlers);
     app.route({
       method: allMethods.filter((m) => !allowed.includes(m) && !(m === 'HEAD' && allowed.includes('GET'))),
       url,
+      config: { acl: methodNotAllowed },
       handler: async (request, reply) =>
         text(reply.header('Allow', allowed.join(', ')), 405, `method ${request.method} not allowed`),
     });

@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
+import { agentNeed, aclFilters, nodeNeed, param, serviceNeed, type AclNeed, type RouteAcl } from '../acl/route-acl.js';
 import { parseBlockingParams } from '../http/blocking-query.js';
-import { clientGone, firstValue, query, queryFlag, route, text } from '../http/consul-http.js';
+import { clientGone, decodeOnce, firstValue, query, queryFlag, route, text } from '../http/consul-http.js';
 import { agentSelfJson, agentServiceJson, agentServiceWithHashJson, checkJson } from './consul-json.js';
 import type { ServerContext } from '../http/server-context.js';
 import {
@@ -24,10 +25,40 @@ export function registerAgentApi(app: FastifyInstance, { catalog, blocking, node
   const json = (reply: FastifyReply, body: unknown): FastifyReply =>
     reply.code(200).type('application/json').send(JSON.stringify(body));
 
-  route(app, 'PUT', '/v1/agent/service/register', async (request, reply) => {
+  // ACL rights are checked on the service already registered under an ID, so that one
+  // service's token can never deregister, overwrite or read another service by its ID; an
+  // unknown ID needs nothing and goes on to the route's own 404.
+  const existingService = (id: string, need: 'read' | 'write'): AclNeed[] => {
+    const existing = catalog.service(id);
+    return existing === undefined ? [] : [serviceNeed(existing.name, need)];
+  };
+  // A check's owner: its service, or the node for a node check.
+  const checkWrite = (id: string): AclNeed[] => {
+    const check = catalog.check(id);
+    if (check === undefined) return [];
+    return [check.serviceId === '' ? nodeNeed(node.name, 'write') : serviceNeed(check.serviceName, 'write')];
+  };
+  const checkOwner: RouteAcl = { needs: (request) => checkWrite(param(request, 'id')) };
+  const { entries, field, checkReadable } = aclFilters;
+
+  const serviceRegister: RouteAcl = {
+    needs: (request) => {
+      let def;
+      try {
+        def = decodeOnce(request, decodeServiceDefinition);
+      } catch {
+        return []; // The route answers the 400 and changes nothing.
+      }
+      const needs = [serviceNeed(def.name, 'write')];
+      const existing = catalog.service(def.id);
+      if (existing !== undefined && existing.name !== def.name) needs.push(serviceNeed(existing.name, 'write'));
+      return needs;
+    },
+  };
+  route(app, 'PUT', '/v1/agent/service/register', serviceRegister, async (request, reply) => {
     let def;
     try {
-      def = decodeServiceDefinition(typeof request.body === 'string' ? request.body : undefined);
+      def = decodeOnce(request, decodeServiceDefinition);
     } catch (error) {
       if (error instanceof RequestDecodeError) return text(reply, 400, error.message);
       throw error;
@@ -38,55 +69,88 @@ export function registerAgentApi(app: FastifyInstance, { catalog, blocking, node
     return reply.code(200).send();
   });
 
-  route(app, 'PUT', '/v1/agent/service/deregister/:id', async (request, reply) => {
-    const { id } = request.params as { id: string };
-    if (!catalog.deregister(id)) {
-      return text(
-        reply,
-        404,
-        `Unknown service ID ${JSON.stringify(id)}. Ensure that the service ID is passed, not the service name.`,
-      );
-    }
-    return reply.code(200).send();
-  });
+  route(
+    app,
+    'PUT',
+    '/v1/agent/service/deregister/:id',
+    { needs: (r) => existingService(param(r, 'id'), 'write') },
+    async (request, reply) => {
+      const { id } = request.params as { id: string };
+      if (!catalog.deregister(id)) {
+        return text(
+          reply,
+          404,
+          `Unknown service ID ${JSON.stringify(id)}. Ensure that the service ID is passed, not the service name.`,
+        );
+      }
+      return reply.code(200).send();
+    },
+  );
 
-  route(app, 'GET', '/v1/agent/services', async (_request, reply) =>
+  // Open to every token, as in Consul, and cut down to the services it may read.
+  const readableServices: RouteAcl = {
+    needs: () => [],
+    filter: (body, authz) => entries(body, (service) => authz.allows('service', field(service, 'Service'), 'read')),
+  };
+  route(app, 'GET', '/v1/agent/services', readableServices, async (_request, reply) =>
     json(reply, Object.fromEntries(catalog.services().map((s) => [s.id, agentServiceJson(node, s)]))),
   );
 
-  route(app, 'GET', '/v1/agent/service/:id', async (request, reply) => {
-    const { id } = request.params as { id: string };
-    const hash = firstValue(request, 'hash');
-    const current = (): ReturnType<typeof agentServiceWithHashJson> | undefined => {
-      const service = catalog.service(id);
-      return service === undefined ? undefined : agentServiceWithHashJson(node, service);
-    };
-    let body = current();
-    // Consul blocks this endpoint on the content hash rather than an index: wait for the
-    // next change to the service while the client's hash is still the current one.
-    if (hash !== undefined && hash !== '' && body !== undefined && body['ContentHash'] === hash) {
-      const topic = `service:${String(body['Service'])}`;
-      const params = parseBlockingParams({ ...query(request), index: String(catalog.index) });
-      await blocking.wait(
-        params,
-        () => catalog.index,
-        (t) => t === topic,
-        clientGone(reply),
-      );
-      body = current();
-    }
-    if (body === undefined) return text(reply, 404, `unknown service ID: ${id}`);
-    return json(reply.header('X-Consul-ContentHash', String(body['ContentHash'])), body);
-  });
+  route(
+    app,
+    'GET',
+    '/v1/agent/service/:id',
+    { needs: (r) => existingService(param(r, 'id'), 'read') },
+    async (request, reply) => {
+      const { id } = request.params as { id: string };
+      const hash = firstValue(request, 'hash');
+      const current = (): ReturnType<typeof agentServiceWithHashJson> | undefined => {
+        const service = catalog.service(id);
+        return service === undefined ? undefined : agentServiceWithHashJson(node, service);
+      };
+      let body = current();
+      // Consul blocks this endpoint on the content hash rather than an index: wait for the
+      // next change to the service while the client's hash is still the current one.
+      if (hash !== undefined && hash !== '' && body !== undefined && body['ContentHash'] === hash) {
+        const topic = `service:${String(body['Service'])}`;
+        const params = parseBlockingParams({ ...query(request), index: String(catalog.index) });
+        await blocking.wait(
+          params,
+          () => catalog.index,
+          (t) => t === topic,
+          clientGone(reply),
+        );
+        body = current();
+      }
+      if (body === undefined) return text(reply, 404, `unknown service ID: ${id}`);
+      return json(reply.header('X-Consul-ContentHash', String(body['ContentHash'])), body);
+    },
+  );
 
-  route(app, 'GET', '/v1/agent/checks', async (_request, reply) =>
+  const readableChecks: RouteAcl = {
+    needs: () => [],
+    filter: (body, authz) => entries(body, (check) => checkReadable(check, authz, node.name)),
+  };
+  route(app, 'GET', '/v1/agent/checks', readableChecks, async (_request, reply) =>
     json(reply, Object.fromEntries(catalog.checks().map((c) => [c.id, checkJson(node, c)]))),
   );
 
-  route(app, 'PUT', '/v1/agent/check/register', async (request, reply) => {
+  const checkRegister: RouteAcl = {
+    needs: (request) => {
+      let def;
+      try {
+        def = decodeOnce(request, decodeCheckDefinition);
+      } catch {
+        return [];
+      }
+      if (def.serviceId === undefined || def.serviceId === '') return [nodeNeed(node.name, 'write')];
+      return existingService(def.serviceId, 'write');
+    },
+  };
+  route(app, 'PUT', '/v1/agent/check/register', checkRegister, async (request, reply) => {
     let def;
     try {
-      def = decodeCheckDefinition(typeof request.body === 'string' ? request.body : undefined);
+      def = decodeOnce(request, decodeCheckDefinition);
     } catch (error) {
       if (error instanceof RequestDecodeError) return text(reply, 400, error.message);
       throw error;
@@ -97,7 +161,7 @@ export function registerAgentApi(app: FastifyInstance, { catalog, blocking, node
     return reply.code(200).send();
   });
 
-  route(app, 'PUT', '/v1/agent/check/deregister/:id', async (request, reply) => {
+  route(app, 'PUT', '/v1/agent/check/deregister/:id', checkOwner, async (request, reply) => {
     const { id } = request.params as { id: string };
     if (!catalog.deregisterCheck(id)) return unknownCheck(reply, id);
     return reply.code(200).send();
@@ -113,13 +177,13 @@ export function registerAgentApi(app: FastifyInstance, { catalog, blocking, node
 
   const statusOf: Record<string, CheckStatus> = { pass: 'passing', warn: 'warning', fail: 'critical' };
   for (const [verb, status] of Object.entries(statusOf)) {
-    route(app, 'PUT', `/v1/agent/check/${verb}/:id`, async (request, reply) => {
+    route(app, 'PUT', `/v1/agent/check/${verb}/:id`, checkOwner, async (request, reply) => {
       const { id } = request.params as { id: string };
       return update(reply, id, status, firstValue(request, 'note') ?? '');
     });
   }
 
-  route(app, 'PUT', '/v1/agent/check/update/:id', async (request, reply) => {
+  route(app, 'PUT', '/v1/agent/check/update/:id', checkOwner, async (request, reply) => {
     const { id } = request.params as { id: string };
     let fields: Map<string, unknown>;
     try {
@@ -137,7 +201,9 @@ export function registerAgentApi(app: FastifyInstance, { catalog, blocking, node
     return update(reply, id, status, output);
   });
 
-  route(app, 'GET', '/v1/agent/self', async (_request, reply) => json(reply, agentSelfJson(node)));
+  route(app, 'GET', '/v1/agent/self', { needs: () => [agentNeed(node.name, 'read')] }, async (_request, reply) =>
+    json(reply, agentSelfJson(node)),
+  );
 }
 
 // A JSON object body with keys matched in any case, as Consul reads them.

@@ -1,4 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Authorizer } from '../acl/acl-authorizer.js';
+import { aclFilters, nodeNeed, param, serviceNeed } from '../acl/route-acl.js';
 import { AnswerCache, type CachedAnswer } from '../http/answer-cache.js';
 import { parseBlockingParams, type Topic } from '../http/blocking-query.js';
 import { allValues, clientGone, consistencyHeaders, query, queryFlag, route, text } from '../http/consul-http.js';
@@ -36,60 +38,81 @@ export function registerHealthApi(app: FastifyInstance, { catalog, blocking, nod
   // its changes come under the topic of the empty service name.
   const nodeTopic = 'service:';
   const answers = new AnswerCache();
+  const readableChecks = (body: unknown, authz: Authorizer): unknown[] =>
+    aclFilters.asArray(body).filter((check) => aclFilters.checkReadable(check, authz, node.name));
 
-  route(app, 'GET', '/v1/health/service/:name', async (request, reply) => {
-    const { name } = request.params as { name: string };
-    const passing = queryFlag(request, 'passing');
-    if (passing === 'invalid') return text(reply, 400, 'Invalid value for ?passing');
-    const tags = allValues(request, 'tag');
-    const topic = `service:${name}`;
-    const index = (): number => Math.max(blocking.indexOf(topic), blocking.indexOf(nodeTopic));
-    const key = JSON.stringify([name, passing, tags]);
-    return answer(
-      request,
-      reply,
-      (t) => t === topic || t === nodeTopic,
-      index,
-      () =>
-        answers.get(key, index(), () => {
-          const nodeChecks = catalog.nodeChecks();
-          const nodePassing = nodeChecks.every((check) => check.status === 'passing');
-          const entries = catalog
-            .health(name)
-            .filter((record) => tags.every((tag) => record.service.tags.includes(tag)))
-            .filter(
-              (record) =>
-                passing !== true || (nodePassing && record.checks.every((check) => check.status === 'passing')),
-            )
-            .map((record) => healthEntryJson(node, record, nodeChecks));
-          return JSON.stringify(entries);
-        }),
-    );
-  });
+  route(
+    app,
+    'GET',
+    '/v1/health/service/:name',
+    { needs: (r) => [serviceNeed(param(r, 'name'), 'read')] },
+    async (request, reply) => {
+      const { name } = request.params as { name: string };
+      const passing = queryFlag(request, 'passing');
+      if (passing === 'invalid') return text(reply, 400, 'Invalid value for ?passing');
+      const tags = allValues(request, 'tag');
+      const topic = `service:${name}`;
+      const index = (): number => Math.max(blocking.indexOf(topic), blocking.indexOf(nodeTopic));
+      const key = JSON.stringify([name, passing, tags]);
+      return answer(
+        request,
+        reply,
+        (t) => t === topic || t === nodeTopic,
+        index,
+        () =>
+          answers.get(key, index(), () => {
+            const nodeChecks = catalog.nodeChecks();
+            const nodePassing = nodeChecks.every((check) => check.status === 'passing');
+            const entries = catalog
+              .health(name)
+              .filter((record) => tags.every((tag) => record.service.tags.includes(tag)))
+              .filter(
+                (record) =>
+                  passing !== true || (nodePassing && record.checks.every((check) => check.status === 'passing')),
+              )
+              .map((record) => healthEntryJson(node, record, nodeChecks));
+            return JSON.stringify(entries);
+          }),
+      );
+    },
+  );
 
-  route(app, 'GET', '/v1/health/checks/:service', async (request, reply) => {
-    const { service } = request.params as { service: string };
-    const topic = `service:${service}`;
-    return answer(
-      request,
-      reply,
-      (t) => t === topic,
-      () => blocking.indexOf(topic),
-      () =>
-        JSON.stringify(
-          catalog.health(service).flatMap((record) => record.checks.map((check) => checkJson(node, check))),
-        ),
-    );
-  });
+  route(
+    app,
+    'GET',
+    '/v1/health/checks/:service',
+    { needs: (r) => [serviceNeed(param(r, 'service'), 'read')] },
+    async (request, reply) => {
+      const { service } = request.params as { service: string };
+      const topic = `service:${service}`;
+      return answer(
+        request,
+        reply,
+        (t) => t === topic,
+        () => blocking.indexOf(topic),
+        () =>
+          JSON.stringify(
+            catalog.health(service).flatMap((record) => record.checks.map((check) => checkJson(node, check))),
+          ),
+      );
+    },
+  );
 
-  route(app, 'GET', '/v1/health/node/:node', async (request, reply) => {
-    const { node: name } = request.params as { node: string };
-    // Consul takes the node's name or its ID here.
-    const isOurs = name === node.name || name === node.id;
-    return answer(request, reply, anyChange, catalogIndex, () => JSON.stringify(isOurs ? nodeChecks() : []));
-  });
+  route(
+    app,
+    'GET',
+    '/v1/health/node/:node',
+    { needs: (r) => [nodeNeed(param(r, 'node'), 'read')], filter: readableChecks },
+    async (request, reply) => {
+      const { node: name } = request.params as { node: string };
+      // Consul takes the node's name or its ID here.
+      const isOurs = name === node.name || name === node.id;
+      return answer(request, reply, anyChange, catalogIndex, () => JSON.stringify(isOurs ? nodeChecks() : []));
+    },
+  );
 
-  route(app, 'GET', '/v1/health/state/:state', async (request, reply) => {
+  // Open to every token, as in Consul; the checks are cut down to what the token may read.
+  route(app, 'GET', '/v1/health/state/:state', { needs: () => [], filter: readableChecks }, async (request, reply) => {
     const { state } = request.params as { state: string };
     if (!(checkStates as readonly string[]).includes(state)) {
       return text(reply, 400, `Invalid check state "${state}": use any, passing, warning or critical`);

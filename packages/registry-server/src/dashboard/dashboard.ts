@@ -1,4 +1,5 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
+import { openToAll } from '../acl/route-acl.js';
 import { route } from '../http/consul-http.js';
 import { renderDashboardPage } from './dashboard-page.js';
 import type { ServerContext } from '../http/server-context.js';
@@ -28,9 +29,9 @@ export function registerDashboard(app: FastifyInstance, { node }: ServerContext)
       })
       .type('text/html; charset=utf-8')
       .send(page.html);
-  route(app, 'GET', '/ui', servePage);
-  route(app, 'GET', '/ui/', servePage);
-  route(app, 'GET', '/', async (_request, reply) =>
+  route(app, 'GET', '/ui', openToAll, servePage);
+  route(app, 'GET', '/ui/', openToAll, servePage);
+  route(app, 'GET', '/', openToAll, async (_request, reply) =>
     reply.code(301).header('Location', '/ui/').type('text/plain; charset=utf-8').send('Moved Permanently: see /ui/'),
   );
 }

@@ -1,4 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest, HTTPMethods } from 'fastify';
+import { methodNotAllowed, type RouteAcl } from '../acl/route-acl.js';
 
 // What every route module of the Consul API shares: plain-text errors as Consul answers them,
 // Consul's query-parameter conventions, and 405 for a known path with another method.
@@ -7,20 +8,48 @@ const allMethods: HTTPMethods[] = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATC
 
 export type Query = Record<string, string | string[] | undefined>;
 
-/** One route, plus a 405 for the other methods on the same path, as Consul answers. */
+/**
+ * One route with the ACL rights it needs (see {@link RouteAcl}), plus a 405 for the other
+ * methods on the same path, as Consul answers.
+ */
 export function route(
   app: FastifyInstance,
   method: HTTPMethods,
   url: string,
+  acl: RouteAcl,
   handler: (request: FastifyRequest, reply: FastifyReply) => Promise<FastifyReply>,
 ): void {
-  app.route({ method, url, handler });
+  app.route({ method, url, config: { acl }, handler });
   app.route({
     // Fastify answers HEAD itself wherever there is a GET.
     method: allMethods.filter((m) => m !== method && !(method === 'GET' && m === 'HEAD')),
     url,
+    config: { acl: methodNotAllowed },
     handler: async (request, reply) => text(reply.header('Allow', method), 405, `method ${request.method} not allowed`),
   });
+}
+
+const decoded = new WeakMap<FastifyRequest, { readonly value: unknown } | { readonly error: unknown }>();
+
+/**
+ * The request's text body decoded by `decode`, once per request: the route's ACL need and its
+ * handler both read it, and the second call returns the first one's value (or throws its error).
+ *
+ * @example
+ * const def = decodeOnce(request, decodeServiceDefinition); // throws RequestDecodeError
+ */
+export function decodeOnce<T>(request: FastifyRequest, decode: (body: string | undefined) => T): T {
+  let done = decoded.get(request);
+  if (done === undefined) {
+    try {
+      done = { value: decode(typeof request.body === 'string' ? request.body : undefined) };
+    } catch (error) {
+      done = { error };
+    }
+    decoded.set(request, done);
+  }
+  if ('error' in done) throw done.error;
+  return done.value as T;
 }
 
 // Aborts when the client closes the connection before its answer is sent, so that a held

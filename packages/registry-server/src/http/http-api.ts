@@ -29,9 +29,7 @@ export function registerHttpApi(app: FastifyInstance, context: ServerContext): v
     return text(reply, 500, 'internal error');
   });
   // Before the route modules, so that every scope (KV's too) inherits the hook.
-  if (context.acl !== undefined) {
-    registerAclEnforcement(app, { acl: context.acl, catalog: context.catalog, nodeName: context.node.name });
-  }
+  if (context.acl !== undefined) registerAclEnforcement(app, context.acl);
   registerAclApi(app, context.acl);
   registerAgentApi(app, context);
   registerHealthApi(app, context);

@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify';
+import { openToAll } from '../acl/route-acl.js';
 import { route } from './consul-http.js';
 import { serverAddress } from '../catalog/consul-json.js';
 import type { ServerContext } from './server-context.js';
@@ -8,13 +9,13 @@ import type { ServerContext } from './server-context.js';
  * leader, named by Consul's server RPC address (`127.0.0.1:8300` style).
  */
 export function registerStatusApi(app: FastifyInstance, { node }: ServerContext): void {
-  route(app, 'GET', '/v1/status/leader', async (_request, reply) =>
+  route(app, 'GET', '/v1/status/leader', openToAll, async (_request, reply) =>
     reply
       .code(200)
       .type('application/json')
       .send(JSON.stringify(serverAddress(node))),
   );
-  route(app, 'GET', '/v1/status/peers', async (_request, reply) =>
+  route(app, 'GET', '/v1/status/peers', openToAll, async (_request, reply) =>
     reply
       .code(200)
       .type('application/json')

@@ -1,10 +1,26 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { mayRead } from '../acl/acl-enforcement.js';
+import { keyNeed, methodNotAllowed, type RouteAcl } from '../acl/route-acl.js';
 import { BadQueryParamError, parseBlockingParams, type Topic } from '../http/blocking-query.js';
 import { clientGone, consistencyHeaders, firstValue, query, text } from '../http/consul-http.js';
 import { tooLarge, type KvEntry } from './kv-store.js';
 import type { ServerContext } from '../http/server-context.js';
 
 const path = '/v1/kv/*';
+
+// A single key needs read on it; listings need nothing and are cut down key by key to what the
+// token may read (Consul's default, without acl.enable_key_list_policy).
+const kvRead: RouteAcl = {
+  needs: (request) => {
+    const q = query(request);
+    return q['recurse'] !== undefined || q['keys'] !== undefined ? [] : [keyNeed(keyOf(request), 'read')];
+  },
+};
+const kvWrite: RouteAcl = { needs: (request) => [keyNeed(keyOf(request), 'write')] };
+// A recursive delete needs write on every key under the prefix.
+const kvDelete: RouteAcl = {
+  needs: (request) => [keyNeed(keyOf(request), 'write', query(request)['recurse'] !== undefined)],
+};
 
 /**
  * `/v1/kv/<key>`: Consul's key/value store. GET reads a key (`?raw` for its bytes alone), a
@@ -31,7 +47,7 @@ export function registerKvApi(app: FastifyInstance, { kv, blocking }: ServerCont
       throw error;
     });
 
-    scope.get(path, async (request, reply) => {
+    scope.get(path, { config: { acl: kvRead } }, async (request, reply) => {
       const key = keyOf(request);
       const q = query(request);
       // Consul reads these flags by presence alone: ?recurse=false still recurses.
@@ -45,7 +61,7 @@ export function registerKvApi(app: FastifyInstance, { kv, blocking }: ServerCont
         // "seperator" is the spelling Consul first shipped, and still reads.
         const separator = firstValue(request, 'separator') ?? firstValue(request, 'seperator') ?? '';
         await blocking.wait(params, () => kv.prefixIndex(key), under(key), signal);
-        const keys = kv.keys(key, separator);
+        const keys = kv.keys(key, separator).filter(mayRead(request, 'key'));
         reply.headers(consistencyHeaders(kv.prefixIndex(key)));
         // As in Consul: the root answers an empty list, a prefix with nothing under it 404.
         if (keys.length === 0 && key !== '') return reply.code(404).send();
@@ -54,7 +70,8 @@ export function registerKvApi(app: FastifyInstance, { kv, blocking }: ServerCont
 
       if (recurse) {
         await blocking.wait(params, () => kv.prefixIndex(key), under(key), signal);
-        const entries = kv.list(key);
+        const readable = mayRead(request, 'key');
+        const entries = kv.list(key).filter((entry) => readable(entry.key));
         reply.headers(consistencyHeaders(kv.prefixIndex(key)));
         if (entries.length === 0) return reply.code(404).send();
         return json(reply, entries.map(entryJson));
@@ -81,7 +98,7 @@ export function registerKvApi(app: FastifyInstance, { kv, blocking }: ServerCont
       return json(reply, [entryJson(entry)]);
     });
 
-    scope.put(path, async (request, reply) => {
+    scope.put(path, { config: { acl: kvWrite } }, async (request, reply) => {
       for (const param of ['acquire', 'release']) {
         if (query(request)[param] !== undefined) {
           return text(reply, 400, `Invalid ?${param}: this server has no sessions, so keys cannot be locked`);
@@ -98,7 +115,7 @@ export function registerKvApi(app: FastifyInstance, { kv, blocking }: ServerCont
       return json(reply, done);
     });
 
-    scope.delete(path, async (request, reply) => {
+    scope.delete(path, { config: { acl: kvDelete } }, async (request, reply) => {
       const cas = uintParam(request, 'cas');
       const done = kv.delete(keyOf(request), {
         recurse: query(request)['recurse'] !== undefined,
@@ -110,6 +127,7 @@ export function registerKvApi(app: FastifyInstance, { kv, blocking }: ServerCont
     scope.route({
       method: ['POST', 'PATCH', 'OPTIONS'],
       url: path,
+      config: { acl: methodNotAllowed },
       handler: async (request, reply) =>
         text(reply.header('Allow', 'GET, PUT, DELETE'), 405, `method ${request.method} not allowed`),
     });
