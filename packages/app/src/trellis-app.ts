@@ -198,7 +198,7 @@ export class TrellisApp {
    *
    * @example
    * const app = new TrellisApp({ service: 'users', ...appOptionsFromEnv(process.env) });
-   * app.http.get('/users/:id', findUser);
+   * app.http.get<{ Params: { id: string } }>('/users/:id', async (request) => findUser(request.params.id));
    * await app.run();
    */
   async run(): Promise<StartedApp> {

@@ -52,7 +52,7 @@ export type Filter<C = Call, R = Reply> = (call: C, next: Service<C, R>) => Prom
  * a call through it allocates nothing for the composition itself.
  *
  * @example
- * const send = compose([trace, metrics, retry], transport);
+ * const send = compose([trace, metrics], service);
  * const reply = await send(call);
  */
 export function compose<C, R>(filters: readonly Filter<C, R>[], service: Service<C, R>): Service<C, R> {

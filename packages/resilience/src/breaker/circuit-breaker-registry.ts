@@ -41,7 +41,7 @@ export interface CircuitBreakerRegistryOptions extends CircuitBreakerConfig {
  * @example
  * const instances = new CircuitBreakerRegistry({ failureRateThreshold: 50, minimumCalls: 10 });
  * const client = new ServiceClient({ service: 'users', discovery, attemptFilters: [instanceCircuitBreaker(instances)] });
- * discovery.onChange((list) => instances.retain(list.map((i) => i.id)));
+ * discovery.onChanged(({ instances: list }) => instances.retain(list.map((i) => i.id)));
  */
 export class CircuitBreakerRegistry implements InstanceHealth, Disposable {
   readonly #breakers = new Map<string, CircuitBreaker>();

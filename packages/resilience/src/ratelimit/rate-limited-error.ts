@@ -7,6 +7,7 @@ const rateLimitedCode: ErrorCode = 'RATE_LIMITED';
  * `retryable` is false because trying again at once meets the same limit.
  *
  * @example
+ * try { await users.get('/users/1'); }
  * catch (e) { if (RateLimitedError.is(e)) reply.header('retry-after', Math.ceil(e.retryAfterMs / 1000)); }
  */
 export class RateLimitedError extends TrellisError {

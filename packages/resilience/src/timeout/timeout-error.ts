@@ -10,7 +10,8 @@ export type TimeoutScope = 'attempt' | 'deadline';
  * (another instance may answer in time); a deadline's is not (the caller's time is up).
  *
  * @example
- * catch (e) { if (TimeoutError.is(e) && e.scope === 'deadline') return cachedAnswer; }
+ * try { return await users.get('/users/1'); }
+ * catch (e) { if (TimeoutError.is(e) && e.scope === 'deadline') return cachedAnswer; throw e; }
  */
 export class TimeoutError extends TrellisError {
   readonly scope: TimeoutScope;
