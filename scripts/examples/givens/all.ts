@@ -5,10 +5,16 @@
 // in a `<!-- check-prelude ... -->` comment before it. See docs/README.md.
 import type { FastifyReply } from 'fastify';
 import type { TrellisApp } from '@trellis/app';
-import type { CircuitBreakerRegistry } from '@trellis/breaker';
-import type { RetryBudget, ServiceClient, Transport } from '@trellis/client';
+import type { ServiceClient, Transport } from '@trellis/client';
 import type { Attempt, Call, Clock, Filter, Reply, Service, ServiceInstance } from '@trellis/core';
-import type { RateLimiter, PerKey, ConcurrencyLimit, TokenBucket } from '@trellis/ratelimit';
+import type {
+  CircuitBreakerRegistry,
+  ConcurrencyLimit,
+  PerKey,
+  RateLimiter,
+  RetryBudget,
+  TokenBucket,
+} from '@trellis/resilience';
 import type { RoutingRules } from '@trellis/loadbalancer';
 import type { Discovery, Registry } from '@trellis/registry';
 

@@ -1,13 +1,17 @@
 // The givens of packages/registry-server's examples (see all.ts).
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import type { AclStore } from '../../../packages/registry-server/src/acl-store.js';
-import type { AnswerCache } from '../../../packages/registry-server/src/answer-cache.js';
-import type { BlockingQueries } from '../../../packages/registry-server/src/blocking-query.js';
-import type { Catalog, PersistedCheck, PersistedService } from '../../../packages/registry-server/src/catalog.js';
-import type { NodeInfo } from '../../../packages/registry-server/src/consul-json.js';
-import type { KvEntry, KvStore } from '../../../packages/registry-server/src/kv-store.js';
-import type { ServerContext } from '../../../packages/registry-server/src/server-context.js';
-import type { HttpCheckSpec } from '../../../packages/registry-server/src/service-definition.js';
+import type { AclStore } from '../../../packages/registry-server/src/acl/acl-store.js';
+import type { AnswerCache } from '../../../packages/registry-server/src/http/answer-cache.js';
+import type { BlockingQueries } from '../../../packages/registry-server/src/http/blocking-query.js';
+import type {
+  Catalog,
+  PersistedCheck,
+  PersistedService,
+} from '../../../packages/registry-server/src/catalog/catalog.js';
+import type { NodeInfo } from '../../../packages/registry-server/src/catalog/consul-json.js';
+import type { KvEntry, KvStore } from '../../../packages/registry-server/src/kv/kv-store.js';
+import type { ServerContext } from '../../../packages/registry-server/src/http/server-context.js';
+import type { HttpCheckSpec } from '../../../packages/registry-server/src/catalog/service-definition.js';
 
 export { randomUUID } from 'node:crypto';
 export declare const app: FastifyInstance;
