@@ -1,5 +1,5 @@
 // The givens of packages/registry-server's examples (see all.ts).
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { AclStore } from '../../../packages/registry-server/src/acl/acl-store.js';
 import type { AnswerCache } from '../../../packages/registry-server/src/http/answer-cache.js';
 import type { BlockingQueries } from '../../../packages/registry-server/src/http/blocking-query.js';
@@ -11,6 +11,7 @@ import type {
 import type { NodeInfo } from '../../../packages/registry-server/src/catalog/consul-json.js';
 import type { KvEntry, KvStore } from '../../../packages/registry-server/src/kv/kv-store.js';
 import type { ServerContext } from '../../../packages/registry-server/src/http/server-context.js';
+import type { HttpCheckResult } from '../../../packages/registry-server/src/checks/http-check-runner.js';
 import type { HttpCheckSpec } from '../../../packages/registry-server/src/catalog/service-definition.js';
 
 export { randomUUID } from 'node:crypto';
@@ -33,3 +34,8 @@ export declare const persistedWeb: PersistedService;
 export declare const persistedWebCheck: PersistedCheck;
 /** Called for an answer's entries, or passed as them. */
 export declare const entries: (() => KvEntry[]) & Iterable<KvEntry>;
+export declare const prefix: string;
+export declare function handler(request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply>;
+export declare function ttlExpired(checkId: string): void;
+export declare function reapDue(checkId: string): void;
+export declare function httpResult(checkId: string, result: HttpCheckResult): void;
