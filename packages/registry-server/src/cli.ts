@@ -1,5 +1,8 @@
 #!/usr/bin/env node
+import { isIP } from 'node:net';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { ConfigError } from '@trellis/core';
+import { advertiseAddress, datacenterName, isAnyAddress, nodeName } from './catalog/node-identity.js';
 import { logLevels, RegistryServer, type LogLevel } from './registry-server.js';
 
 // Exit codes: 0 clean stop, 1 failure at run time (port taken), 2 bad command line.
@@ -14,6 +17,9 @@ interface CliOptions {
   readonly acl?: boolean;
   readonly aclInitialToken?: string;
   readonly aclDefaultPolicy: 'allow' | 'deny';
+  readonly nodeName?: string;
+  readonly datacenter: string;
+  readonly advertise?: string;
 }
 
 function parsePort(value: string): number {
@@ -22,6 +28,20 @@ function parsePort(value: string): number {
     throw new InvalidArgumentError('must be an integer from 0 to 65535 (0 picks a free port).');
   }
   return port;
+}
+
+// The server's own check of a value, as commander's one-line "argument is invalid" error.
+function checkedBy(check: (value: string) => string): (value: string) => string {
+  return (value) => {
+    try {
+      return check(value);
+    } catch (error) {
+      // Commander names the flag; the option's name in code would only confuse.
+      if (ConfigError.is(error))
+        throw new InvalidArgumentError(error.message.replace(/^invalid configuration "[^"]*": /, ''));
+      throw error;
+    }
+  };
 }
 
 const program = new Command('trellis-registry')
@@ -48,6 +68,22 @@ const program = new Command('trellis-registry')
     new Option('--acl-default-policy <policy>', 'rights on names no rule matches')
       .choices(['allow', 'deny'])
       .default('deny'),
+  )
+  .addOption(
+    new Option('--node-name <name>', "the node's name, as Consul's -node; default the host name").argParser(
+      checkedBy(nodeName),
+    ),
+  )
+  .addOption(
+    new Option('--datacenter <name>', 'the datacenter name, [a-z0-9-_]')
+      .argParser(checkedBy(datacenterName))
+      .default('dc1'),
+  )
+  .addOption(
+    new Option(
+      '--advertise <address>',
+      "the node's IP address, given to clients for services registered with no Address; default --host, or 127.0.0.1 when it binds all interfaces",
+    ).argParser(checkedBy(advertiseAddress)),
   )
   .exitOverride();
 
@@ -76,6 +112,9 @@ let server: RegistryServer;
 try {
   server = new RegistryServer({
     logLevel: options.logLevel,
+    datacenter: options.datacenter,
+    nodeAddress: options.advertise ?? defaultAdvertise(options.host),
+    ...(options.nodeName === undefined ? {} : { nodeName: options.nodeName }),
     ...(options.dataDir === undefined ? {} : { dataDir: options.dataDir }),
     ...(options.acl === true && options.aclInitialToken !== undefined
       ? {
@@ -91,6 +130,12 @@ try {
   process.stderr.write(`trellis-registry: ${error instanceof Error ? error.message : String(error)}\n`);
   process.exit(1);
 }
+// Consul advertises the address it binds when that is one address; the "any" address, or a
+// host name, says nothing a client could connect to.
+function defaultAdvertise(host: string): string {
+  return isIP(host) !== 0 && !isAnyAddress(host) ? host : '127.0.0.1';
+}
+
 const stop = (): void => {
   server.close().then(
     () => process.exit(0),

@@ -6,6 +6,7 @@ import { AclInputError, AclStore } from './acl/acl-store.js';
 import { BlockingQueries } from './http/blocking-query.js';
 import { Catalog, topicsOf, type CatalogChange } from './catalog/catalog.js';
 import { nodeMeta, type NodeInfo } from './catalog/consul-json.js';
+import { advertiseAddress, datacenterName, nodeName } from './catalog/node-identity.js';
 import { attachDurableState, storedNodeId } from './persistence/durable-state.js';
 import { registerHttpApi } from './http/http-api.js';
 import { KvStore } from './kv/kv-store.js';
@@ -23,13 +24,16 @@ export interface RegistryServerOptions {
   readonly clock?: Clock;
   /** Logs go to stderr as JSON lines; default `info`. */
   readonly logLevel?: LogLevel;
-  /** The node name Consul clients see in every entry; default `trellis`. */
+  /**
+   * The node name Consul clients see in every entry (`-node` of a Consul agent); default the
+   * host name, as Consul's. At most 100 characters, no "/", spaces or control characters.
+   */
   readonly nodeName?: string;
-  /** The datacenter name; default `dc1`. */
+  /** The datacenter name (`-datacenter`), lower-cased, `[a-z0-9-_]`; default `dc1`. */
   readonly datacenter?: string;
   /**
-   * The node's address, which Consul clients use for a service registered with no Address;
-   * default `127.0.0.1`.
+   * The node's address (`-advertise`), which Consul clients use for a service registered with
+   * no Address: an IP address, not `0.0.0.0` or `::`; default `127.0.0.1`.
    */
   readonly nodeAddress?: string;
   /**
@@ -103,6 +107,11 @@ export class RegistryServer implements Closeable {
     if (!logLevels.includes(logLevel)) {
       throw new ConfigError('logLevel', `must be one of ${logLevels.join(', ')}; got "${String(logLevel)}"`);
     }
+    // Checked before the data directory is opened, so that a bad option leaves no lock behind.
+    const name = nodeName(options.nodeName);
+    const datacenter = datacenterName(options.datacenter);
+    const address = advertiseAddress(options.nodeAddress);
+    const meta = nodeMeta(options.nodeMeta);
     let loaded: ReturnType<typeof StateJournal.open> | undefined;
     if (options.dataDir !== undefined) {
       loaded = StateJournal.open({
@@ -114,10 +123,10 @@ export class RegistryServer implements Closeable {
     }
     const node: NodeInfo = {
       id: (loaded === undefined ? undefined : storedNodeId(loaded.state)) ?? randomUUID(),
-      name: nonEmpty('nodeName', options.nodeName, 'trellis'),
-      datacenter: nonEmpty('datacenter', options.datacenter, 'dc1'),
-      address: nonEmpty('nodeAddress', options.nodeAddress, '127.0.0.1'),
-      meta: nodeMeta(options.nodeMeta),
+      name,
+      datacenter,
+      address,
+      meta,
     };
     this.#catalog = new Catalog({ clock: options.clock ?? systemClock });
     this.#blocking = new BlockingQueries({ clock: options.clock ?? systemClock });
@@ -266,10 +275,4 @@ function aclStore(options: AclOptions | undefined): AclStore | undefined {
     if (error instanceof AclInputError) throw new ConfigError('acl.initialManagementToken', error.message);
     throw error;
   }
-}
-
-function nonEmpty(field: string, value: string | undefined, fallback: string): string {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'string' || value === '') throw new ConfigError(field, 'must be a non-empty string');
-  return value;
 }

@@ -11,9 +11,16 @@ export interface Running {
 
 const started: RegistryServer[] = [];
 
+/** The node name of {@link startServer}'s servers: fixed, so that no test depends on the host's name. */
+export const testNodeName = 'trellis';
+
 /** Starts a quiet server; {@link closeAll} (in an afterEach) stops it. */
 export async function startServer(clock?: Clock): Promise<Running> {
-  const server = new RegistryServer({ logLevel: 'silent', ...(clock === undefined ? {} : { clock }) });
+  const server = new RegistryServer({
+    logLevel: 'silent',
+    nodeName: testNodeName,
+    ...(clock === undefined ? {} : { clock }),
+  });
   started.push(server);
   const { url, port } = await server.listen({ port: 0, host: '127.0.0.1' });
   return { server, url, consul: new Consul({ host: '127.0.0.1', port }) };
