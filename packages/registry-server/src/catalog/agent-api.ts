@@ -2,7 +2,8 @@ import type { FastifyInstance, FastifyReply } from 'fastify';
 import { agentNeed, aclFilters, nodeNeed, param, serviceNeed, type AclNeed, type RouteAcl } from '../acl/route-acl.js';
 import { parseBlockingParams } from '../http/blocking-query.js';
 import { clientGone, decodeOnce, firstValue, query, queryFlag, route, text } from '../http/consul-http.js';
-import { agentSelfJson, agentServiceJson, agentServiceWithHashJson, checkJson } from './consul-json.js';
+import { agentSelfJson, memberJson } from './agent-json.js';
+import { agentServiceJson, agentServiceWithHashJson, checkJson } from './consul-json.js';
 import type { ServerContext } from '../http/server-context.js';
 import {
   decodeCheckDefinition,
@@ -18,7 +19,7 @@ const maxOutputLength = 4 * 1024;
  * `/v1/agent/...`: the agent's services and checks (listing, registering, deregistering),
  * TTL check updates, and `/v1/agent/self`.
  */
-export function registerAgentApi(app: FastifyInstance, { catalog, blocking, node }: ServerContext): void {
+export function registerAgentApi(app: FastifyInstance, { catalog, blocking, node, acl }: ServerContext): void {
   const unknownCheck = (reply: FastifyReply, id: string): FastifyReply =>
     text(reply, 404, `Unknown check ID ${JSON.stringify(id)}. Ensure that the check ID is passed, not the check name.`);
 
@@ -201,9 +202,27 @@ export function registerAgentApi(app: FastifyInstance, { catalog, blocking, node
     return update(reply, id, status, output);
   });
 
-  route(app, 'GET', '/v1/agent/self', { needs: () => [agentNeed(node.name, 'read')] }, async (_request, reply) =>
-    json(reply, agentSelfJson(node)),
-  );
+  route(app, 'GET', '/v1/agent/self', { needs: () => [agentNeed(node.name, 'read')] }, async (_request, reply) => {
+    const checks = catalog.checks();
+    const counts = {
+      services: catalog.services().length,
+      checks: checks.length,
+      ttlChecks: checks.filter((check) => check.type === 'ttl').length,
+      scriptChecks: 0,
+    };
+    return json(reply, agentSelfJson(node, counts, acl !== undefined));
+  });
+
+  // The LAN pool, or with ?wan (any value, as Consul reads it) the WAN pool: this node alone.
+  // Open, and listing the member only with node:read on it, as Consul filters members.
+  const readableMembers: RouteAcl = {
+    needs: () => [],
+    filter: (body, authz) => (authz.allows('node', node.name, 'read') ? body : []),
+  };
+  route(app, 'GET', '/v1/agent/members', readableMembers, async (request, reply) => {
+    const wan = (firstValue(request, 'wan') ?? '') !== '';
+    return json(reply, [memberJson(node, wan)]);
+  });
 }
 
 // A JSON object body with keys matched in any case, as Consul reads them.

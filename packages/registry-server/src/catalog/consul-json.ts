@@ -21,8 +21,8 @@ export const consulVersion = '1.17.0';
 // The node and its serfHealth check exist from the start, at catalog index 1.
 const nodeIndex = 1;
 
-// Consul's server RPC port, which /v1/status/* name the leader by.
-const serverRpcPort = 8300;
+/** Consul's server RPC port, which /v1/status/* name the leader by. */
+export const serverRpcPort = 8300;
 
 const metaKeyPattern = /^[a-zA-Z0-9_-]+$/;
 
@@ -211,55 +211,6 @@ export function serfHealthJson(node: NodeInfo): Record<string, unknown> {
 /** Where `/v1/status/leader` and `/v1/status/peers` say the (only) server is. */
 export function serverAddress(node: NodeInfo): string {
   return `${node.address}:${serverRpcPort}`;
-}
-
-/**
- * `/v1/agent/self`: the parts of Consul's answer that clients read (`Config.Datacenter`,
- * `Config.NodeName`, `Config.NodeID`, `Config.Version`, `Member`, `Meta`); this server is a
- * server agent, alone in its cluster.
- */
-export function agentSelfJson(node: NodeInfo): Record<string, unknown> {
-  return {
-    Config: {
-      Datacenter: node.datacenter,
-      PrimaryDatacenter: node.datacenter,
-      NodeName: node.name,
-      NodeID: node.id,
-      Revision: 'trellis',
-      Server: true,
-      Version: consulVersion,
-      BuildDate: '',
-    },
-    DebugConfig: {},
-    Coord: { Vec: [0, 0, 0, 0, 0, 0, 0, 0], Error: 1.5, Adjustment: 0, Height: 1e-5 },
-    Member: {
-      Name: node.name,
-      Addr: node.address,
-      Port: 8301,
-      Tags: {
-        build: `${consulVersion}:trellis`,
-        dc: node.datacenter,
-        id: node.id,
-        port: String(serverRpcPort),
-        role: 'consul',
-        segment: '',
-        vsn: '2',
-        vsn_max: '3',
-        vsn_min: '2',
-      },
-      // Serf's StatusAlive.
-      Status: 1,
-      ProtocolMin: 1,
-      ProtocolMax: 5,
-      ProtocolCur: 2,
-      DelegateMin: 2,
-      DelegateMax: 5,
-      DelegateCur: 4,
-    },
-    Stats: {},
-    Meta: { ...node.meta },
-    xDS: { SupportedProxies: {}, Port: -1, Ports: {} },
-  };
 }
 
 function taggedAddresses(node: NodeInfo): Record<string, string> {
