@@ -40,6 +40,14 @@ export function registerAgentApi(app: FastifyInstance, { catalog, blocking, node
     return [check.serviceId === '' ? nodeNeed(node.name, 'write') : serviceNeed(check.serviceName, 'write')];
   };
   const checkOwner: RouteAcl = { needs: (request) => checkWrite(param(request, 'id')) };
+  // Registering a check under an ID already in use moves that check to the new owner, so it
+  // needs write on the check's current owner too, as Consul's vetCheckRegister asks: otherwise
+  // a token of one service could take over another's critical check and make it pass.
+  const checkMoves = (ids: readonly string[], newOwner: string): AclNeed[] =>
+    ids.flatMap((id) => {
+      const check = catalog.check(id);
+      return check === undefined || check.serviceName === newOwner ? [] : checkWrite(id);
+    });
   const { entries, field, checkReadable } = aclFilters;
 
   const serviceRegister: RouteAcl = {
@@ -53,6 +61,12 @@ export function registerAgentApi(app: FastifyInstance, { catalog, blocking, node
       const needs = [serviceNeed(def.name, 'write')];
       const existing = catalog.service(def.id);
       if (existing !== undefined && existing.name !== def.name) needs.push(serviceNeed(existing.name, 'write'));
+      needs.push(
+        ...checkMoves(
+          def.checks.map((check) => check.id),
+          def.name,
+        ),
+      );
       return needs;
     },
   };
@@ -144,8 +158,15 @@ export function registerAgentApi(app: FastifyInstance, { catalog, blocking, node
       } catch {
         return [];
       }
-      if (def.serviceId === undefined || def.serviceId === '') return [nodeNeed(node.name, 'write')];
-      return existingService(def.serviceId, 'write');
+      if (def.serviceId === undefined || def.serviceId === '') {
+        // A node check has the empty service name.
+        return [nodeNeed(node.name, 'write'), ...checkMoves([def.id], '')];
+      }
+      const service = existingService(def.serviceId, 'write');
+      // An unknown service goes on to the route's own 404.
+      return service.length === 0
+        ? []
+        : [...service, ...checkMoves([def.id], catalog.service(def.serviceId)?.name ?? '')];
     },
   };
   route(app, 'PUT', '/v1/agent/check/register', checkRegister, async (request, reply) => {
