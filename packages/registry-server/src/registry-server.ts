@@ -10,7 +10,8 @@ import { advertiseAddress, datacenterName, nodeName } from './catalog/node-ident
 import { attachDurableState, storedNodeId } from './persistence/durable-state.js';
 import { registerHttpApi } from './http/http-api.js';
 import { KvStore } from './kv/kv-store.js';
-import { DataDirError, StateJournal } from './persistence/state-journal.js';
+import { DataDirError } from './persistence/data-dir.js';
+import { StateJournal } from './persistence/state-journal.js';
 
 /** The log levels of the server's logger (pino's), quietest last. */
 export const logLevels = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;

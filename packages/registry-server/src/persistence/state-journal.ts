@@ -1,21 +1,18 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { DataDirError, isObject, prepareDir, syncDir, syncDirAsync, writeAll } from './data-dir.js';
+import { lockDir, unlockDir } from './data-dir-lock.js';
+import { mergeMeta, readSnapshot, snapshotFile, writeSnapshot } from './snapshot.js';
 
-const write = promisify(fs.write);
 const fdatasync = promisify(fs.fdatasync);
-const fsync = promisify(fs.fsync);
 const open = promisify(fs.open);
 const close = promisify(fs.close);
-const rename = promisify(fs.rename);
 const unlink = promisify(fs.unlink);
 
 /** The journal is compacted into a snapshot once it grows past this many bytes: 16 MiB. */
 export const defaultCompactAfterBytes = 16 * 1024 * 1024;
 
-const snapshotFile = 'snapshot.json';
-const lockFile = 'LOCK';
-const snapshotFormat = 'trellis-registry-snapshot';
 const journalPattern = /^journal-(\d+)\.jsonl$/;
 
 /**
@@ -48,20 +45,6 @@ export interface StateJournalOptions {
   readonly compactAfterBytes?: number;
   /** Told about a torn last line that was dropped, and about a failed write. Default: stderr. */
   readonly warn?: (message: string) => void;
-}
-
-/**
- * A data directory that cannot be used: not a directory, not writable, or holding a snapshot
- * or journal that cannot be read. `path` names the file or directory at fault.
- */
-export class DataDirError extends Error {
-  readonly path: string;
-
-  constructor(filePath: string, message: string, options?: ErrorOptions) {
-    super(`data directory: ${message}: ${filePath}`, options);
-    this.name = 'DataDirError';
-    this.path = filePath;
-  }
 }
 
 interface Deferred {
@@ -156,7 +139,7 @@ export class StateJournal {
   static #load(dir: string, lock: string, options: StateJournalOptions): { journal: StateJournal; state: LoadedState } {
     const records = new Map<string, Map<string, unknown>>();
     const meta: Record<string, number> = {};
-    const generation = readSnapshot(path.join(dir, snapshotFile), records, meta);
+    const generation = readSnapshot(dir, records, meta);
     for (const name of fs.readdirSync(dir)) {
       const found = journalPattern.exec(name);
       const at = path.join(dir, name);
@@ -238,7 +221,7 @@ export class StateJournal {
         await this.#writing;
       }
       await close(this.#fd);
-      await unlink(this.#lock);
+      await unlockDir(this.#lock);
     })();
     return this.#closing;
   }
@@ -326,17 +309,7 @@ export class StateJournal {
       }
       records[kind] = values;
     }
-    const body = JSON.stringify({ format: snapshotFormat, version: 1, generation, meta: this.#meta(), records });
-    const target = path.join(this.#dir, snapshotFile);
-    const temp = `${target}.tmp`;
-    const tempFd = await open(temp, 'w');
-    try {
-      await writeAll(tempFd, Buffer.from(body, 'utf8'));
-      await fsync(tempFd);
-    } finally {
-      await close(tempFd);
-    }
-    await rename(temp, target);
+    await writeSnapshot(this.#dir, { generation, meta: this.#meta(), records });
     const nextFd = await open(path.join(this.#dir, journalName(generation)), 'a');
     await syncDirAsync(this.#dir);
     const oldFd = this.#fd;
@@ -351,92 +324,6 @@ export class StateJournal {
 
 function journalName(generation: number): string {
   return `journal-${generation}.jsonl`;
-}
-
-// Two servers appending to one journal would interleave their lines and lose writes. Node has
-// no flock(), so the lock is a file holding the owner's pid, created exclusively; one left by a
-// process that no longer runs (kill -9) is taken over.
-function lockDir(dir: string): string {
-  const file = path.join(dir, lockFile);
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      fs.writeFileSync(file, `${process.pid}\n`, { flag: 'wx' });
-      return file;
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') {
-        throw new DataDirError(file, `cannot create the lock file (${String(error)})`, { cause: error });
-      }
-    }
-    const owner = Number.parseInt(fs.readFileSync(file, 'utf8'), 10);
-    if (Number.isSafeInteger(owner) && owner > 0 && isRunning(owner)) {
-      throw new DataDirError(
-        file,
-        `in use by process ${owner}${owner === process.pid ? ' (this one)' : ''}; stop it, or delete the lock file if it is not a registry server`,
-      );
-    }
-    fs.rmSync(file, { force: true });
-  }
-  throw new DataDirError(file, 'another process keeps taking the lock file');
-}
-
-function isRunning(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    // EPERM: it runs, as another user.
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-function prepareDir(dir: string): void {
-  let stat: fs.Stats | undefined;
-  try {
-    stat = fs.statSync(dir);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') {
-      throw new DataDirError(dir, `cannot read (${String(error)})`, { cause: error });
-    }
-  }
-  if (stat !== undefined && !stat.isDirectory()) throw new DataDirError(dir, 'not a directory');
-  try {
-    if (stat === undefined) fs.mkdirSync(dir, { recursive: true });
-    fs.accessSync(dir, fs.constants.R_OK | fs.constants.W_OK | fs.constants.X_OK);
-  } catch (error) {
-    throw new DataDirError(dir, `cannot create or write (${String(error)})`, { cause: error });
-  }
-}
-
-// Returns the generation of the snapshot, 0 when there is none yet.
-function readSnapshot(file: string, records: Map<string, Map<string, unknown>>, meta: Record<string, number>): number {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return 0;
-    throw new DataDirError(file, `cannot read the snapshot (${String(error)})`, { cause: error });
-  }
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch (error) {
-    throw new DataDirError(file, `corrupt snapshot (${String(error)})`, { cause: error });
-  }
-  if (!isObject(parsed) || parsed['format'] !== snapshotFormat || parsed['version'] !== 1) {
-    throw new DataDirError(file, 'not a Trellis registry snapshot of version 1');
-  }
-  const { generation } = parsed;
-  if (typeof generation !== 'number' || !Number.isSafeInteger(generation) || generation < 1) {
-    throw new DataDirError(file, 'corrupt snapshot (bad generation)');
-  }
-  if (!isObject(parsed['records']) || !mergeMeta(meta, parsed['meta'])) {
-    throw new DataDirError(file, 'corrupt snapshot (bad records or meta)');
-  }
-  for (const [kind, values] of Object.entries(parsed['records'])) {
-    if (!isObject(values)) throw new DataDirError(file, `corrupt snapshot (bad records of kind "${kind}")`);
-    records.set(kind, new Map(Object.entries(values)));
-  }
-  return generation;
 }
 
 // Applies every whole line; returns the journal's length after the last one.
@@ -493,46 +380,6 @@ function applyLine(line: string, records: Map<string, Map<string, unknown>>, met
     else values.set(key, value);
   }
   return true;
-}
-
-function mergeMeta(meta: Record<string, number>, value: unknown): boolean {
-  if (!isObject(value)) return false;
-  for (const [name, n] of Object.entries(value)) {
-    if (typeof n !== 'number' || !Number.isFinite(n)) return false;
-    meta[name] = Math.max(meta[name] ?? n, n);
-  }
-  return true;
-}
-
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-async function writeAll(fd: number, buffer: Buffer): Promise<void> {
-  let done = 0;
-  while (done < buffer.byteLength) {
-    const { bytesWritten } = await write(fd, buffer, done, buffer.byteLength - done, null);
-    done += bytesWritten;
-  }
-}
-
-// A new or renamed file survives a crash only once its directory entry is synced too.
-function syncDir(dir: string): void {
-  const fd = fs.openSync(dir, 'r');
-  try {
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-}
-
-async function syncDirAsync(dir: string): Promise<void> {
-  const fd = await open(dir, 'r');
-  try {
-    await fsync(fd);
-  } finally {
-    await close(fd);
-  }
 }
 
 function deferred(): Deferred {
