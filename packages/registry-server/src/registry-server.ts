@@ -190,6 +190,8 @@ export class RegistryServer implements Closeable {
         log[level]({ check: change.checkId, status: change.status, output: change.output }, 'check status changed');
       } else if (change.type === 'check-deregistered') {
         log.info({ check: change.checkId }, 'check deregistered');
+      } else if (change.type === 'node') {
+        log.info({ node: change.node, services: change.services }, 'catalog node changed');
       } else {
         log.info(
           { service: change.service, id: change.serviceId, ...('reason' in change ? { reason: change.reason } : {}) },

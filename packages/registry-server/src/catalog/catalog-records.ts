@@ -21,12 +21,29 @@ export interface CheckRecord {
   readonly serviceId: string;
   readonly serviceName: string;
   readonly serviceTags: readonly string[];
-  readonly type: 'ttl' | 'http';
+  /** `ttl` or `http` for a check this server runs; as registered for a check of another node. */
+  readonly type: string;
   /** A TTL check's TTL; undefined for an HTTP check. */
   readonly ttlMs: number | undefined;
   /** An HTTP check's request; undefined for a TTL check. */
   readonly http: HttpCheckSpec | undefined;
   readonly deregisterCriticalAfterMs: number | undefined;
+  /** A check of another node: its `Definition` as registered. */
+  readonly definition?: Readonly<Record<string, unknown>> | undefined;
+  /** A check of another node: that node's name; undefined for this server's node. */
+  readonly node?: string | undefined;
+  readonly createIndex: number;
+  readonly modifyIndex: number;
+}
+
+/** A node other than this server's, registered with `PUT /v1/catalog/register`. */
+export interface NodeRecord {
+  readonly name: string;
+  /** Its UUID; empty when the registration gave none. */
+  readonly id: string;
+  readonly address: string;
+  readonly taggedAddresses: Readonly<Record<string, string>>;
+  readonly meta: Readonly<Record<string, string>>;
   readonly createIndex: number;
   readonly modifyIndex: number;
 }
@@ -35,6 +52,8 @@ export interface CheckRecord {
 export interface HealthRecord {
   readonly service: ServiceRecord;
   readonly checks: readonly CheckRecord[];
+  /** The other node the service is on, with that node's own checks; undefined for this server's node. */
+  readonly node?: { readonly record: NodeRecord; readonly checks: readonly CheckRecord[] } | undefined;
 }
 
 /** What a service's state holds that its record shows. */
@@ -64,6 +83,8 @@ export function toServiceRecord(service: ServiceFields): ServiceRecord {
     tags,
     meta,
     weights,
+    // A data directory written before the field existed has none.
+    enableTagOverride: service.def.enableTagOverride === true,
     createIndex: service.createIndex,
     modifyIndex: service.modifyIndex,
   };

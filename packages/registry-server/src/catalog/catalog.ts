@@ -7,7 +7,9 @@ import {
   type HealthRecord,
   type ServiceRecord,
 } from './catalog-records.js';
+import type { NodeDeregistration, NodeRegistration } from './catalog-registration.js';
 import { CheckScheduler } from './check-scheduler.js';
+import { ExternalNodes, type PersistedNode } from './external-nodes.js';
 import {
   sameCheck,
   sameList,
@@ -54,6 +56,15 @@ export type CatalogChange =
       readonly checkId: string;
       readonly serviceId: string;
       readonly service: string;
+    }
+  | {
+      /** Another node, its services or checks changed (`/v1/catalog/register`, `/deregister`). */
+      readonly type: 'node';
+      readonly index: number;
+      /** The node's key: its name in lower case. */
+      readonly node: string;
+      /** The names of the services whose reads changed: on the node, or leaving it. */
+      readonly services: readonly string[];
     };
 
 /** What {@link Catalog.updateCheck} did: `unknown` for no such check, `not-ttl` for an HTTP check. */
@@ -80,13 +91,18 @@ export interface PersistedCheck {
 
 /**
  * The blocking-query topics a change touches: `service:<name>` of its service (the empty name for
- * a check of the node), and of the former name when re-registering an id renamed it.
+ * a check of the node), and of the former name when re-registering an id renamed it; for another
+ * node, `node:<name>` and the services on it whose reads changed.
  */
 export function topicsOf(change: CatalogChange): string[] {
+  if (change.type === 'node') return [`node:${change.node}`, ...change.services.map((name) => `service:${name}`)];
   const topics = [`service:${change.service}`];
   if (change.type === 'registered' && change.renamedFrom !== undefined) topics.push(`service:${change.renamedFrom}`);
   return topics;
 }
+
+/** The reads of the other nodes of a catalog. */
+export type OtherNodes = Pick<ExternalNodes, 'has' | 'nodes' | 'node' | 'servicesOf' | 'checksOf' | 'checks'>;
 
 /** Options of {@link Catalog}. */
 export interface CatalogOptions {
@@ -139,6 +155,7 @@ export class Catalog {
   readonly #nodeCheckIds = new Set<string>();
   readonly #changed = new Emitter<CatalogChange>();
   readonly #schedule: CheckScheduler;
+  readonly #external = new ExternalNodes();
   // Index 1 is the node itself (and its serfHealth check), present from the start.
   #index = 1;
   #closed = false;
@@ -296,7 +313,45 @@ export class Catalog {
     return 'updated';
   }
 
-  /** Every service, ordered by id. */
+  /**
+   * Registers another node, a service on it and checks, as `PUT /v1/catalog/register` does: all
+   * or nothing, at one new index, and only when something changed.
+   * @throws NodeRegistrationError for a check of a service the node does not have;
+   *   ClosedError after {@link close}.
+   */
+  registerNode(req: NodeRegistration): void {
+    this.#assertOpen();
+    const index = this.#index + 1;
+    const change = this.#external.register(req, index);
+    if (change === undefined) return;
+    this.#index = index;
+    this.#changed.emit({ type: 'node', index, ...change });
+  }
+
+  /**
+   * Removes a service of another node, else a check, else the node, as `PUT /v1/catalog/deregister`
+   * does; nothing matching is no change and no error, as in Consul.
+   * @throws ClosedError after {@link close}.
+   */
+  deregisterNode(req: NodeDeregistration): void {
+    this.#assertOpen();
+    const change = this.#external.deregister(req);
+    if (change === undefined) return;
+    const index = ++this.#index;
+    this.#changed.emit({ type: 'node', index, ...change });
+  }
+
+  /** The other nodes (registered with `/v1/catalog/register`), to read. */
+  get otherNodes(): OtherNodes {
+    return this.#external;
+  }
+
+  /** Another node as a data directory keeps it, by key (its name in lower case), or undefined. */
+  persistedNode(key: string): PersistedNode | undefined {
+    return this.#external.persisted(key);
+  }
+
+  /** Every service of this server's node, ordered by id. */
   services(): ServiceRecord[] {
     return [...this.#services.values()].map(toServiceRecord).sort((a, b) => compare(a.id, b.id));
   }
@@ -330,8 +385,15 @@ export class Catalog {
     return check === undefined ? undefined : toCheckRecord(check, this.#services.get(check.serviceId)?.def);
   }
 
-  /** The services registered under `serviceName`, with their checks, ordered by service id. */
+  /**
+   * The instances of `serviceName` with their checks: this server's node's first, ordered by
+   * service id, then the other nodes', ordered by node and id.
+   */
   health(serviceName: string): HealthRecord[] {
+    return [...this.#localHealth(serviceName), ...this.#external.health(serviceName)];
+  }
+
+  #localHealth(serviceName: string): HealthRecord[] {
     const records: HealthRecord[] = [];
     for (const serviceId of this.#idsByName.get(serviceName) ?? []) {
       const service = this.#services.get(serviceId);
@@ -347,7 +409,10 @@ export class Catalog {
     return records.sort((a, b) => compare(a.service.id, b.service.id));
   }
 
-  /** Every service name with the union of its instances' tags, sorted, as Consul's catalog lists them. */
+  /**
+   * Every service name with the union of its instances' tags (on every node), sorted, as
+   * Consul's catalog lists them.
+   */
   serviceTags(): Map<string, string[]> {
     const tags = new Map<string, Set<string>>();
     for (const service of this.#services.values()) {
@@ -355,6 +420,7 @@ export class Catalog {
       if (set === undefined) tags.set(service.def.name, (set = new Set()));
       for (const tag of service.def.tags) set.add(tag);
     }
+    this.#external.serviceTags(tags);
     return new Map([...tags].sort(([a], [b]) => compare(a, b)).map(([name, set]) => [name, [...set].sort(compare)]));
   }
 
@@ -373,9 +439,9 @@ export class Catalog {
     return { def, serviceId, status, output, lastNote, createIndex, modifyIndex };
   }
 
-  /** The ids of every service and of every check (of services and of the node). */
-  ids(): { readonly services: string[]; readonly checks: string[] } {
-    return { services: [...this.#services.keys()], checks: [...this.#checks.keys()] };
+  /** The ids of every service and of every check (of services and of the node), and the keys of the other nodes. */
+  ids(): { readonly services: string[]; readonly checks: string[]; readonly nodes: string[] } {
+    return { services: [...this.#services.keys()], checks: [...this.#checks.keys()], nodes: this.#external.keys() };
   }
 
   /** The ids of the checks of one service; empty for an unknown one. */
@@ -392,10 +458,18 @@ export class Catalog {
    * @example
    * catalog.restore([persistedWeb], [persistedWebCheck], 42);
    */
-  restore(services: Iterable<PersistedService>, checks: Iterable<PersistedCheck>, index: number): void {
+  restore(
+    services: Iterable<PersistedService>,
+    checks: Iterable<PersistedCheck>,
+    index: number,
+    otherNodes: Iterable<PersistedNode> = [],
+  ): void {
     this.#assertOpen();
-    if (this.#services.size > 0 || this.#checks.size > 0) throw new Error('Catalog.restore: the catalog is not empty');
+    if (this.#services.size > 0 || this.#checks.size > 0 || this.#external.keys().length > 0) {
+      throw new Error('Catalog.restore: the catalog is not empty');
+    }
     let top = Math.max(this.#index, index);
+    for (const node of otherNodes) top = Math.max(top, this.#external.restore(node));
     for (const { def, createIndex, modifyIndex } of services) {
       this.#services.set(def.id, { def, checkIds: new Set(), createIndex, modifyIndex });
       this.#indexName(def.name, def.id);

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { ConfigError } from '@trellis/core';
-import type { CheckRecord, HealthRecord, ServiceRecord } from './catalog-records.js';
+import type { CheckRecord, HealthRecord, NodeRecord, ServiceRecord } from './catalog-records.js';
 
 // The JSON shapes of Consul's HTTP API, with its field names. Every list is a list and every
 // object the Go client decodes (Definition, Weights, Proxy, ...) an object, never null.
@@ -13,6 +13,41 @@ export interface NodeInfo {
   readonly datacenter: string;
   /** The node's metadata, as `?node-meta=key:value` filters match it. */
   readonly meta: Readonly<Record<string, string>>;
+  /** Set for another node: its own tagged addresses and indexes (this server's node is at index 1). */
+  readonly other?: Pick<NodeRecord, 'taggedAddresses' | 'createIndex' | 'modifyIndex'> | undefined;
+}
+
+/** Another node of the catalog, described like this server's own, in `datacenter`. */
+export function otherNodeInfo(record: NodeRecord, datacenter: string): NodeInfo {
+  const { name, id, address, meta, taggedAddresses, createIndex, modifyIndex } = record;
+  return { name, id, address, meta, datacenter, other: { taggedAddresses, createIndex, modifyIndex } };
+}
+
+/**
+ * The `consul` service that a Consul server has on its node (port 8300), listed by the catalog
+ * and health reads but not by the agent's, as in Consul.
+ */
+export function consulServiceRecord(): ServiceRecord {
+  return {
+    id: 'consul',
+    name: 'consul',
+    address: '',
+    port: serverRpcPort,
+    tags: [],
+    meta: {
+      non_voter: 'false',
+      raft_version: '3',
+      read_replica: 'false',
+      serf_protocol_current: '2',
+      serf_protocol_max: '5',
+      serf_protocol_min: '1',
+      version: consulVersion,
+    },
+    weights: { passing: 1, warning: 1 },
+    enableTagOverride: false,
+    createIndex: nodeIndex,
+    modifyIndex: nodeIndex,
+  };
 }
 
 /** The Consul version this server answers as, for tools that read `/v1/agent/self`. */
@@ -48,15 +83,18 @@ export function nodeMeta(extra: Readonly<Record<string, string>> | undefined): R
 
 /**
  * One entry of `GET /v1/health/service/:name`, with Consul's field names: the node, the
- * service, and the checks: the node's own first ("serfHealth", always passing, and
- * `nodeChecks`, ordered by id), then the service's, as in Consul.
+ * service, and the checks: the node's own first (for this server's node "serfHealth", always
+ * passing, and `nodeChecks`; for another, its own checks as registered; ordered by id), then
+ * the service's, as in Consul.
  */
 export function healthEntryJson(
-  node: NodeInfo,
+  local: NodeInfo,
   record: HealthRecord,
   nodeChecks: readonly CheckRecord[] = [],
 ): Record<string, unknown> {
-  const ofNode = [serfHealthJson(node), ...nodeChecks.map((check) => checkJson(node, check))].sort((a, b) =>
+  const node = record.node === undefined ? local : otherNodeInfo(record.node.record, local.datacenter);
+  const own = record.node === undefined ? [serfHealthJson(node)] : [];
+  const ofNode = [...own, ...(record.node?.checks ?? nodeChecks).map((check) => checkJson(node, check))].sort((a, b) =>
     String(a['CheckID']) < String(b['CheckID']) ? -1 : 1,
   );
   return {
@@ -75,8 +113,8 @@ export function nodeJson(node: NodeInfo): Record<string, unknown> {
     Datacenter: node.datacenter,
     TaggedAddresses: taggedAddresses(node),
     Meta: { ...node.meta },
-    CreateIndex: nodeIndex,
-    ModifyIndex: nodeIndex,
+    CreateIndex: node.other?.createIndex ?? nodeIndex,
+    ModifyIndex: node.other?.modifyIndex ?? nodeIndex,
   };
 }
 
@@ -90,7 +128,7 @@ export function serviceJson(service: ServiceRecord): Record<string, unknown> {
     Meta: service.meta,
     Port: service.port,
     Weights: { Passing: service.weights.passing, Warning: service.weights.warning },
-    EnableTagOverride: false,
+    EnableTagOverride: service.enableTagOverride,
     Proxy: { Mode: '', MeshGateway: {}, Expose: {} },
     Connect: {},
     CreateIndex: service.createIndex,
@@ -108,7 +146,7 @@ export function agentServiceJson(node: NodeInfo, service: ServiceRecord): Record
     Port: service.port,
     Address: service.address,
     Weights: { Passing: service.weights.passing, Warning: service.weights.warning },
-    EnableTagOverride: false,
+    EnableTagOverride: service.enableTagOverride,
     Datacenter: node.datacenter,
   };
 }
@@ -140,7 +178,7 @@ export function catalogServiceJson(node: NodeInfo, service: ServiceRecord): Reco
     ServiceMeta: service.meta,
     ServicePort: service.port,
     ServiceWeights: { Passing: service.weights.passing, Warning: service.weights.warning },
-    ServiceEnableTagOverride: false,
+    ServiceEnableTagOverride: service.enableTagOverride,
     ServiceProxy: { Mode: '', MeshGateway: {}, Expose: {} },
     ServiceConnect: {},
     CreateIndex: service.createIndex,
@@ -167,7 +205,7 @@ export function checkJson(node: NodeInfo, check: CheckRecord): Record<string, un
     definition['DeregisterCriticalServiceAfter'] = formatGoDuration(check.deregisterCriticalAfterMs);
   }
   return {
-    Node: node.name,
+    Node: check.node ?? node.name,
     CheckID: check.id,
     Name: check.name,
     Status: check.status,
@@ -180,7 +218,7 @@ export function checkJson(node: NodeInfo, check: CheckRecord): Record<string, un
     Interval: http === undefined ? '' : formatGoDuration(http.intervalMs),
     Timeout: http === undefined ? '' : formatGoDuration(http.timeoutMs),
     ExposedPort: 0,
-    Definition: definition,
+    Definition: check.definition ?? definition,
     CreateIndex: check.createIndex,
     ModifyIndex: check.modifyIndex,
   };
@@ -214,6 +252,7 @@ export function serverAddress(node: NodeInfo): string {
 }
 
 function taggedAddresses(node: NodeInfo): Record<string, string> {
+  if (node.other !== undefined) return { ...node.other.taggedAddresses };
   return { lan: node.address, lan_ipv4: node.address, wan: node.address, wan_ipv4: node.address };
 }
 

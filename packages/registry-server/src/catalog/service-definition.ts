@@ -53,6 +53,8 @@ export interface ServiceDefinition {
   readonly tags: readonly string[];
   readonly meta: Readonly<Record<string, string>>;
   readonly weights: { readonly passing: number; readonly warning: number };
+  /** Consul's anti-entropy flag (`EnableTagOverride`): stored and returned, since nothing here overrides tags. */
+  readonly enableTagOverride: boolean;
   readonly checks: readonly CheckDefinition[];
 }
 
@@ -76,6 +78,17 @@ const unsupportedCheckKinds = ['TCP', 'UDP', 'GRPC', 'H2PING', 'Args', 'Script',
 const minIntervalMs = 1_000;
 const defaultHttpTimeoutMs = 10_000;
 const httpTokenPattern = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
+/**
+ * The longest name or ID (of a service, check or node) the server accepts, in UTF-16 code
+ * units. Consul sets none, but a name must fit in a route's path again: the HTTP server takes
+ * path parameters of up to {@link maxParamLength} characters, room for this limit fully
+ * percent-encoded.
+ */
+export const maxNameLength = 256;
+
+/** The longest path parameter the HTTP server routes: {@link maxNameLength} with every character percent-encoded as UTF-8. */
+export const maxParamLength = maxNameLength * 9;
 
 // Consul's limits on service metadata (structs.ValidateServiceMetadata), so that what the
 // embedded server accepts a Consul cluster accepts too.
@@ -109,6 +122,9 @@ export function decodeServiceDefinition(body: string | undefined): ServiceDefini
   const tags = optionalStringArray(fields, 'Tags');
   const meta = decodeMeta(fields.get('meta'));
   const weights = decodeWeights(fields.get('weights'));
+  const enableTagOverride = optionalBoolean(fields, 'EnableTagOverride');
+  limitLength('Name', name);
+  limitLength('ID', id);
 
   const checkValues: { value: unknown; path: string }[] = [];
   const check = fields.get('check');
@@ -133,7 +149,7 @@ export function decodeServiceDefinition(body: string | undefined): ServiceDefini
     seen.add(c.id);
   }
 
-  return { id, name, address, port, tags, meta, weights, checks: decodedChecks };
+  return { id, name, address, port, tags, meta, weights, enableTagOverride, checks: decodedChecks };
 }
 
 /**
@@ -154,6 +170,7 @@ export function decodeCheckDefinition(body: string | undefined): StandaloneCheck
   if (name === '') throw new RequestDecodeError('Name', 'Missing check name: Name is required');
   const id = optionalString(fields, 'ID', '') || optionalString(fields, 'CheckID', '') || name;
   const serviceId = optionalString(fields, 'ServiceID', '');
+  limitLength('ServiceID', serviceId);
   return { ...decodeCheck(fields, '', id, name), serviceId: serviceId === '' ? undefined : serviceId };
 }
 
@@ -194,8 +211,10 @@ function decodeCheck(
   if (deregisterAfterMs !== undefined && deregisterAfterMs < 0) {
     throw decodeError(at('DeregisterCriticalServiceAfter'), 'must not be negative');
   }
+  const id = optionalString(fields, at('CheckID'), '', 'CheckID') || defaultId;
+  limitLength(path === '' ? 'ID' : at('CheckID'), id);
   return {
-    id: optionalString(fields, at('CheckID'), '', 'CheckID') || defaultId,
+    id,
     name: optionalString(fields, at('Name'), '', 'Name') || defaultName,
     notes: optionalString(fields, at('Notes'), '', 'Notes'),
     ttlMs: http === undefined ? ttlMs : undefined,
@@ -240,7 +259,7 @@ function decodeHttpCheck(fields: Map<string, unknown>, at: (key: string) => stri
 }
 
 // Go's http.Header in JSON: {"Name": ["value", ...]}.
-function decodeHeader(value: unknown, path: string): Readonly<Record<string, readonly string[]>> {
+export function decodeHeader(value: unknown, path: string): Readonly<Record<string, readonly string[]>> {
   if (value === undefined || value === null) return {};
   if (typeof value !== 'object' || Array.isArray(value)) {
     throw decodeError(path, 'must be a JSON object of string arrays, such as {"Accept": ["text/plain"]}');
@@ -257,44 +276,50 @@ function decodeHeader(value: unknown, path: string): Readonly<Record<string, rea
   return Object.fromEntries(entries as [string, string[]][]);
 }
 
-function decodeMeta(value: unknown): Readonly<Record<string, string>> {
+export function decodeMeta(
+  value: unknown,
+  path = 'Meta',
+  options: { readonly reservedPrefix?: boolean } = {},
+): Readonly<Record<string, string>> {
   if (value === undefined || value === null) return {};
   if (typeof value !== 'object' || Array.isArray(value)) {
-    throw decodeError('Meta', 'must be a JSON object of string values');
+    throw decodeError(path, 'must be a JSON object of string values');
   }
   const entries = Object.entries(value);
   if (entries.length > metaMaxPairs) {
-    throw decodeError('Meta', `cannot contain more than ${metaMaxPairs} key/value pairs`);
+    throw decodeError(path, `cannot contain more than ${metaMaxPairs} key/value pairs`);
   }
   for (const [key, v] of entries) {
-    const field = `Meta[${JSON.stringify(key)}]`;
+    const field = `${path}[${JSON.stringify(key)}]`;
     if (typeof v !== 'string') throw decodeError(field, 'must be a string');
     if (!metaKeyPattern.test(key)) throw decodeError(field, 'has an invalid key: use letters, digits, "-" and "_"');
     if (key.length > metaMaxKeyLength) throw decodeError(field, `key is longer than ${metaMaxKeyLength} characters`);
     if (v.length > metaMaxValueLength)
       throw decodeError(field, `value is longer than ${metaMaxValueLength} characters`);
-    if (key.startsWith('consul-')) throw decodeError(field, 'uses the reserved prefix "consul-"');
+    if (options.reservedPrefix !== true && key.startsWith('consul-')) {
+      throw decodeError(field, 'uses the reserved prefix "consul-"');
+    }
   }
   // fromEntries defines own properties, so a "__proto__" key stays a plain key.
   return Object.fromEntries(entries as [string, string][]);
 }
 
-function decodeWeights(value: unknown): { passing: number; warning: number } {
+export function decodeWeights(value: unknown, path = 'Weights'): { passing: number; warning: number } {
   if (value === undefined || value === null) return { passing: 1, warning: 1 };
-  const fields = fieldsOf(value, 'Weights');
-  const passing = optionalInteger(fields, 'Weights.Passing', 'Passing', 1, 2 ** 31 - 1) ?? 1;
-  const warning = optionalInteger(fields, 'Weights.Warning', 'Warning', 0, 2 ** 31 - 1) ?? 1;
+  const fields = fieldsOf(value, path);
+  const passing = optionalInteger(fields, `${path}.Passing`, 'Passing', 1, 2 ** 31 - 1) ?? 1;
+  const warning = optionalInteger(fields, `${path}.Warning`, 'Warning', 0, 2 ** 31 - 1) ?? 1;
   return { passing, warning };
 }
 
 // Consul (Go's encoding/json plus its key translation) matches keys case-insensitively and
 // accepts snake_case aliases; lower-casing and dropping underscores covers both.
-function normalizeKey(key: string): string {
+export function normalizeKey(key: string): string {
   return key.toLowerCase().replaceAll('_', '');
 }
 
 // The request body as the fields of one JSON object.
-function bodyFields(body: string | undefined): Map<string, unknown> {
+export function bodyFields(body: string | undefined): Map<string, unknown> {
   if (body === undefined || body.trim() === '') {
     throw new RequestDecodeError(
       'body',
@@ -311,7 +336,7 @@ function bodyFields(body: string | undefined): Map<string, unknown> {
   return fieldsOf(json, 'body');
 }
 
-function fieldsOf(value: unknown, path: string): Map<string, unknown> {
+export function fieldsOf(value: unknown, path: string): Map<string, unknown> {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw decodeError(path, 'must be a JSON object');
   }
@@ -319,14 +344,14 @@ function fieldsOf(value: unknown, path: string): Map<string, unknown> {
   return new Map(Object.entries(value).map(([key, v]) => [normalizeKey(key), v]));
 }
 
-function optionalString(fields: Map<string, unknown>, path: string, fallback: string, key = path): string {
+export function optionalString(fields: Map<string, unknown>, path: string, fallback: string, key = path): string {
   const value = fields.get(normalizeKey(key));
   if (value === undefined || value === null) return fallback;
   if (typeof value !== 'string') throw decodeError(path, 'must be a string');
   return value;
 }
 
-function optionalInteger(
+export function optionalInteger(
   fields: Map<string, unknown>,
   path: string,
   key: string,
@@ -341,8 +366,8 @@ function optionalInteger(
   return value;
 }
 
-function optionalStringArray(fields: Map<string, unknown>, path: string): string[] {
-  const value = fields.get(normalizeKey(path));
+export function optionalStringArray(fields: Map<string, unknown>, path: string, key = path): string[] {
+  const value = fields.get(normalizeKey(key));
   if (value === undefined || value === null) return [];
   if (!Array.isArray(value) || !value.every((v) => typeof v === 'string')) {
     throw decodeError(path, 'must be an array of strings');
@@ -363,7 +388,25 @@ function optionalDuration(fields: Map<string, unknown>, path: string, key: strin
   }
 }
 
-function decodeError(field: string, problem: string): RequestDecodeError {
+export function optionalBoolean(fields: Map<string, unknown>, path: string, key = path): boolean {
+  const value = fields.get(normalizeKey(key));
+  if (value === undefined || value === null) return false;
+  if (typeof value !== 'boolean') throw decodeError(path, 'must be true or false');
+  return value;
+}
+
+/**
+ * Refuses a name or ID longer than {@link maxNameLength}, so that whatever registers can be
+ * named again in a route's path (a heartbeat, a deregistration).
+ * @throws RequestDecodeError naming the field and the limit.
+ */
+export function limitLength(field: string, value: string): void {
+  if (value.length > maxNameLength) {
+    throw decodeError(field, `is longer than ${maxNameLength} characters, the limit for names and IDs`);
+  }
+}
+
+export function decodeError(field: string, problem: string): RequestDecodeError {
   return new RequestDecodeError(field, `Request decode failed: ${field} ${problem}`);
 }
 
@@ -378,7 +421,8 @@ export function sameService(a: ServiceDefinition, b: ServiceDefinition): boolean
     sameList(a.tags, b.tags) &&
     sameMeta(a.meta, b.meta) &&
     a.weights.passing === b.weights.passing &&
-    a.weights.warning === b.weights.warning
+    a.weights.warning === b.weights.warning &&
+    a.enableTagOverride === b.enableTagOverride
   );
 }
 

@@ -252,7 +252,10 @@ const script = `
     if (answer.status !== 200) throw httpError(answer);
     const listed = JSON.parse(answer.body);
     if (listed === null || typeof listed !== 'object') throw new Error('catalog/services: not a JSON object');
-    const names = Object.keys(listed).sort();
+    // The server's own "consul" service (listed as on a Consul server) is not one of the user's.
+    const names = Object.keys(listed)
+      .filter((name) => name !== 'consul')
+      .sort();
     const wasLong = services.size <= healthSlots;
     for (const [name, service] of services) {
       if (!names.includes(name)) {

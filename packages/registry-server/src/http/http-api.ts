@@ -4,6 +4,7 @@ import { registerAclEnforcement } from '../acl/acl-enforcement.js';
 import { registerAgentApi } from '../catalog/agent-api.js';
 import { registerCatalogApi } from '../catalog/catalog-api.js';
 import { text } from './consul-http.js';
+import { registerDatacenterCheck } from './datacenter-check.js';
 import { registerDashboard } from '../dashboard/dashboard.js';
 import { registerHealthApi } from '../catalog/health-api.js';
 import { registerKvApi } from '../kv/kv-api.js';
@@ -28,7 +29,8 @@ export function registerHttpApi(app: FastifyInstance, context: ServerContext): v
     request.log.error({ err: error }, 'request failed');
     return text(reply, 500, 'internal error');
   });
-  // Before the route modules, so that every scope (KV's too) inherits the hook.
+  // Before the route modules, so that every scope (KV's too) inherits the hooks.
+  registerDatacenterCheck(app, context.node.datacenter);
   if (context.acl !== undefined) registerAclEnforcement(app, context.acl);
   registerAclApi(app, context.acl);
   registerAgentApi(app, context);

@@ -7,6 +7,7 @@ import {
   type PersistedCheck,
   type PersistedService,
 } from '../catalog/catalog.js';
+import type { PersistedNode } from '../catalog/external-nodes.js';
 import type { KvEntry, KvStore } from '../kv/kv-store.js';
 import type { LoadedState, StateJournal } from './state-journal.js';
 
@@ -18,6 +19,8 @@ export const journalKinds = {
   node: 'node',
   acl: 'acl',
   topic: 'topic',
+  /** A node other than this server's, whole: its services and checks (few; ESM's one or two). */
+  catalogNode: 'catalog-node',
 } as const;
 
 /** A KV key as the journal keeps it: an entry (value in base64), or the index of its deletion. */
@@ -59,6 +62,7 @@ export function attachDurableState(
     values<PersistedService>(state, journalKinds.service),
     values<PersistedCheck>(state, journalKinds.check),
     state.meta['catalogIndex'] ?? 1,
+    values<PersistedNode>(state, journalKinds.catalogNode),
   );
   const entries: KvEntry[] = [];
   const tombstones: Array<[string, number]> = [];
@@ -93,6 +97,11 @@ export function attachDurableState(
     read: (checkId) => catalog.persistedCheck(checkId),
   });
   journal.addSource({
+    kind: journalKinds.catalogNode,
+    keys: () => catalog.ids().nodes,
+    read: (key) => catalog.persistedNode(key),
+  });
+  journal.addSource({
     kind: journalKinds.kv,
     keys: () => [...kv.list('').map((entry) => entry.key), ...kv.tombstones().map(([key]) => key)],
     read: (key) => persistKv(kv, key),
@@ -110,6 +119,10 @@ export function attachDurableState(
     for (const topic of topicsOf(change)) {
       topics.set(topic, change.index);
       journal.touch(journalKinds.topic, topic);
+    }
+    if (change.type === 'node') {
+      journal.touch(journalKinds.catalogNode, change.node);
+      return;
     }
     if (change.type === 'check' || change.type === 'check-deregistered') {
       journal.touch(journalKinds.check, change.checkId);
