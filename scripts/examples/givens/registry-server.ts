@@ -39,3 +39,5 @@ export declare function handler(request: FastifyRequest, reply: FastifyReply): P
 export declare function ttlExpired(checkId: string): void;
 export declare function reapDue(checkId: string): void;
 export declare function httpResult(checkId: string, result: HttpCheckResult): void;
+export declare const body: string;
+export declare const catalogIndex: number;
