@@ -26,7 +26,10 @@ export interface AppOptions {
   readonly calls?: readonly string[];
   readonly version?: string;
   readonly zone?: string;
-  /** Relative share of traffic; default 1. */
+  /**
+   * Relative share of traffic for weighted strategies; default 1. 0 drains the instance: callers
+   * send it no new calls while another instance of the service has a weight.
+   */
   readonly weight?: number;
   readonly tags?: readonly string[];
   readonly labels?: Readonly<Record<string, string>>;
@@ -94,7 +97,7 @@ export function appOptionsFromEnv(env: Readonly<Record<string, string | undefine
   if (version !== undefined) options.version = version;
   const zone = text('TRELLIS_ZONE');
   if (zone !== undefined) options.zone = zone;
-  const weight = integer('TRELLIS_WEIGHT', 1, 1_000_000);
+  const weight = integer('TRELLIS_WEIGHT', 0, 1_000_000);
   if (weight !== undefined) options.weight = weight;
   const drainMs = integer('TRELLIS_DRAIN_MS', 0, 600_000);
   if (drainMs !== undefined) options.drainMs = drainMs;
@@ -127,8 +130,8 @@ export function validateAppOptions(options: AppOptions): void {
     throw new ConfigError('port', `must be an integer from 0 to 65535, got ${port}`);
   }
   const weight = options.weight ?? 1;
-  if (!Number.isInteger(weight) || weight < 1)
-    throw new ConfigError('weight', `must be a positive integer, got ${weight}`);
+  if (!Number.isInteger(weight) || weight < 0)
+    throw new ConfigError('weight', `must be an integer from 0 (drained) up, got ${weight}`);
   for (const [field, value] of [
     ['ttlMs', options.ttlMs],
     ['deregisterAfterMs', options.deregisterAfterMs],

@@ -1,5 +1,6 @@
 import { ConfigError } from '@trellis/core';
-import { appOptionsFromEnv } from '@trellis/app';
+import { appOptionsFromEnv, TrellisApp } from '@trellis/app';
+import { MemoryRegistry } from '@trellis/registry';
 
 describe('appOptionsFromEnv', () => {
   it('reads the documented variables', () => {
@@ -36,6 +37,20 @@ describe('appOptionsFromEnv', () => {
     });
   });
 
+  it('reads a weight of 0, which drains the instance, and a TrellisApp takes it', async () => {
+    expect(appOptionsFromEnv({ TRELLIS_WEIGHT: '0' })).toEqual({ weight: 0 });
+    const registry = new MemoryRegistry();
+    const app = new TrellisApp({ service: 'users', registry, ...appOptionsFromEnv({ TRELLIS_WEIGHT: '0' }) });
+    try {
+      const { instance } = await app.start();
+      expect(instance.meta.weight).toBe(0);
+      expect((await registry.list('users')).map((i) => i.meta.weight)).toEqual([0]);
+    } finally {
+      await app.close();
+      await registry.close();
+    }
+  });
+
   it('leaves unset and empty variables out, so defaults apply', () => {
     expect(appOptionsFromEnv({ PORT: '', HOST: '  ', OTHER: 'x' })).toEqual({});
   });
@@ -44,7 +59,7 @@ describe('appOptionsFromEnv', () => {
     const cases: Array<[Record<string, string>, string]> = [
       [{ PORT: 'eighty' }, 'PORT'],
       [{ PORT: '65536' }, 'PORT'],
-      [{ TRELLIS_WEIGHT: '0' }, 'TRELLIS_WEIGHT'],
+      [{ TRELLIS_WEIGHT: '-1' }, 'TRELLIS_WEIGHT'],
       [{ TRELLIS_DRAIN_MS: '-5' }, 'TRELLIS_DRAIN_MS'],
       [{ TRELLIS_TTL_MS: '10s' }, 'TRELLIS_TTL_MS'],
       [{ TRELLIS_DEREGISTER_AFTER_MS: '0' }, 'TRELLIS_DEREGISTER_AFTER_MS'],

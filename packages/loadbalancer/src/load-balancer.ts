@@ -15,6 +15,7 @@ import { Router } from './router.js';
 import type { RoutingRules } from './routing-rules.js';
 import { Strategy } from './strategy.js';
 import { strategyFeedback } from './strategy-feedback.js';
+import { weightOf } from './weighted-round-robin.js';
 
 export interface LoadBalancerOptions {
   /** A strategy, or its name; default "p2c-peak-ewma". */
@@ -141,7 +142,8 @@ export class LoadBalancer extends Strategy {
   select(instances: readonly ServiceInstance[], call: Call): ServiceInstance | undefined {
     const routed = this.#router.route(instances, call);
     if (routed.length === 0) return undefined;
-    const candidates = this.#health === undefined ? routed : this.#healthy(routed, this.#health);
+    const serving = withoutDrained(routed);
+    const candidates = this.#health === undefined ? serving : this.#healthy(serving, this.#health);
     return this.#strategy.select(candidates, call);
   }
 
@@ -180,4 +182,20 @@ export class LoadBalancer extends Strategy {
     this.#panicking = panicking;
     if (this.#panic.hasListeners) this.#panic.emit({ panicking, instances, ejected });
   }
+}
+
+// An instance advertising a weight of 0 is draining: it gets no new calls, whatever the
+// strategy, while another instance of the destination has a weight (if all drain, all serve).
+// No array is built while none drains, the common case.
+function withoutDrained(routed: readonly ServiceInstance[]): readonly ServiceInstance[] {
+  let kept: ServiceInstance[] | undefined;
+  for (let i = 0; i < routed.length; i++) {
+    const instance = routed[i] as ServiceInstance;
+    if (weightOf(instance) === 0) {
+      kept ??= routed.slice(0, i);
+    } else if (kept !== undefined) {
+      kept.push(instance);
+    }
+  }
+  return kept === undefined || kept.length === 0 ? routed : kept;
 }

@@ -15,6 +15,7 @@ import {
   parseRoutingRules,
   RoundRobin,
   strategyFeedback,
+  strategyNames,
   type PanicChange,
 } from '@trellis/loadbalancer';
 import { call, instance, seeded, tally } from './fixtures.js';
@@ -94,6 +95,16 @@ describe('LoadBalancer', () => {
     health.ids.add('near-2');
     expect(tally(() => lb.select(list, call()), 50)).toEqual({ 'far-1': 50 });
     expect(lb.panicking).toBe(false);
+  });
+
+  it('sends no call to an instance of weight 0 (draining) with any strategy, unless all drain', () => {
+    const drained = instance('d', { weight: 0 });
+    for (const strategy of strategyNames) {
+      const lb = new LoadBalancer({ strategy, random: seeded(7), zone: 'a' });
+      const picked = tally(() => lb.select([drained, a, b], call()), 200);
+      expect([strategy, picked['d'] ?? 0]).toEqual([strategy, 0]);
+      expect(lb.select([drained, { ...drained, id: 'd2' }], call())?.id).toMatch(/^d/);
+    }
   });
 
   it('picks nothing when the route has no instance', () => {

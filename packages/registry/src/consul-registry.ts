@@ -238,8 +238,9 @@ function fromHealthEntry(entry: HealthEntry): ServiceInstance {
   const raw = s.Meta ?? {};
   const labels: Record<string, string> = {};
   for (const [key, value] of Object.entries(raw)) if (!reservedMeta.has(key)) labels[key] = value;
-  const metaWeight = Number(raw['weight']);
-  const weight = Number.isInteger(metaWeight) && metaWeight > 0 ? metaWeight : (s.Weights?.Passing ?? 1);
+  // "0" is a weight (a draining instance); an absent or malformed one falls back to Consul's.
+  const metaWeight = raw['weight'] !== undefined && /^\d+$/.test(raw['weight']) ? Number(raw['weight']) : undefined;
+  const weight = metaWeight ?? s.Weights?.Passing ?? 1;
   const meta: InstanceMeta = {
     weight,
     labels,

@@ -70,6 +70,16 @@ describe('ConsulRegistry', () => {
     }
   });
 
+  it('keeps a weight of 0 (a draining instance) through Consul, instead of reading it as 1', async () => {
+    const users = instance('users-1', 'users', 4001);
+    await registry.register({
+      instance: { ...users, meta: { ...users.meta, weight: 0 } },
+      ttlMs: 10_000,
+      deregisterAfterMs: 60_000,
+    });
+    expect((await registry.list('users')).map((i) => i.meta.weight)).toEqual([0]);
+  });
+
   it('reads Weights.Passing when another tool registered the weight that way', async () => {
     const response = await fetch(`${url}/v1/agent/service/register`, {
       method: 'PUT',
