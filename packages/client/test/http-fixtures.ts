@@ -4,6 +4,8 @@ import type { ServiceInstance } from '@trellis/core';
 
 export interface TestServer {
   readonly instance: ServiceInstance;
+  /** The node server, for tests that watch its requests and connections. */
+  readonly server: http.Server;
   readonly requests: Array<{ method: string; url: string; body: string }>;
   close(): Promise<void>;
 }
@@ -28,6 +30,7 @@ export async function startServer(
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
   return {
+    server,
     instance: { id, service: 'users', address: '127.0.0.1', port, tags: [], meta: { weight: 1, labels: {} } },
     requests,
     close: () =>
