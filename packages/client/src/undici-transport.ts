@@ -93,7 +93,7 @@ export class UndiciTransport implements Transport {
     try {
       const response = await pool.request({
         path: call.path,
-        method: call.method as 'GET',
+        method: call.method,
         headers:
           json && !hasContentType(call.headers)
             ? { ...call.headers, 'content-type': 'application/json' }

@@ -270,14 +270,14 @@ describe('UndiciTransport pools', () => {
     const transport = new UndiciTransport({ maxPools: 2 });
     const [a, b, c] = await Promise.all([serve('users-a'), serve('users-b'), serve('users-c')]);
     try {
-      await transport.send(call(), a!.server.instance);
-      await transport.send(call(), b!.server.instance);
-      await transport.send(call(), a!.server.instance); // a is now the most recently used
-      await transport.send(call(), c!.server.instance);
+      await transport.send(call(), a.server.instance);
+      await transport.send(call(), b.server.instance);
+      await transport.send(call(), a.server.instance); // a is now the most recently used
+      await transport.send(call(), c.server.instance);
       expect(transport.pools).toBe(2);
-      const [socketB] = await b!.connected;
+      const [socketB] = await b.connected;
       await closed(socketB);
-      const [socketA] = await a!.connected;
+      const [socketA] = await a.connected;
       expect(socketA.destroyed).toBe(false);
     } finally {
       await transport.close();
