@@ -2,14 +2,18 @@ import { fork } from 'node:child_process';
 import http from 'node:http';
 import { fileURLToPath } from 'node:url';
 import axios from 'axios';
+import { Pool } from 'undici';
 import type { Reply, ServiceInstance } from '@trellis/core';
 import { ServiceClient, type Transport } from '@trellis/client';
 import { Discovery, MemoryRegistry } from '@trellis/registry';
 import { measureCalls, median, nsPerCall, printTable, type RunFigures } from './measure.js';
+import { nginxPath, startSidecars } from './sidecar.js';
 
 /**
- * What a governed call costs over a bare axios call to the same server on 127.0.0.1, and what
- * the pipeline itself costs (discovery cache, round robin, filters) with the network taken out.
+ * What a governed call costs over the bare HTTP client it sends with (axios, and undici's Pool),
+ * to the same server process on 127.0.0.1; what the default stack costs with the network taken
+ * out; and, as the answer to "why in process", what two nginx sidecars (a mesh's route) add to
+ * the same request.
  */
 export async function clientBench(): Promise<Record<string, number | string>> {
   const server = fork(fileURLToPath(new URL('./json-server.js', import.meta.url)));
@@ -29,29 +33,49 @@ export async function clientBench(): Promise<Record<string, number | string>> {
   const registry = new MemoryRegistry();
   await registry.register({ instance, ttlMs: 600_000, deregisterAfterMs: 600_000 });
   const discovery = new Discovery(registry);
-  const client = new ServiceClient({ service: 'users', discovery });
-  // The baseline is configured as the Trellis transport is: keep-alive, no redirect following.
-  const bare = axios.create({
-    httpAgent: new http.Agent({ keepAlive: true, maxSockets: 64 }),
-    baseURL: `http://127.0.0.1:${port}`,
-    maxRedirects: 0,
-  });
+  const overAxios = new ServiceClient({ service: 'users', discovery });
+  const overUndici = new ServiceClient({ service: 'users', discovery, transport: 'undici' });
+  // The baselines are configured as the Trellis transports are: keep-alive, 64 connections, no
+  // redirect following; each decodes the JSON body, as the transports do.
+  const axiosAgent = new http.Agent({ keepAlive: true, maxSockets: 64 });
+  const bareAxios = axios.create({ httpAgent: axiosAgent, baseURL: `http://127.0.0.1:${port}`, maxRedirects: 0 });
+  const pool = new Pool(`http://127.0.0.1:${port}`, { connections: 64 });
+  const bareUndici = async (): Promise<unknown> => {
+    const response = await pool.request({ path: '/users/1', method: 'GET' });
+    return response.body.json();
+  };
 
   const calls = 10_000;
   const concurrency = 16;
   const rounds = 5;
-  const axiosRuns: RunFigures[] = [];
-  const trellisRuns: RunFigures[] = [];
-  // Warm both paths, then alternate rounds so that drift hits both alike.
-  await measureCalls(() => bare.get('/users/1'), 2_000, concurrency);
-  await measureCalls(() => client.get('/users/1'), 2_000, concurrency);
+  const variants = {
+    axios: () => bareAxios.get('/users/1'),
+    governedAxios: () => overAxios.get('/users/1'),
+    undici: bareUndici,
+    governedUndici: () => overUndici.get('/users/1'),
+  };
+  type Variant = keyof typeof variants;
+  const runs: Record<Variant, RunFigures[]> = { axios: [], governedAxios: [], undici: [], governedUndici: [] };
+  const names = Object.keys(variants) as Variant[];
+  // Warm every path, then take the variants in a different order each round, so that drift
+  // (the machine's other load) hits all alike.
+  for (const name of names) await measureCalls(variants[name], 2_000, concurrency);
   for (let r = 0; r < rounds; r++) {
-    axiosRuns.push(await measureCalls(() => bare.get('/users/1'), calls, concurrency));
-    trellisRuns.push(await measureCalls(() => client.get('/users/1'), calls, concurrency));
+    for (let k = 0; k < names.length; k++) {
+      const name = names[(r + k) % names.length] as Variant;
+      runs[name].push(await measureCalls(variants[name], calls, concurrency));
+    }
   }
-  const pick = (runs: RunFigures[], key: keyof RunFigures): number => median(runs.map((run) => run[key]));
+  const pick = (variant: RunFigures[], key: keyof RunFigures): number => median(variant.map((run) => run[key]));
+  const row = (label: string, variant: RunFigures[]): Array<string | number> => [
+    label,
+    pick(variant, 'rps'),
+    pick(variant, 'p50Ms'),
+    pick(variant, 'p99Ms'),
+    pick(variant, 'meanMs'),
+  ];
 
-  // The pipeline alone: the same client over a transport that answers at once.
+  // The default stack alone: the same client over a transport that answers at once.
   const reply: Reply = { status: 200, headers: {}, body: { id: '1' }, instance };
   const instant: Transport = { send: () => Promise.resolve(reply), close: () => Promise.resolve() };
   const offline = new ServiceClient({ service: 'users', discovery, transport: instant });
@@ -60,49 +84,120 @@ export async function clientBench(): Promise<Record<string, number | string>> {
   await nsPerCall(bareCall, 100_000);
   await nsPerCall(() => offline.get('/users/1'), 100_000);
   const bareNs = await nsPerCall(bareCall, 500_000);
-  const pipelineNs = await nsPerCall(() => offline.get('/users/1'), 500_000);
+  const stackNs = await nsPerCall(() => offline.get('/users/1'), 500_000);
 
-  await client.close();
-  await discovery.close();
-  await registry.close();
-  server.disconnect();
-
-  const axiosRps = pick(axiosRuns, 'rps');
-  const trellisRps = pick(trellisRuns, 'rps');
   console.log(
-    `Governed call vs bare axios, ${calls} calls x ${rounds} rounds, ${concurrency} in flight, 127.0.0.1 (medians):\n`,
+    `Governed calls vs their bare clients, ${calls} calls x ${rounds} rounds, ${concurrency} in flight, 127.0.0.1 (medians):\n`,
   );
   printTable(
     ['variant', 'rps', 'p50_ms', 'p99_ms', 'mean_ms'],
     [
-      ['axios (baseline)', axiosRps, pick(axiosRuns, 'p50Ms'), pick(axiosRuns, 'p99Ms'), pick(axiosRuns, 'meanMs')],
-      [
-        'trellis client',
-        trellisRps,
-        pick(trellisRuns, 'p50Ms'),
-        pick(trellisRuns, 'p99Ms'),
-        pick(trellisRuns, 'meanMs'),
-      ],
+      row('axios (baseline)', runs.axios),
+      row('trellis client over axios', runs.governedAxios),
+      row('undici Pool (baseline)', runs.undici),
+      row("trellis client over undici (transport: 'undici')", runs.governedUndici),
     ],
   );
-  console.log(`\nPipeline without the network (${500_000} sequential calls):\n`);
+  console.log(`\nThe default stack without the network (${500_000} sequential calls):\n`);
   printTable(
     ['variant', 'ns_per_call'],
     [
       ['bare async call (baseline)', bareNs],
-      ['discovery + round robin + filters', pipelineNs],
+      ['ServiceClient default stack', stackNs],
     ],
   );
-  const ratio = trellisRps / axiosRps;
-  console.log(`\nratio_vs_axios (throughput, trellis / axios): ${ratio.toFixed(3)}`);
+  const rps = (variant: RunFigures[]): number => pick(variant, 'rps');
+  const ratio = rps(runs.governedAxios) / rps(runs.axios);
+  const undiciRatio = rps(runs.governedUndici) / rps(runs.undici);
+  const undiciVsAxios = rps(runs.governedUndici) / rps(runs.axios);
+  console.log(`\nratio_vs_axios (throughput, trellis over axios / axios): ${ratio.toFixed(3)}`);
+  console.log(`undici_ratio_vs_undici (trellis over undici / undici Pool): ${undiciRatio.toFixed(3)}`);
+  console.log(`undici_ratio_vs_axios (trellis over undici / axios): ${undiciVsAxios.toFixed(3)}`);
+
+  const sidecar = await sidecarFigures(port, () => overAxios.get('/users/1'));
+  await Promise.all([overAxios.close(), overUndici.close(), offline.close(), pool.close()]);
+  axiosAgent.destroy();
+  await discovery.close();
+  await registry.close();
+  server.disconnect();
   return {
-    axios_rps: Math.round(axiosRps),
-    trellis_rps: Math.round(trellisRps),
+    axios_rps: Math.round(rps(runs.axios)),
+    trellis_rps: Math.round(rps(runs.governedAxios)),
+    undici_rps: Math.round(rps(runs.undici)),
+    trellis_undici_rps: Math.round(rps(runs.governedUndici)),
     ratio_vs_axios: Number(ratio.toFixed(3)),
-    axios_p99_ms: Number(pick(axiosRuns, 'p99Ms').toFixed(3)),
-    trellis_p99_ms: Number(pick(trellisRuns, 'p99Ms').toFixed(3)),
-    pipeline_ns_per_call: Math.round(pipelineNs),
+    undici_ratio_vs_undici: Number(undiciRatio.toFixed(3)),
+    undici_ratio_vs_axios: Number(undiciVsAxios.toFixed(3)),
+    axios_p99_ms: Number(pick(runs.axios, 'p99Ms').toFixed(3)),
+    trellis_p99_ms: Number(pick(runs.governedAxios, 'p99Ms').toFixed(3)),
+    undici_p99_ms: Number(pick(runs.undici, 'p99Ms').toFixed(3)),
+    trellis_undici_p99_ms: Number(pick(runs.governedUndici, 'p99Ms').toFixed(3)),
+    stack_ns_per_call: Math.round(stackNs),
     bare_ns_per_call: Math.round(bareNs),
-    pipeline_overhead_ns_per_call: Math.round(pipelineNs - bareNs),
+    ...sidecar,
   };
+}
+
+/**
+ * The same request, at the concurrency of the hand measurement (32), sent in process by the
+ * governed client and through two nginx sidecars by a bare axios (a meshed app governs
+ * nothing itself); medians of 5 alternated rounds.
+ */
+async function sidecarFigures(
+  port: number,
+  governed: () => Promise<unknown>,
+): Promise<Record<string, number | string>> {
+  const sidecars = await startSidecars(port);
+  if (sidecars === undefined) {
+    const message = `${nginxPath} not found: install Debian's nginx (apt-get install nginx) to compare with two sidecars`;
+    console.log(`\n${message}; skipped.`);
+    return { sidecar: 'skipped: nginx not installed' };
+  }
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
+  const meshed = axios.create({ httpAgent: agent, baseURL: `http://127.0.0.1:${sidecars.port}`, maxRedirects: 0 });
+  try {
+    const calls = 10_000;
+    const concurrency = 32;
+    const rounds = 5;
+    const viaSidecars = (): Promise<unknown> => meshed.get('/users/1');
+    await measureCalls(viaSidecars, 2_000, concurrency);
+    await measureCalls(governed, 2_000, concurrency);
+    const inProcess: RunFigures[] = [];
+    const mesh: RunFigures[] = [];
+    for (let r = 0; r < rounds; r++) {
+      if (r % 2 === 0) {
+        inProcess.push(await measureCalls(governed, calls, concurrency));
+        mesh.push(await measureCalls(viaSidecars, calls, concurrency));
+      } else {
+        mesh.push(await measureCalls(viaSidecars, calls, concurrency));
+        inProcess.push(await measureCalls(governed, calls, concurrency));
+      }
+    }
+    const pick = (runs: RunFigures[], key: keyof RunFigures): number => median(runs.map((run) => run[key]));
+    console.log(
+      `\nIn process vs through two nginx sidecars, ${calls} calls x ${rounds} rounds, ${concurrency} in flight (medians):\n`,
+    );
+    printTable(
+      ['variant', 'rps', 'p50_ms', 'p99_ms'],
+      [
+        [
+          'trellis client, in process (baseline)',
+          pick(inProcess, 'rps'),
+          pick(inProcess, 'p50Ms'),
+          pick(inProcess, 'p99Ms'),
+        ],
+        ['axios -> nginx -> nginx -> server', pick(mesh, 'rps'), pick(mesh, 'p50Ms'), pick(mesh, 'p99Ms')],
+      ],
+    );
+    return {
+      sidecar_rps: Math.round(pick(mesh, 'rps')),
+      in_process_rps: Math.round(pick(inProcess, 'rps')),
+      sidecar_added_p50_ms: Number((pick(mesh, 'p50Ms') - pick(inProcess, 'p50Ms')).toFixed(3)),
+      sidecar_added_p99_ms: Number((pick(mesh, 'p99Ms') - pick(inProcess, 'p99Ms')).toFixed(3)),
+      sidecar_ratio_rps: Number((pick(mesh, 'rps') / pick(inProcess, 'rps')).toFixed(3)),
+    };
+  } finally {
+    agent.destroy();
+    await sidecars.close();
+  }
 }
