@@ -114,7 +114,28 @@ export async function clientBench(): Promise<Record<string, number | string>> {
   console.log(`undici_ratio_vs_undici (trellis over undici / undici Pool): ${undiciRatio.toFixed(3)}`);
   console.log(`undici_ratio_vs_axios (trellis over undici / axios): ${undiciVsAxios.toFixed(3)}`);
 
-  const sidecar = await sidecarFigures(port, () => overAxios.get('/users/1'));
+  const sidecar = await sidecarFigures(port, [
+    {
+      label: 'undici',
+      governed: () => overUndici.get('/users/1'),
+      bare: (origin) => {
+        const meshed = new Pool(origin, { connections: 64 });
+        return {
+          call: async () => (await meshed.request({ path: '/users/1', method: 'GET' })).body.json(),
+          close: () => meshed.close(),
+        };
+      },
+    },
+    {
+      label: 'axios',
+      governed: () => overAxios.get('/users/1'),
+      bare: (origin) => {
+        const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
+        const meshed = axios.create({ httpAgent: agent, baseURL: origin, maxRedirects: 0 });
+        return { call: () => meshed.get('/users/1'), close: async () => agent.destroy() };
+      },
+    },
+  ]);
   await Promise.all([overAxios.close(), overUndici.close(), offline.close(), pool.close()]);
   axiosAgent.destroy();
   await discovery.close();
@@ -138,66 +159,70 @@ export async function clientBench(): Promise<Record<string, number | string>> {
   };
 }
 
+/** One comparison: the governed call in process, and a bare client of the same library via the sidecars. */
+interface SidecarPair {
+  readonly label: string;
+  readonly governed: () => Promise<unknown>;
+  /** A bare client of the same HTTP library, sending to `origin`. */
+  readonly bare: (origin: string) => { call: () => Promise<unknown>; close: () => Promise<void> };
+}
+
 /**
  * The same request, at the concurrency of the hand measurement (32), sent in process by the
- * governed client and through two nginx sidecars by a bare axios (a meshed app governs
- * nothing itself); medians of 5 alternated rounds.
+ * governed client and through two nginx sidecars by a bare client of the same library (a meshed
+ * app governs nothing itself); medians of 5 alternated rounds. The headline figures are
+ * undici's: with axios the client's own CPU hides much of what the hops cost.
  */
-async function sidecarFigures(
-  port: number,
-  governed: () => Promise<unknown>,
-): Promise<Record<string, number | string>> {
+async function sidecarFigures(port: number, pairs: readonly SidecarPair[]): Promise<Record<string, number | string>> {
   const sidecars = await startSidecars(port);
   if (sidecars === undefined) {
     const message = `${nginxPath} not found: install Debian's nginx (apt-get install nginx) to compare with two sidecars`;
     console.log(`\n${message}; skipped.`);
     return { sidecar: 'skipped: nginx not installed' };
   }
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
-  const meshed = axios.create({ httpAgent: agent, baseURL: `http://127.0.0.1:${sidecars.port}`, maxRedirects: 0 });
+  const calls = 10_000;
+  const concurrency = 32;
+  const rounds = 5;
+  const pick = (runs: RunFigures[], key: keyof RunFigures): number => median(runs.map((run) => run[key]));
+  const figures: Record<string, number> = {};
+  const rows: Array<Array<string | number>> = [];
   try {
-    const calls = 10_000;
-    const concurrency = 32;
-    const rounds = 5;
-    const viaSidecars = (): Promise<unknown> => meshed.get('/users/1');
-    await measureCalls(viaSidecars, 2_000, concurrency);
-    await measureCalls(governed, 2_000, concurrency);
-    const inProcess: RunFigures[] = [];
-    const mesh: RunFigures[] = [];
-    for (let r = 0; r < rounds; r++) {
-      if (r % 2 === 0) {
-        inProcess.push(await measureCalls(governed, calls, concurrency));
-        mesh.push(await measureCalls(viaSidecars, calls, concurrency));
-      } else {
-        mesh.push(await measureCalls(viaSidecars, calls, concurrency));
-        inProcess.push(await measureCalls(governed, calls, concurrency));
+    for (const pair of pairs) {
+      const bare = pair.bare(`http://127.0.0.1:${sidecars.port}`);
+      try {
+        await measureCalls(bare.call, 2_000, concurrency);
+        await measureCalls(pair.governed, 2_000, concurrency);
+        const inProcess: RunFigures[] = [];
+        const mesh: RunFigures[] = [];
+        for (let r = 0; r < rounds; r++) {
+          if (r % 2 === 0) inProcess.push(await measureCalls(pair.governed, calls, concurrency));
+          mesh.push(await measureCalls(bare.call, calls, concurrency));
+          if (r % 2 === 1) inProcess.push(await measureCalls(pair.governed, calls, concurrency));
+        }
+        const row = (label: string, runs: RunFigures[]): Array<string | number> => [
+          label,
+          pick(runs, 'rps'),
+          pick(runs, 'p50Ms'),
+          pick(runs, 'p99Ms'),
+        ];
+        rows.push(row(`trellis client over ${pair.label}, in process`, inProcess));
+        rows.push(row(`bare ${pair.label} -> nginx -> nginx -> server`, mesh));
+        const prefix = pair.label === 'undici' ? 'sidecar' : `sidecar_${pair.label}`;
+        figures[`${prefix}_rps`] = Math.round(pick(mesh, 'rps'));
+        figures[`${prefix}_in_process_rps`] = Math.round(pick(inProcess, 'rps'));
+        figures[`${prefix}_added_p50_ms`] = Number((pick(mesh, 'p50Ms') - pick(inProcess, 'p50Ms')).toFixed(3));
+        figures[`${prefix}_added_p99_ms`] = Number((pick(mesh, 'p99Ms') - pick(inProcess, 'p99Ms')).toFixed(3));
+        figures[`${prefix}_ratio_rps`] = Number((pick(mesh, 'rps') / pick(inProcess, 'rps')).toFixed(3));
+      } finally {
+        await bare.close();
       }
     }
-    const pick = (runs: RunFigures[], key: keyof RunFigures): number => median(runs.map((run) => run[key]));
-    console.log(
-      `\nIn process vs through two nginx sidecars, ${calls} calls x ${rounds} rounds, ${concurrency} in flight (medians):\n`,
-    );
-    printTable(
-      ['variant', 'rps', 'p50_ms', 'p99_ms'],
-      [
-        [
-          'trellis client, in process (baseline)',
-          pick(inProcess, 'rps'),
-          pick(inProcess, 'p50Ms'),
-          pick(inProcess, 'p99Ms'),
-        ],
-        ['axios -> nginx -> nginx -> server', pick(mesh, 'rps'), pick(mesh, 'p50Ms'), pick(mesh, 'p99Ms')],
-      ],
-    );
-    return {
-      sidecar_rps: Math.round(pick(mesh, 'rps')),
-      in_process_rps: Math.round(pick(inProcess, 'rps')),
-      sidecar_added_p50_ms: Number((pick(mesh, 'p50Ms') - pick(inProcess, 'p50Ms')).toFixed(3)),
-      sidecar_added_p99_ms: Number((pick(mesh, 'p99Ms') - pick(inProcess, 'p99Ms')).toFixed(3)),
-      sidecar_ratio_rps: Number((pick(mesh, 'rps') / pick(inProcess, 'rps')).toFixed(3)),
-    };
   } finally {
-    agent.destroy();
     await sidecars.close();
   }
+  console.log(
+    `\nIn process vs through two nginx sidecars, ${calls} calls x ${rounds} rounds, ${concurrency} in flight (medians):\n`,
+  );
+  printTable(['variant', 'rps', 'p50_ms', 'p99_ms'], rows);
+  return figures;
 }
