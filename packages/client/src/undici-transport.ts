@@ -94,10 +94,7 @@ export class UndiciTransport implements Transport {
       const response = await pool.request({
         path: call.path,
         method: call.method,
-        headers:
-          json && !hasContentType(call.headers)
-            ? { ...call.headers, 'content-type': 'application/json' }
-            : call.headers,
+        headers: requestHeaders(call.headers, json),
         body: call.body === undefined ? null : json ? JSON.stringify(call.body) : (call.body as string | Uint8Array),
         signal: call.signal ?? null,
       });
@@ -185,9 +182,24 @@ function isJsonPayload(body: unknown): boolean {
   return typeof body === 'object' && body !== null && !(body instanceof Uint8Array) && !(body instanceof ArrayBuffer);
 }
 
-function hasContentType(headers: Readonly<Record<string, string>>): boolean {
-  for (const name in headers) if (name.toLowerCase() === 'content-type') return true;
-  return false;
+// Headers of the caller's own hop (a gateway forwarding what it received), which undici refuses
+// to send: each connection sets its own.
+const hopByHop = new Set(['transfer-encoding', 'keep-alive', 'upgrade']);
+
+/** The call's headers, as they are in the common case; a copy without hop-by-hop ones, with a JSON content type. */
+function requestHeaders(headers: Readonly<Record<string, string>>, json: boolean): Readonly<Record<string, string>> {
+  let typed = false;
+  let hop = false;
+  for (const name in headers) {
+    const lower = name.toLowerCase();
+    if (lower === 'content-type') typed = true;
+    else if (hopByHop.has(lower)) hop = true;
+  }
+  if (!hop && (typed || !json)) return headers;
+  const out: Record<string, string> = {};
+  for (const name in headers) if (!hopByHop.has(name.toLowerCase())) out[name] = headers[name] as string;
+  if (json && !typed) out['content-type'] = 'application/json';
+  return out;
 }
 
 // As axios does by default: text that parses as JSON is decoded, any other text stays a string.

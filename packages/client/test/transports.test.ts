@@ -97,6 +97,16 @@ describe.each<TransportName>(['axios', 'undici'])('the %s transport over real HT
       expect(empty).toMatchObject({ status: 204, body: '' });
     });
 
+    it("sends a forwarded request's end-to-end headers, whatever hop-by-hop ones it carries", async () => {
+      const server = await serve('users-1', (req, _body, res) => {
+        res.setHeader('content-type', 'application/json');
+        res.end(JSON.stringify({ trace: req.headers['x-trace'] }));
+      });
+      const forwarded = { 'x-trace': 't-1', 'keep-alive': 'timeout=5', upgrade: 'h2c' };
+      const reply = await make().send(call({ headers: forwarded }), server.instance);
+      expect(reply).toMatchObject({ status: 200, body: { trace: 't-1' } });
+    });
+
     it('returns 4xx and 5xx answers as replies, with their bodies', async () => {
       const server = await serve('users-1', (req, _body, res) => {
         res.statusCode = req.url === '/missing' ? 404 : 503;
