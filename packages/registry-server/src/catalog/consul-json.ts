@@ -196,6 +196,7 @@ export function checkJson(node: NodeInfo, check: CheckRecord): Record<string, un
     definition['Method'] = http.method;
     definition['Body'] = http.body;
     definition['TLSSkipVerify'] = http.tlsSkipVerify;
+    definition['DisableRedirects'] = http.disableRedirects ?? false;
     definition['Interval'] = formatGoDuration(http.intervalMs);
     definition['Timeout'] = formatGoDuration(http.timeoutMs);
   }

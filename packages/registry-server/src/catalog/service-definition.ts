@@ -20,6 +20,8 @@ export interface HttpCheckSpec {
   readonly timeoutMs: number;
   /** Accept any certificate for an `https:` URL (`TLSSkipVerify`). */
   readonly tlsSkipVerify: boolean;
+  /** Judge a redirect answer itself instead of following it (`DisableRedirects`); default false. */
+  readonly disableRedirects?: boolean;
 }
 
 /** A check as registered, decoded and validated: a TTL check or an HTTP check, never both. */
@@ -246,6 +248,8 @@ function decodeHttpCheck(fields: Map<string, unknown>, at: (key: string) => stri
   if (!httpTokenPattern.test(method)) throw decodeError(at('Method'), `is not an HTTP method: "${method}"`);
   const tlsSkipVerify = fields.get(normalizeKey('TLSSkipVerify')) ?? false;
   if (typeof tlsSkipVerify !== 'boolean') throw decodeError(at('TLSSkipVerify'), 'must be true or false');
+  const disableRedirects = fields.get(normalizeKey('DisableRedirects')) ?? false;
+  if (typeof disableRedirects !== 'boolean') throw decodeError(at('DisableRedirects'), 'must be true or false');
   return {
     url,
     method,
@@ -255,6 +259,7 @@ function decodeHttpCheck(fields: Map<string, unknown>, at: (key: string) => stri
     intervalMs: Math.max(intervalMs, minIntervalMs),
     timeoutMs: timeoutMs === undefined || timeoutMs === 0 ? defaultHttpTimeoutMs : timeoutMs,
     tlsSkipVerify,
+    disableRedirects,
   };
 }
 
@@ -446,6 +451,7 @@ function sameHttp(a: HttpCheckSpec | undefined, b: HttpCheckSpec | undefined): b
     a.intervalMs === b.intervalMs &&
     a.timeoutMs === b.timeoutMs &&
     a.tlsSkipVerify === b.tlsSkipVerify &&
+    (a.disableRedirects ?? false) === (b.disableRedirects ?? false) &&
     JSON.stringify(a.header) === JSON.stringify(b.header)
   );
 }

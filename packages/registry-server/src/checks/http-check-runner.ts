@@ -86,9 +86,19 @@ export class HttpCheckRunner {
   }
 }
 
+// Go's http.Client follows at most this many redirects ("stopped after 10 redirects"), and
+// Consul's HTTP checks use its default.
+const maxRedirects = 10;
+
+// Headers Go's client drops when a redirect leaves the host the check named.
+const credentialHeaders = new Set(['authorization', 'www-authenticate', 'cookie', 'cookie2']);
+
 /**
- * Makes one check request and judges it. Never rejects: every failure is a critical result
- * whose Output says what went wrong, as Go's client words it (`Get "<url>": ...`).
+ * Makes one check request and judges it, following redirects as Consul's Go client does (at
+ * most 10; 301, 302 and 303 go on as GET without the body, 307 and 308 keep both) unless the
+ * check says `disableRedirects`, when a redirect is the answer (and critical, being no 2xx).
+ * Never rejects: every failure is a critical result whose Output says what went wrong, as Go's
+ * client words it (`Get "<url>": ...`).
  *
  * @example
  * await probeHttp(spec, signal, systemClock);
@@ -96,17 +106,31 @@ export class HttpCheckRunner {
  */
 export async function probeHttp(spec: HttpCheckSpec, signal: AbortSignal, clock: Clock): Promise<HttpCheckResult> {
   const timedOut = new AbortController();
+  // One timeout for the whole chain of redirects, as Go's Client.Timeout.
   const timeout = clock.setTimer(spec.timeoutMs, () => timedOut.abort());
   // A stopped check leaves no timer behind, even before its request has wound down.
   signal.addEventListener('abort', () => timeout.cancel(), { once: true });
+  const both = AbortSignal.any([signal, timedOut.signal]);
+  const initial: Target = { url: new URL(spec.url), method: spec.method, body: spec.body, headers: checkHeaders(spec) };
+  let target = initial;
   try {
-    const { statusCode, statusMessage, body } = await request(spec, AbortSignal.any([signal, timedOut.signal]));
-    const status: CheckStatus =
-      statusCode >= 200 && statusCode <= 299 ? 'passing' : statusCode === 429 ? 'warning' : 'critical';
-    return {
-      status,
-      output: `HTTP ${spec.method} ${spec.url}: ${statusCode} ${statusMessage} Output: ${body}`,
-    };
+    for (let redirects = 0; ; redirects++) {
+      const answer = await request(target, spec.tlsSkipVerify, both);
+      const next = spec.disableRedirects === true ? undefined : redirectOf(initial, target, answer);
+      if (next === undefined) {
+        const { statusCode, statusMessage, body } = answer;
+        const status: CheckStatus =
+          statusCode >= 200 && statusCode <= 299 ? 'passing' : statusCode === 429 ? 'warning' : 'critical';
+        return { status, output: `HTTP ${spec.method} ${spec.url}: ${statusCode} ${statusMessage} Output: ${body}` };
+      }
+      if (redirects + 1 >= maxRedirects) {
+        return {
+          status: 'critical',
+          output: `${goMethodName(spec.method)} ${JSON.stringify(next.url.href)}: stopped after ${maxRedirects} redirects`,
+        };
+      }
+      target = next;
+    }
   } catch (error) {
     const reason = timedOut.signal.aborted
       ? `timed out after ${spec.timeoutMs} ms (Client.Timeout exceeded)`
@@ -114,28 +138,68 @@ export async function probeHttp(spec: HttpCheckSpec, signal: AbortSignal, clock:
         typeof error === 'object' && error !== null && 'message' in error
         ? String(error.message)
         : String(error);
-    return { status: 'critical', output: `${goMethodName(spec.method)} ${JSON.stringify(spec.url)}: ${reason}` };
+    return {
+      status: 'critical',
+      output: `${goMethodName(spec.method)} ${JSON.stringify(target.url.href === spec.url ? spec.url : target.url.href)}: ${reason}`,
+    };
   } finally {
     timeout.cancel();
   }
 }
 
-function request(
-  spec: HttpCheckSpec,
-  signal: AbortSignal,
-): Promise<{ statusCode: number; statusMessage: string; body: string }> {
+interface Target {
+  readonly url: URL;
+  readonly method: string;
+  readonly body: string;
+  readonly headers: Readonly<Record<string, string | string[]>>;
+}
+
+interface Answer {
+  readonly statusCode: number;
+  readonly statusMessage: string;
+  readonly location: string | undefined;
+  readonly body: string;
+}
+
+function checkHeaders(spec: HttpCheckSpec): Record<string, string | string[]> {
   const headers: Record<string, string | string[]> = { ...defaultHeaders };
   for (const [name, values] of Object.entries(spec.header)) {
     // A check's own header replaces the default of the same name, whatever its case.
     for (const key of Object.keys(headers)) if (key.toLowerCase() === name.toLowerCase()) delete headers[key];
     headers[name] = [...values];
   }
-  const url = new URL(spec.url);
-  const transport = url.protocol === 'https:' ? https : http;
+  return headers;
+}
+
+// Where a redirect answer sends the check next, as Go's http.Client decides; undefined when the
+// answer is final (not a redirect, no Location, or a Location that is no http(s) URL).
+function redirectOf(initial: Target, from: Target, answer: Answer): Target | undefined {
+  const { statusCode, location } = answer;
+  if (location === undefined || ![301, 302, 303, 307, 308].includes(statusCode)) return undefined;
+  let url: URL;
+  try {
+    url = new URL(location, from.url);
+  } catch {
+    return undefined;
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') return undefined;
+  const keepsMethod = statusCode === 307 || statusCode === 308;
+  const method = keepsMethod || from.method === 'HEAD' ? from.method : 'GET';
+  // Go sends the check's credentials on only to the host it named, or a subdomain of it.
+  const initialHost = initial.url.hostname;
+  const trusted = url.hostname === initialHost || url.hostname.endsWith(`.${initialHost}`);
+  const headers = Object.fromEntries(
+    Object.entries(initial.headers).filter(([name]) => trusted || !credentialHeaders.has(name.toLowerCase())),
+  );
+  return { url, method, body: keepsMethod ? from.body : '', headers };
+}
+
+function request(target: Target, tlsSkipVerify: boolean, signal: AbortSignal): Promise<Answer> {
+  const transport = target.url.protocol === 'https:' ? https : http;
   return new Promise((resolve, reject) => {
     const req = transport.request(
-      url,
-      { method: spec.method, headers, agent: false, signal, rejectUnauthorized: !spec.tlsSkipVerify },
+      target.url,
+      { method: target.method, headers: target.headers, agent: false, signal, rejectUnauthorized: !tlsSkipVerify },
       (res) => {
         const chunks: Buffer[] = [];
         let size = 0;
@@ -144,6 +208,7 @@ function request(
           resolve({
             statusCode: res.statusCode ?? 0,
             statusMessage: res.statusMessage ?? '',
+            location: res.headers.location,
             body: Buffer.concat(chunks).subarray(0, httpCheckOutputLimit).toString('utf8'),
           });
         };
@@ -158,7 +223,7 @@ function request(
       },
     );
     req.on('error', reject);
-    req.end(spec.body === '' ? undefined : spec.body);
+    req.end(target.body === '' ? undefined : target.body);
   });
 }
 
