@@ -1,9 +1,15 @@
-import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { agentNeed, aclFilters, nodeNeed, param, serviceNeed, type AclNeed, type RouteAcl } from '../acl/route-acl.js';
 import { parseBlockingParams } from '../http/blocking-query.js';
 import { clientGone, decodeOnce, firstValue, query, queryFlag, route, text } from '../http/consul-http.js';
 import { agentSelfJson, memberJson } from './agent-json.js';
 import { agentServiceJson, agentServiceWithHashJson, checkJson } from './consul-json.js';
+import {
+  nodeMaintenanceCheck,
+  nodeMaintenanceId,
+  serviceMaintenanceCheck,
+  serviceMaintenanceId,
+} from './maintenance.js';
 import type { ServerContext } from '../http/server-context.js';
 import {
   decodeCheckDefinition,
@@ -222,6 +228,54 @@ export function registerAgentApi(app: FastifyInstance, { catalog, blocking, node
     }
     return update(reply, id, status, output);
   });
+
+  // ?enable= as Consul reads it: required, and a Go boolean (strconv.ParseBool).
+  const enableOf = (request: FastifyRequest, reply: FastifyReply): boolean | FastifyReply => {
+    const raw = firstValue(request, 'enable');
+    if (raw === undefined) return text(reply, 400, 'Missing value for enable');
+    if (['1', 't', 'T', 'TRUE', 'true', 'True'].includes(raw)) return true;
+    if (['0', 'f', 'F', 'FALSE', 'false', 'False'].includes(raw)) return false;
+    return text(reply, 400, `Invalid value for enable: ${JSON.stringify(raw)}`);
+  };
+
+  // Adds or removes the node's critical maintenance check; enabling twice keeps the first reason.
+  route(
+    app,
+    'PUT',
+    '/v1/agent/maintenance',
+    { needs: () => [nodeNeed(node.name, 'write')] },
+    async (request, reply) => {
+      const enable = enableOf(request, reply);
+      if (typeof enable !== 'boolean') return enable;
+      if (!enable) catalog.deregisterCheck(nodeMaintenanceId);
+      else if (catalog.check(nodeMaintenanceId) === undefined) {
+        catalog.registerCheck(nodeMaintenanceCheck(firstValue(request, 'reason') ?? ''), undefined);
+      }
+      return reply.code(200).send();
+    },
+  );
+
+  // The same for one service instance, by its ID.
+  route(
+    app,
+    'PUT',
+    '/v1/agent/service/maintenance/:id',
+    { needs: (request) => existingService(param(request, 'id'), 'write') },
+    async (request, reply) => {
+      const id = param(request, 'id');
+      const enable = enableOf(request, reply);
+      if (typeof enable !== 'boolean') return enable;
+      if (catalog.service(id) === undefined) {
+        return text(reply, 404, `No service registered with ID ${JSON.stringify(id)}`);
+      }
+      const checkId = serviceMaintenanceId(id);
+      if (!enable) catalog.deregisterCheck(checkId);
+      else if (catalog.check(checkId) === undefined) {
+        catalog.registerCheck(serviceMaintenanceCheck(id, firstValue(request, 'reason') ?? ''), id);
+      }
+      return reply.code(200).send();
+    },
+  );
 
   route(app, 'GET', '/v1/agent/self', { needs: () => [agentNeed(node.name, 'read')] }, async (_request, reply) => {
     const checks = catalog.checks();

@@ -21,7 +21,10 @@ export interface CheckRecord {
   readonly serviceId: string;
   readonly serviceName: string;
   readonly serviceTags: readonly string[];
-  /** `ttl` or `http` for a check this server runs; as registered for a check of another node. */
+  /**
+   * `ttl`, `http`, or `maintenance` (the checks maintenance mode adds) for a check this server
+   * runs; as registered for a check of another node.
+   */
   readonly type: string;
   /** A TTL check's TTL; undefined for an HTTP check. */
   readonly ttlMs: number | undefined;
@@ -101,7 +104,7 @@ export function toCheckRecord(check: CheckFields, service: ServiceDefinition | u
     serviceId: service?.id ?? '',
     serviceName: service?.name ?? '',
     serviceTags: service?.tags ?? [],
-    type: check.def.http === undefined ? 'ttl' : 'http',
+    type: check.def.maintenance === true ? 'maintenance' : check.def.http === undefined ? 'ttl' : 'http',
     ttlMs: check.def.ttlMs,
     http: check.def.http,
     deregisterCriticalAfterMs: check.def.deregisterCriticalAfterMs,

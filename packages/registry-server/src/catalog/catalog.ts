@@ -215,7 +215,8 @@ export class Catalog {
     const wanted = new Set(def.checks.map((c) => c.id));
     if (options.replaceExistingChecks === true) {
       for (const checkId of [...service.checkIds]) {
-        if (!wanted.has(checkId)) {
+        // Maintenance is the operator's, not part of the service's definition.
+        if (!wanted.has(checkId) && this.#checks.get(checkId)?.def.maintenance !== true) {
           this.#dropCheck(checkId);
           bump();
         }

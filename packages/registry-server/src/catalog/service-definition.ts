@@ -38,6 +38,11 @@ export interface CheckDefinition {
   readonly status: CheckStatus | undefined;
   /** Remove the whole service once this check has been critical for this long. */
   readonly deregisterCriticalAfterMs: number | undefined;
+  /**
+   * A maintenance check (`_node_maintenance`, `_service_maintenance:<id>`), critical while
+   * maintenance is on; neither TTL nor HTTP. Set by the server, never decoded from a request.
+   */
+  readonly maintenance?: true;
 }
 
 /** The body of `PUT /v1/agent/check/register`: a check of the node, or of a service. */
