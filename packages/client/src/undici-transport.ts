@@ -87,7 +87,18 @@ export class UndiciTransport implements Transport {
     return this.#pools.size;
   }
 
-  async send(call: Call, instance: ServiceInstance): Promise<Reply> {
+  /**
+   * Sends `call` to `instance`; the signal that cancels it comes from `context` when given (the
+   * call stack's), else from the call.
+   * @throws ConnectionError when no answer came; the signal's reason when it aborted the request.
+   */
+  async send(
+    call: Call,
+    instance: ServiceInstance,
+    context?: { readonly signal?: AbortSignal | undefined },
+  ): Promise<Reply> {
+    // Read once: a stack's context makes its signal on first read.
+    const signal = context === undefined ? call.signal : context.signal;
     const pool = this.#pool(instanceOrigin(instance));
     const json = call.body !== undefined && isJsonPayload(call.body);
     try {
@@ -96,7 +107,7 @@ export class UndiciTransport implements Transport {
         method: call.method,
         headers: requestHeaders(call.headers, json),
         body: call.body === undefined ? null : json ? JSON.stringify(call.body) : (call.body as string | Uint8Array),
-        signal: call.signal ?? null,
+        signal: signal ?? null,
       });
       const text = await response.body.text();
       return {
@@ -106,7 +117,7 @@ export class UndiciTransport implements Transport {
         instance,
       };
     } catch (error) {
-      if (call.signal?.aborted) throw call.signal.reason;
+      if (signal?.aborted) throw signal.reason;
       throw new ConnectionError(call.service, instance.id, !notSentCodes.has(errorCode(error) ?? ''), error);
     }
   }
