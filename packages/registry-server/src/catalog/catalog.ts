@@ -28,6 +28,11 @@ export type CatalogChange =
       readonly service: string;
       /** The service's former name, when re-registering its id renamed it. */
       readonly renamedFrom?: string;
+      /**
+       * The services (the empty name for the node) that checks of this change moved away from:
+       * their reads changed too.
+       */
+      readonly movedFrom?: readonly string[];
     }
   | {
       readonly type: 'deregistered';
@@ -48,6 +53,11 @@ export type CatalogChange =
       readonly service: string;
       readonly status: CheckStatus;
       readonly output: string;
+      /**
+       * The services (the empty name for the node) that checks of this change moved away from:
+       * their reads changed too.
+       */
+      readonly movedFrom?: readonly string[];
     }
   | {
       /** A check was removed on its own (`/v1/agent/check/deregister`), not with its service. */
@@ -91,13 +101,17 @@ export interface PersistedCheck {
 
 /**
  * The blocking-query topics a change touches: `service:<name>` of its service (the empty name for
- * a check of the node), and of the former name when re-registering an id renamed it; for another
+ * a check of the node), of the former name when re-registering an id renamed it, and of the
+ * services a check moved away from (a check id is unique on the node); for another
  * node, `node:<name>` and the services on it whose reads changed.
  */
 export function topicsOf(change: CatalogChange): string[] {
   if (change.type === 'node') return [`node:${change.node}`, ...change.services.map((name) => `service:${name}`)];
   const topics = [`service:${change.service}`];
   if (change.type === 'registered' && change.renamedFrom !== undefined) topics.push(`service:${change.renamedFrom}`);
+  if (change.type === 'registered' || change.type === 'check') {
+    for (const name of change.movedFrom ?? []) if (!topics.includes(`service:${name}`)) topics.push(`service:${name}`);
+  }
   return topics;
 }
 
@@ -223,8 +237,9 @@ export class Catalog {
       }
     }
     const started: CheckState[] = [];
+    const movedFrom = new Set<string>();
     for (const checkDef of def.checks) {
-      const check = this.#putCheck(checkDef, def.id, bump, labelsChanged);
+      const check = this.#putCheck(checkDef, def.id, bump, labelsChanged, movedFrom);
       if (check !== undefined) started.push(check);
     }
     // Checks kept from an earlier registration show the service's new name and tags.
@@ -238,6 +253,7 @@ export class Catalog {
         serviceId: def.id,
         service: def.name,
         ...(renamedFrom === undefined ? {} : { renamedFrom }),
+        ...(movedFrom.size === 0 ? {} : { movedFrom: [...movedFrom] }),
       });
     }
     // Only now: a first HTTP run may report at once, and must find the service in place.
@@ -256,11 +272,12 @@ export class Catalog {
     if (serviceId !== undefined && !this.#services.has(serviceId)) return false;
     let index: number | undefined;
     const bump = (): number => (index ??= this.#index + 1);
-    const check = this.#putCheck(def, serviceId ?? '', bump, false);
+    const movedFrom = new Set<string>();
+    const check = this.#putCheck(def, serviceId ?? '', bump, false, movedFrom);
     if (index !== undefined) {
       this.#index = index;
       const current = this.#checks.get(def.id);
-      if (current !== undefined) this.#emitCheck(current);
+      if (current !== undefined) this.#emitCheck(current, [...movedFrom]);
     }
     if (check !== undefined) this.#startHttp(check);
     return true;
@@ -528,13 +545,15 @@ export class Catalog {
     return true;
   }
 
-  // Creates or updates one check under `serviceId` ('' for the node), without emitting.
-  // Returns the check when its HTTP run must be (re)started once the change is in place.
+  // Creates or updates one check under `serviceId` ('' for the node), without emitting; the name
+  // of a service it moves away from goes into `movedFrom`. Returns the check when its HTTP run
+  // must be (re)started once the change is in place.
   #putCheck(
     checkDef: CheckDefinition,
     serviceId: string,
     bump: () => number,
     labelsChanged: boolean,
+    movedFrom: Set<string>,
   ): CheckState | undefined {
     const check = this.#checks.get(checkDef.id);
     if (check === undefined) {
@@ -558,6 +577,7 @@ export class Catalog {
     }
     // A check id is unique on the node: registering it under another service moves it.
     if (check.serviceId !== serviceId) {
+      movedFrom.add(this.#services.get(check.serviceId)?.def.name ?? '');
       this.#services.get(check.serviceId)?.checkIds.delete(checkDef.id);
       this.#services.get(serviceId)?.checkIds.add(checkDef.id);
       if (serviceId === '') this.#nodeCheckIds.add(checkDef.id);
@@ -583,7 +603,7 @@ export class Catalog {
     this.#schedule.runHttp(check.def.id, check.def.http);
   }
 
-  #emitCheck(check: CheckState): void {
+  #emitCheck(check: CheckState, movedFrom: readonly string[] = []): void {
     this.#changed.emit({
       type: 'check',
       index: this.#index,
@@ -592,6 +612,7 @@ export class Catalog {
       service: this.#services.get(check.serviceId)?.def.name ?? '',
       status: check.status,
       output: check.output,
+      ...(movedFrom.length === 0 ? {} : { movedFrom }),
     });
   }
 
