@@ -7,6 +7,7 @@ import { BlockingQueries } from './http/blocking-query.js';
 import { Catalog, topicsOf, type CatalogChange } from './catalog/catalog.js';
 import { nodeMeta, type NodeInfo } from './catalog/consul-json.js';
 import { advertiseAddress, datacenterName, nodeName } from './catalog/node-identity.js';
+import { maxParamLength } from './catalog/service-definition.js';
 import { attachDurableState, storedNodeId } from './persistence/durable-state.js';
 import { registerHttpApi } from './http/http-api.js';
 import { KvStore } from './kv/kv-store.js';
@@ -159,6 +160,9 @@ export class RegistryServer implements Closeable {
       // closing a socket a client is about to reuse. This never cuts a request in progress.
       keepAliveTimeout: 72_000,
       forceCloseConnections: 'idle',
+      // Fastify's default (100) answered 414 for IDs that registration accepted: any name or ID
+      // registration accepts must fit in a route again.
+      maxParamLength,
     });
     const journal = this.#journal;
     if (journal !== undefined) {

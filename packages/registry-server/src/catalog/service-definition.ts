@@ -94,8 +94,13 @@ const httpTokenPattern = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
  */
 export const maxNameLength = 256;
 
-/** The longest path parameter the HTTP server routes: {@link maxNameLength} with every character percent-encoded as UTF-8. */
-export const maxParamLength = maxNameLength * 9;
+/**
+ * The longest path parameter the HTTP server routes (Fastify's `maxParamLength`, 100 by
+ * default): room for any name or ID it accepts, and for a check ID derived from a service ID
+ * (`service:<ID>:<n>`), with every character percent-encoded as UTF-8 (at most 9 characters
+ * for one UTF-16 code unit).
+ */
+export const maxParamLength = (maxNameLength + 16) * 9;
 
 // Consul's limits on service metadata (structs.ValidateServiceMetadata), so that what the
 // embedded server accepts a Consul cluster accepts too.
@@ -218,8 +223,10 @@ function decodeCheck(
   if (deregisterAfterMs !== undefined && deregisterAfterMs < 0) {
     throw decodeError(at('DeregisterCriticalServiceAfter'), 'must not be negative');
   }
-  const id = optionalString(fields, at('CheckID'), '', 'CheckID') || defaultId;
-  limitLength(path === '' ? 'ID' : at('CheckID'), id);
+  const givenId = optionalString(fields, at('CheckID'), '', 'CheckID');
+  // The derived `service:<ID>` may be longer: routes have room for it (maxParamLength).
+  limitLength(path === '' ? 'ID' : at('CheckID'), givenId || (path === '' ? defaultId : ''));
+  const id = givenId || defaultId;
   return {
     id,
     name: optionalString(fields, at('Name'), '', 'Name') || defaultName,
