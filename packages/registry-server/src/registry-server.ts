@@ -142,7 +142,7 @@ export class RegistryServer implements Closeable {
           blocking: this.#blocking,
         });
       } catch (error) {
-        this.#catalog.close();
+        void this.#catalog.close();
         void loaded.journal.close();
         throw new DataDirError(options.dataDir ?? '', `cannot restore its state (${String(error)})`, { cause: error });
       }
@@ -258,8 +258,9 @@ export class RegistryServer implements Closeable {
         this.#blocking.close();
         await this.#app.close();
       } finally {
-        this.#catalog.close();
         this.#kv.close();
+        // Its HTTP checks' requests wind down before the server says it is closed.
+        await this.#catalog.close();
         await this.#journal?.close();
       }
     })();

@@ -172,7 +172,7 @@ export class Catalog {
   readonly #external = new ExternalNodes();
   // Index 1 is the node itself (and its serfHealth check), present from the start.
   #index = 1;
-  #closed = false;
+  #closed: Promise<void> | undefined;
 
   /** Fires after every change of state, once the catalog is consistent again. */
   readonly onChange: Event<CatalogChange> = this.#changed.event;
@@ -522,16 +522,20 @@ export class Catalog {
     }
   }
 
-  /** Cancels every TTL and reaping timer and stops every HTTP check; the catalog answers no more changes. Idempotent. */
-  close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    this.#schedule.close();
-    this.#changed.clear();
+  /**
+   * Cancels every TTL and reaping timer and stops every HTTP check; the catalog answers no more
+   * changes. Resolves once the HTTP checks' requests in flight have wound down. Idempotent.
+   */
+  close(): Promise<void> {
+    if (this.#closed === undefined) {
+      this.#closed = this.#schedule.close();
+      this.#changed.clear();
+    }
+    return this.#closed;
   }
 
   #assertOpen(): void {
-    if (this.#closed) throw new ClosedError('registry catalog');
+    if (this.#closed !== undefined) throw new ClosedError('registry catalog');
   }
 
   #remove(serviceId: string, reason: 'request' | 'critical'): boolean {

@@ -88,10 +88,10 @@ export class CheckScheduler {
     this.#schedules.delete(checkId);
   }
 
-  /** Cancels every timer and stops every HTTP check. */
-  close(): void {
+  /** Cancels every timer and stops every HTTP check; resolves once their requests have wound down. */
+  close(): Promise<void> {
     for (const checkId of [...this.#schedules.keys()]) this.drop(checkId);
-    this.#http.close();
+    return this.#http.close();
   }
 
   #schedule(checkId: string): Schedule {

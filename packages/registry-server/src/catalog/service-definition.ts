@@ -81,6 +81,10 @@ export class RequestDecodeError extends Error {
 // clearly instead of registering a service whose health nobody checks.
 const unsupportedCheckKinds = ['TCP', 'UDP', 'GRPC', 'H2PING', 'Args', 'Script', 'AliasNode', 'AliasService'];
 
+// Past 2^63 - 1, the largest time.Duration (a float cannot hold that odd number, so the bound
+// is 2^63 itself, which Go cannot decode either); a string past it fails in parseGoDuration.
+const durationNanosBound = 2 ** 63;
+
 // Consul's defaults and floor for interval checks (checks.MinInterval, the HTTP client timeout).
 const minIntervalMs = 1_000;
 const defaultHttpTimeoutMs = 10_000;
@@ -396,7 +400,14 @@ export function optionalStringArray(fields: Map<string, unknown>, path: string, 
 function optionalDuration(fields: Map<string, unknown>, path: string, key: string): number | undefined {
   const value = fields.get(normalizeKey(key));
   if (value === undefined || value === null || value === '') return undefined;
-  if (typeof value === 'number' && Number.isInteger(value)) return value / 1e6;
+  if (typeof value === 'number' && Number.isInteger(value)) {
+    // Go's time.Duration is an int64 of nanoseconds: past it Consul cannot decode the number,
+    // and Go clients could not read the duration back from agent/checks.
+    if (Math.abs(value) >= durationNanosBound) {
+      throw decodeError(path, "must be at most 2^63-1 nanoseconds, Go's longest duration (about 292 years)");
+    }
+    return value / 1e6;
+  }
   if (typeof value !== 'string') throw decodeError(path, 'must be a Go duration string such as "10s"');
   try {
     return parseGoDuration(value);

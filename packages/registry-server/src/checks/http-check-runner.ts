@@ -37,6 +37,8 @@ const defaultHeaders: Readonly<Record<string, string>> = {
 export class HttpCheckRunner {
   readonly #clock: Clock;
   readonly #running = new Set<HttpCheckHandle>();
+  // Every run's promise, until it settles: close() waits for them, and none floats unobserved.
+  readonly #inFlight = new Set<Promise<void>>();
 
   constructor(options: { readonly clock?: Clock } = {}) {
     this.#clock = options.clock ?? systemClock;
@@ -50,7 +52,8 @@ export class HttpCheckRunner {
   /**
    * Starts running `spec`: now, then `intervalMs` after each run ends. `report` gets every
    * result, never after {@link HttpCheckHandle.stop}; the next run is already scheduled when
-   * it is called, so a listener may advance a manual clock to it straight away.
+   * it is called, so a listener may advance a manual clock to it straight away. A `report`
+   * that throws is turned into a process warning; the check goes on running.
    */
   start(spec: HttpCheckSpec, report: (result: HttpCheckResult) => void): HttpCheckHandle {
     let stopped = false;
@@ -60,12 +63,18 @@ export class HttpCheckRunner {
       timer = undefined;
       const controller = new AbortController();
       inFlight = controller;
-      void probeHttp(spec, controller.signal, this.#clock).then((result) => {
-        inFlight = undefined;
-        if (stopped) return;
-        timer = this.#clock.setTimer(spec.intervalMs, run);
-        report(result);
-      });
+      const done = probeHttp(spec, controller.signal, this.#clock)
+        .then((result) => {
+          inFlight = undefined;
+          if (stopped) return;
+          timer = this.#clock.setTimer(spec.intervalMs, run);
+          report(result);
+        })
+        .catch((error: unknown) =>
+          process.emitWarning(`HTTP check of ${spec.url}: its result was not taken (${String(error)})`),
+        )
+        .finally(() => this.#inFlight.delete(done));
+      this.#inFlight.add(done);
     };
     const handle: HttpCheckHandle = {
       stop: () => {
@@ -80,9 +89,10 @@ export class HttpCheckRunner {
     return handle;
   }
 
-  /** Stops every check. */
-  close(): void {
+  /** Stops every check; resolves once their requests in flight have wound down. */
+  async close(): Promise<void> {
     for (const handle of [...this.#running]) handle.stop();
+    await Promise.all([...this.#inFlight]);
   }
 }
 
