@@ -162,7 +162,7 @@ export class RegistryServer implements Closeable {
       forceCloseConnections: 'idle',
       // Fastify's default (100) answered 414 for IDs that registration accepted: any name or ID
       // registration accepts must fit in a route again.
-      maxParamLength,
+      routerOptions: { maxParamLength },
     });
     const journal = this.#journal;
     if (journal !== undefined) {
