@@ -13,6 +13,8 @@ import { registerHttpApi } from './http/http-api.js';
 import { KvStore } from './kv/kv-store.js';
 import { DataDirError } from './persistence/data-dir.js';
 import { StateJournal } from './persistence/state-journal.js';
+import { nodeSessionsTopic, sessionTopic } from './session/session-api.js';
+import { SessionStore } from './session/session-store.js';
 
 /** The log levels of the server's logger (pino's), quietest last. */
 export const logLevels = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
@@ -53,6 +55,11 @@ export interface RegistryServerOptions {
   readonly compactAfterBytes?: number;
   /** Consul-style ACL tokens; off by default (every request allowed). See {@link AclOptions}. */
   readonly acl?: AclOptions;
+  /**
+   * Sessions one node may hold at once; default 10,000. Consul has no cap; past this one,
+   * `/v1/session/create` answers 429.
+   */
+  readonly maxSessionsPerNode?: number;
 }
 
 /** ACLs of {@link RegistryServer}: off unless `enabled`; then requests need a token's rights. */
@@ -97,6 +104,7 @@ export class RegistryServer implements Closeable {
   readonly #catalog: Catalog;
   readonly #blocking: BlockingQueries;
   readonly #kv = new KvStore();
+  readonly #sessions: SessionStore;
   readonly #acl: AclStore | undefined;
   readonly #journal: StateJournal | undefined;
   #address: ListeningAddress | undefined;
@@ -132,23 +140,36 @@ export class RegistryServer implements Closeable {
     };
     this.#catalog = new Catalog({ clock: options.clock ?? systemClock });
     this.#blocking = new BlockingQueries({ clock: options.clock ?? systemClock });
+    this.#sessions = sessionStore(options, node, this.#kv, this.#catalog);
     if (loaded !== undefined) {
       try {
         attachDurableState(loaded.journal, loaded.state, {
           catalog: this.#catalog,
           kv: this.#kv,
+          sessions: this.#sessions,
           nodeId: node.id,
           acl: this.#acl,
           blocking: this.#blocking,
         });
       } catch (error) {
         void this.#catalog.close();
+        this.#sessions.close();
         void loaded.journal.close();
         throw new DataDirError(options.dataDir ?? '', `cannot restore its state (${String(error)})`, { cause: error });
       }
     }
     this.#catalog.onChange((change) => this.#blocking.notify(topicsOf(change), change.index));
     this.#kv.onChange((change) => this.#blocking.notify(change.keys.map((key) => `kv:${key}`)));
+    this.#sessions.onChange(({ session }) =>
+      this.#blocking.notify([sessionTopic(session.id), nodeSessionsTopic(session.node)]),
+    );
+    // A session tied to a check ends when the check goes critical or goes away (with its service).
+    this.#catalog.onChange((change) =>
+      this.#sessions.checksChanged(
+        node.name,
+        change.type === 'check' || change.type === 'check-deregistered' ? [change.checkId] : undefined,
+      ),
+    );
     this.#app = Fastify({
       // stderr, so that stdout carries only what the CLI prints for other processes to read.
       logger: { level: logLevel, stream: process.stderr },
@@ -184,6 +205,7 @@ export class RegistryServer implements Closeable {
       catalog: this.#catalog,
       blocking: this.#blocking,
       kv: this.#kv,
+      sessions: this.#sessions,
       node,
       acl: this.#acl,
     });
@@ -258,6 +280,7 @@ export class RegistryServer implements Closeable {
         this.#blocking.close();
         await this.#app.close();
       } finally {
+        this.#sessions.close();
         this.#kv.close();
         // Its HTTP checks' requests wind down before the server says it is closed.
         await this.#catalog.close();
@@ -266,6 +289,22 @@ export class RegistryServer implements Closeable {
     })();
     return this.#closing;
   }
+}
+
+function sessionStore(options: RegistryServerOptions, node: NodeInfo, kv: KvStore, catalog: Catalog): SessionStore {
+  const max = options.maxSessionsPerNode;
+  if (max !== undefined && (!Number.isSafeInteger(max) || max < 1)) {
+    throw new ConfigError('maxSessionsPerNode', `must be a positive integer; got ${String(max)}`);
+  }
+  return new SessionStore({
+    kv,
+    clock: options.clock ?? systemClock,
+    ...(max === undefined ? {} : { maxSessionsPerNode: max }),
+    nodeExists: (name) => name === node.name,
+    // serfHealth is the node's own check, always passing here.
+    checkStatus: (name, checkId) =>
+      name !== node.name ? undefined : checkId === 'serfHealth' ? 'passing' : catalog.check(checkId)?.status,
+  });
 }
 
 function aclStore(options: AclOptions | undefined): AclStore | undefined {

@@ -1,6 +1,6 @@
 import Consul from 'consul';
 import type { Clock } from '@trellis/core';
-import { RegistryServer } from '@trellis/registry-server';
+import { RegistryServer, type RegistryServerOptions } from '@trellis/registry-server';
 
 /** A registry server on a free port of 127.0.0.1, with an official Consul client pointed at it. */
 export interface Running {
@@ -15,10 +15,11 @@ const started: RegistryServer[] = [];
 export const testNodeName = 'trellis';
 
 /** Starts a quiet server; {@link closeAll} (in an afterEach) stops it. */
-export async function startServer(clock?: Clock): Promise<Running> {
+export async function startServer(clock?: Clock, options: RegistryServerOptions = {}): Promise<Running> {
   const server = new RegistryServer({
     logLevel: 'silent',
     nodeName: testNodeName,
+    ...options,
     ...(clock === undefined ? {} : { clock }),
   });
   started.push(server);

@@ -13,7 +13,7 @@
 export type AccessLevel = 'deny' | 'read' | 'list' | 'write';
 
 /** What a named rule governs. */
-export type RuleResource = 'service' | 'key' | 'node' | 'agent';
+export type RuleResource = 'service' | 'key' | 'node' | 'agent' | 'session';
 
 /** One `service "web" { policy = "write" }` block (or a `_prefix` one). */
 export interface AclRule {
@@ -50,6 +50,9 @@ const blockResources: Readonly<Record<string, { resource: RuleResource; prefix: 
   node_prefix: { resource: 'node', prefix: true },
   agent: { resource: 'agent', prefix: false },
   agent_prefix: { resource: 'agent', prefix: true },
+  // Sessions by the name of their node: write to create, renew and destroy, read to list.
+  session: { resource: 'session', prefix: false },
+  session_prefix: { resource: 'session', prefix: true },
 };
 
 /**

@@ -3,12 +3,14 @@ import type { BlockingQueries } from './blocking-query.js';
 import type { Catalog } from '../catalog/catalog.js';
 import type { NodeInfo } from '../catalog/consul-json.js';
 import type { KvStore } from '../kv/kv-store.js';
+import type { SessionStore } from '../session/session-store.js';
 
 /** What the route modules of the HTTP API read and change. */
 export interface ServerContext {
   readonly catalog: Catalog;
   readonly blocking: BlockingQueries;
   readonly kv: KvStore;
+  readonly sessions: SessionStore;
   readonly node: NodeInfo;
   /** The ACL tokens and policies; undefined with ACLs off (the default). */
   readonly acl?: AclStore | undefined;

@@ -3,19 +3,33 @@ import { ClosedError, Emitter, type Event } from '@trellis/core';
 /** Consul's default `kv_max_value_size`: 512 KiB. */
 export const kvMaxValueSize = 512 * 1024;
 
+/**
+ * A key's flags: Consul's uint64, a number up to 2^53-1 and a bigint above (`consul lock` marks
+ * its keys with 0x2ddccbc058a50c18), so that every value round-trips exactly.
+ */
+export type KvFlags = number | bigint;
+
+/** The largest flags Consul stores: 2^64-1. */
+export const maxKvFlags = 2n ** 64n - 1n;
+
 /** One key and its value, with Consul's indexes. Entries are replaced, never changed in place. */
 export interface KvEntry {
   readonly key: string;
   /** The bytes as written; shared with the store, so callers must not write to it. */
   readonly value: Buffer;
-  /** An opaque unsigned integer the client chose, from 0 to 2^53-1; 0 when not given. */
-  readonly flags: number;
+  /** An opaque unsigned integer the client chose, from 0 to 2^64-1; 0 when not given. */
+  readonly flags: KvFlags;
   /** The store index when the key was created (again, after a delete). */
   readonly createIndex: number;
   /** The store index of the last write that changed the entry: the `cas` a client passes. */
   readonly modifyIndex: number;
-  /** Always 0: this server has no sessions, so no key is ever locked. */
+  /**
+   * How many times a session took the lock of this key when it was free: a holder that sees
+   * it move knows the lock changed hands in between. A plain write resets it to 0, as in Consul.
+   */
   readonly lockIndex: number;
+  /** The session holding the key's lock; absent when the key is not locked. */
+  readonly session?: string;
 }
 
 /** What one write changed: the keys set or deleted, and the store index it moved to. */
@@ -27,7 +41,7 @@ export interface KvChange {
 /** Options of {@link KvStore.set}. */
 export interface KvSetOptions {
   /** Stored with the value; default 0, also when the key had other flags before. */
-  readonly flags?: number;
+  readonly flags?: KvFlags;
   /** Check-and-set: 0 writes only if the key is absent, N only if its ModifyIndex is N. */
   readonly cas?: number;
 }
@@ -47,6 +61,68 @@ export interface KvStoreOptions {
 }
 
 /**
+ * One operation of a KV transaction, with Consul's verbs (`/v1/txn`, `KV.Verb`). `index` is
+ * the ModifyIndex a `cas`, `check-index` or `delete-cas` compares with.
+ */
+export type KvOp =
+  | { readonly verb: 'set'; readonly key: string; readonly value: Uint8Array; readonly flags: KvFlags }
+  | {
+      readonly verb: 'cas';
+      readonly key: string;
+      readonly value: Uint8Array;
+      readonly flags: KvFlags;
+      readonly index: number;
+    }
+  | {
+      readonly verb: 'lock' | 'unlock';
+      readonly key: string;
+      readonly value: Uint8Array;
+      readonly flags: KvFlags;
+      readonly session: string;
+    }
+  | { readonly verb: 'get' | 'get-tree' | 'check-not-exists' | 'delete' | 'delete-tree'; readonly key: string }
+  | { readonly verb: 'check-index' | 'delete-cas'; readonly key: string; readonly index: number }
+  | { readonly verb: 'check-session'; readonly key: string; readonly session: string };
+
+/** The verbs of {@link KvOp}. */
+export type KvVerb = KvOp['verb'];
+
+/** The verbs that change the store (Consul's `isWrite`). */
+export const kvWriteVerbs: ReadonlySet<KvVerb> = new Set([
+  'set',
+  'cas',
+  'lock',
+  'unlock',
+  'delete',
+  'delete-tree',
+  'delete-cas',
+]);
+
+/** One result of a transaction: an entry, with its value for `get` and `get-tree` only (as Consul). */
+export interface KvTxnResult {
+  readonly entry: KvEntry;
+  readonly withValue: boolean;
+}
+
+/** One failed operation of a transaction: its position and Consul's text of what failed. */
+export interface KvTxnError {
+  readonly opIndex: number;
+  readonly what: string;
+}
+
+/** What {@link KvStore.transaction} did: results when every operation held, errors otherwise. */
+export type KvTxnOutcome =
+  | { readonly ok: true; readonly results: readonly KvTxnResult[]; readonly index: number }
+  | { readonly ok: false; readonly errors: readonly KvTxnError[] };
+
+/** What a transaction may ask of the sessions: whether one exists (a lock needs a live session). */
+export interface KvTxnContext {
+  readonly sessionExists: (session: string) => boolean;
+  /** Run the operations and report their failures, but change nothing even if all hold. */
+  readonly dryRun?: boolean;
+}
+
+/**
  * A write the store refuses; `field` names what is wrong (`key`, `value`, `flags`, `cas`,
  * `recurse`) and `statusCode` is the HTTP status to answer with (413 for a value too large,
  * 400 otherwise). The message is the text to answer with.
@@ -63,15 +139,85 @@ export class KvRequestError extends Error {
   }
 }
 
+// The writes of one transaction, staged over the store until they all held: reads see them,
+// and nothing is visible to others (or emitted) before the commit.
+class Staged {
+  readonly changed = new Map<string, KvEntry | null>();
+  readonly #entries: ReadonlyMap<string, KvEntry>;
+
+  constructor(
+    entries: ReadonlyMap<string, KvEntry>,
+    /** The index every change of this transaction gets. */
+    readonly index: number,
+  ) {
+    this.#entries = entries;
+  }
+
+  get(key: string): KvEntry | undefined {
+    const staged = this.changed.get(key);
+    return staged === undefined ? this.#entries.get(key) : (staged ?? undefined);
+  }
+
+  list(prefix: string): KvEntry[] {
+    const found: KvEntry[] = [];
+    for (const entry of this.#entries.values()) {
+      if (entry.key.startsWith(prefix) && !this.changed.has(entry.key)) found.push(entry);
+    }
+    for (const entry of this.changed.values()) if (entry !== null && entry.key.startsWith(prefix)) found.push(entry);
+    return found.sort((a, b) => compareUtf8(a.key, b.key));
+  }
+
+  // Consul's kvsSetTxn: the session is kept unless the write is a lock or unlock; an entry equal
+  // to the stored one (value, flags, session, lock index) is no change and keeps its indexes.
+  put(
+    key: string,
+    value: Uint8Array,
+    flags: KvFlags,
+    lock?: { readonly session: string | undefined; readonly lockIndex: number },
+  ): KvEntry {
+    const existing = this.get(key);
+    const session = lock === undefined ? existing?.session : lock.session;
+    const lockIndex = lock?.lockIndex ?? 0;
+    if (
+      existing !== undefined &&
+      existing.flags === flags &&
+      existing.session === session &&
+      existing.lockIndex === lockIndex &&
+      existing.value.equals(value)
+    ) {
+      return existing;
+    }
+    const entry: KvEntry = Object.freeze({
+      key,
+      // A copy, so that the caller reusing its buffer cannot change what is stored.
+      value: Buffer.from(value),
+      flags,
+      createIndex: existing?.createIndex ?? this.index,
+      modifyIndex: this.index,
+      lockIndex,
+      ...(session === undefined ? {} : { session }),
+    });
+    this.changed.set(key, entry);
+    return entry;
+  }
+
+  remove(key: string): void {
+    if (this.get(key) !== undefined) this.changed.set(key, null);
+  }
+}
+
 /**
- * Consul's key/value store, as state only (no HTTP): keys with byte values, flags, and the
- * indexes clients use for check-and-set and blocking queries.
+ * Consul's key/value store, as state only (no HTTP): keys with byte values, flags, the
+ * indexes clients use for check-and-set and blocking queries, locks held by sessions, and
+ * transactions of several operations that all hold or change nothing.
  *
  * The store index starts at 1, never 0, and moves by one on each write that changes
  * something. As in Consul (state store `kvsSetTxn`), a set that leaves value and flags as
  * they are changes nothing: the key keeps its ModifyIndex, the index stays, and no change is
  * emitted, so watchers are not woken by writers that repeat themselves. Deleting a key that
- * is absent changes nothing either.
+ * is absent changes nothing either. Sessions share the index ({@link advanceIndex}), as all of
+ * Consul's state shares the Raft index, so that a session's destruction and the release of its
+ * locks are one index.
  *
  * Deleted keys leave a tombstone holding the index of their deletion (dropped when the key is
  * written again), so that the index of a prefix never goes back when a key under it goes
@@ -88,6 +234,8 @@ export class KvStore {
   readonly #entries = new Map<string, KvEntry>();
   // Key -> the index at which it was deleted; only for keys absent now.
   readonly #tombstones = new Map<string, number>();
+  // Session -> the keys whose lock it holds, so that destroying a session finds them at once.
+  readonly #held = new Map<string, Set<string>>();
   readonly #changed = new Emitter<KvChange>();
   readonly #maxValueSize: number;
   #index = 1;
@@ -168,7 +316,7 @@ export class KvStore {
   }
 
   /**
-   * Writes `value` (a string is stored as UTF-8) under `key`.
+   * Writes `value` (a string is stored as UTF-8) under `key`. A lock on the key is kept.
    * @returns false when `cas` is given and does not hold (0: the key exists; N: the key is
    *   absent or its ModifyIndex is not N); true otherwise, also when nothing had to change.
    * @throws KvRequestError for an empty key, flags or cas that are not integers from 0 to
@@ -177,37 +325,42 @@ export class KvStore {
    */
   set(key: string, value: Uint8Array | string, options: KvSetOptions = {}): boolean {
     this.#assertOpen();
-    const flags = options.flags ?? 0;
     if (key === '') throw new KvRequestError('key', 'Missing key name');
-    checkUint('flags', flags);
+    const flags = checkedFlags(options.flags ?? 0);
     if (options.cas !== undefined) checkUint('cas', options.cas);
-    const bytes = typeof value === 'string' ? Buffer.from(value, 'utf8') : value;
-    if (bytes.byteLength > this.#maxValueSize) {
-      throw new KvRequestError('value', tooLarge(bytes.byteLength, this.#maxValueSize), 413);
-    }
-
-    const existing = this.#entries.get(key);
-    if (options.cas !== undefined) {
-      if (options.cas === 0 ? existing !== undefined : existing?.modifyIndex !== options.cas) return false;
-    }
-    if (existing !== undefined && existing.flags === flags && existing.value.equals(bytes)) return true;
-
-    const index = ++this.#index;
-    this.#entries.set(
-      key,
-      Object.freeze({
-        key,
-        // A copy, so that the caller reusing its buffer cannot change what is stored.
-        value: Buffer.from(bytes),
-        flags,
-        createIndex: existing?.createIndex ?? index,
-        modifyIndex: index,
-        lockIndex: 0,
-      }),
+    const bytes = this.#checkedValue(value);
+    return this.#one(
+      options.cas === undefined
+        ? { verb: 'set', key, value: bytes, flags }
+        : { verb: 'cas', key, value: bytes, flags, index: options.cas },
     );
-    this.#tombstones.delete(key);
-    this.#changed.emit({ keys: [key], index });
-    return true;
+  }
+
+  /**
+   * Takes the lock of `key` for `session` and writes `value` and `flags` (`?acquire=`), as
+   * Consul's `kvsLockTxn`: the key is created if absent; its LockIndex moves when the lock was
+   * free; a session that holds it already just writes.
+   * @returns false when another session holds the lock.
+   * @throws KvRequestError as {@link set} does, and for a session that `exists` says is not live
+   *   (`invalid session`, field `acquire`); ClosedError after {@link close}.
+   */
+  lock(
+    key: string,
+    value: Uint8Array | string,
+    session: string,
+    flags: KvFlags = 0,
+    exists: (id: string) => boolean,
+  ): boolean {
+    return this.#lockOrUnlock('lock', key, value, session, flags, exists);
+  }
+
+  /**
+   * Releases the lock `session` holds on `key` and writes `value` and `flags` (`?release=`).
+   * @returns false when the key is absent or its lock is not held by `session`.
+   * @throws KvRequestError as {@link set} does; ClosedError after {@link close}.
+   */
+  unlock(key: string, value: Uint8Array | string, session: string, flags: KvFlags = 0): boolean {
+    return this.#lockOrUnlock('unlock', key, value, session, flags, () => true);
   }
 
   /**
@@ -227,19 +380,76 @@ export class KvStore {
     }
     if (!recurse && key === '') throw new KvRequestError('key', 'Missing key name');
     if (options.cas !== undefined) checkUint('cas', options.cas);
+    return this.#one(
+      recurse
+        ? { verb: 'delete-tree', key }
+        : options.cas === undefined
+          ? { verb: 'delete', key }
+          : { verb: 'delete-cas', key, index: options.cas },
+    );
+  }
 
-    const doomed = recurse ? this.list(key).map((entry) => entry.key) : this.#entries.has(key) ? [key] : [];
-    if (options.cas !== undefined && doomed.length > 0 && this.#entries.get(key)?.modifyIndex !== options.cas) {
-      return false;
+  /**
+   * Runs `ops` as one transaction, as Consul's `/v1/txn` does: every operation sees the ones
+   * before it; when all hold, their changes are committed at one new index and emitted as one
+   * change; when any fails, nothing changes and every failure is reported with its position.
+   * A transaction that changes nothing (reads, or writes of what is there) keeps the index.
+   * Values are not checked against {@link maxValueSize} here: the caller refuses those first.
+   * @throws ClosedError after {@link close}.
+   * @example
+   * kv.transaction([{ verb: 'check-not-exists', key: 'leader' },
+   *   { verb: 'set', key: 'leader', value: Buffer.from('me'), flags: 0 }], { sessionExists });
+   */
+  transaction(ops: readonly KvOp[], context: KvTxnContext): KvTxnOutcome {
+    this.#assertOpen();
+    const staged = new Staged(this.#entries, this.#index + 1);
+    const results: KvTxnResult[] = [];
+    const errors: KvTxnError[] = [];
+    ops.forEach((op, opIndex) => {
+      const outcome = applyOp(staged, op, context);
+      if (typeof outcome === 'string') errors.push({ opIndex, what: outcome });
+      else results.push(...outcome);
+    });
+    if (errors.length > 0) return { ok: false, errors };
+    if (context.dryRun !== true) this.#commit(staged);
+    return { ok: true, results, index: this.#index };
+  }
+
+  /**
+   * Frees every lock `session` holds, as Consul does when a session is destroyed or expires:
+   * with `release` the keys stay and lose their session; with `delete` they are deleted. The
+   * changes take the current index, which the caller has just moved ({@link advanceIndex}), so
+   * that the session's end and its keys' change are one index.
+   * @returns the keys changed.
+   */
+  releaseSession(session: string, behavior: 'release' | 'delete'): string[] {
+    this.#assertOpen();
+    const keys = [...(this.#held.get(session) ?? [])];
+    if (keys.length === 0) return [];
+    const staged = new Staged(this.#entries, this.#index);
+    for (const key of keys) {
+      const entry = staged.get(key);
+      if (entry === undefined) continue;
+      if (behavior === 'delete') staged.remove(key);
+      else staged.put(key, entry.value, entry.flags, { session: undefined, lockIndex: entry.lockIndex });
     }
-    if (doomed.length === 0) return true;
-    const index = ++this.#index;
-    for (const gone of doomed) {
-      this.#entries.delete(gone);
-      this.#tombstones.set(gone, index);
-    }
-    this.#changed.emit({ keys: doomed, index });
-    return true;
+    this.#commit(staged);
+    return keys;
+  }
+
+  /** The sessions holding a lock on some key now. */
+  lockHolders(): string[] {
+    return [...this.#held.keys()];
+  }
+
+  /**
+   * Moves the index by one for a change of state that shares it but is not a key (a session
+   * created or destroyed), without emitting a change.
+   * @returns the new index.
+   */
+  advanceIndex(): number {
+    this.#assertOpen();
+    return ++this.#index;
   }
 
   /** The index at which `key` was deleted, if it is absent and was ever deleted. */
@@ -265,6 +475,7 @@ export class KvStore {
     let top = Math.max(this.#index, index);
     for (const entry of entries) {
       this.#entries.set(entry.key, Object.freeze({ ...entry }));
+      if (entry.session !== undefined) this.#hold(entry.session, entry.key);
       top = Math.max(top, entry.modifyIndex);
     }
     for (const [key, at] of tombstones) {
@@ -281,9 +492,154 @@ export class KvStore {
     this.#changed.clear();
   }
 
+  #lockOrUnlock(
+    verb: 'lock' | 'unlock',
+    key: string,
+    value: Uint8Array | string,
+    session: string,
+    flagsGiven: KvFlags,
+    exists: (id: string) => boolean,
+  ): boolean {
+    this.#assertOpen();
+    const field = verb === 'lock' ? 'acquire' : 'release';
+    if (key === '') throw new KvRequestError('key', 'Missing key name');
+    const flags = checkedFlags(flagsGiven);
+    const bytes = this.#checkedValue(value);
+    if (session === '') throw new KvRequestError(field, 'missing session');
+    if (verb === 'lock' && !exists(session)) {
+      throw new KvRequestError(field, `invalid session ${JSON.stringify(session)}`);
+    }
+    return this.#one({ verb, key, value: bytes, flags, session }, exists);
+  }
+
+  // One operation as a transaction of one: true when it held.
+  #one(op: KvOp, exists: (id: string) => boolean = () => false): boolean {
+    return this.transaction([op], { sessionExists: exists }).ok;
+  }
+
+  #checkedValue(value: Uint8Array | string): Uint8Array {
+    const bytes = typeof value === 'string' ? Buffer.from(value, 'utf8') : value;
+    if (bytes.byteLength > this.#maxValueSize) {
+      throw new KvRequestError('value', tooLarge(bytes.byteLength, this.#maxValueSize), 413);
+    }
+    return bytes;
+  }
+
+  #commit(staged: Staged): void {
+    if (staged.changed.size === 0) return;
+    this.#index = staged.index;
+    for (const [key, entry] of staged.changed) {
+      const before = this.#entries.get(key);
+      if (before?.session !== undefined && before.session !== entry?.session) this.#unhold(before.session, key);
+      if (entry === null) {
+        this.#entries.delete(key);
+        this.#tombstones.set(key, staged.index);
+        continue;
+      }
+      this.#entries.set(key, entry);
+      this.#tombstones.delete(key);
+      if (entry.session !== undefined) this.#hold(entry.session, key);
+    }
+    this.#changed.emit({ keys: [...staged.changed.keys()], index: staged.index });
+  }
+
+  #hold(session: string, key: string): void {
+    let keys = this.#held.get(session);
+    if (keys === undefined) this.#held.set(session, (keys = new Set()));
+    keys.add(key);
+  }
+
+  #unhold(session: string, key: string): void {
+    const keys = this.#held.get(session);
+    keys?.delete(key);
+    if (keys?.size === 0) this.#held.delete(session);
+  }
+
   #assertOpen(): void {
     if (this.#closed) throw new ClosedError('kv store');
   }
+}
+
+// One operation on the staged view, as Consul's txnKVS runs it: the results it adds, or the
+// text of its failure.
+function applyOp(staged: Staged, op: KvOp, context: KvTxnContext): KvTxnResult[] | string {
+  const { key } = op;
+  // Consul's kvsPreApply: every verb but delete-tree names a key.
+  if (key === '' && op.verb !== 'delete-tree') return 'Must provide key';
+  const written = (entry: KvEntry): KvTxnResult[] => [{ entry, withValue: false }];
+  switch (op.verb) {
+    case 'set':
+      return written(staged.put(key, op.value, op.flags));
+    case 'cas': {
+      const existing = staged.get(key);
+      const holds = op.index === 0 ? existing === undefined : existing?.modifyIndex === op.index;
+      if (!holds) return `failed to set key ${quote(key)}, index is stale`;
+      return written(staged.put(key, op.value, op.flags));
+    }
+    case 'lock': {
+      if (op.session === '') return 'missing session';
+      if (!context.sessionExists(op.session)) return `invalid session ${quote(op.session)}`;
+      const existing = staged.get(key);
+      if (existing?.session !== undefined && existing.session !== op.session) {
+        return `failed to lock key ${quote(key)}, lock is already held`;
+      }
+      // Taking a free lock moves LockIndex; the holder writing again keeps it.
+      const lockIndex =
+        existing === undefined ? 1 : existing.session === op.session ? existing.lockIndex : existing.lockIndex + 1;
+      return written(staged.put(key, op.value, op.flags, { session: op.session, lockIndex }));
+    }
+    case 'unlock': {
+      if (op.session === '') return 'missing session';
+      const existing = staged.get(key);
+      if (existing === undefined || existing.session !== op.session) {
+        return `failed to unlock key ${quote(key)}, lock isn't held, or is held by another session`;
+      }
+      return written(staged.put(key, op.value, op.flags, { session: undefined, lockIndex: existing.lockIndex }));
+    }
+    case 'get': {
+      const entry = staged.get(key);
+      if (entry === undefined) return `key ${quote(key)} doesn't exist`;
+      return [{ entry, withValue: true }];
+    }
+    case 'get-tree':
+      return staged.list(key).map((entry) => ({ entry, withValue: true }));
+    case 'check-index': {
+      const entry = staged.get(key);
+      if (entry === undefined) return `failed to check index, key ${quote(key)} doesn't exist`;
+      if (entry.modifyIndex !== op.index) {
+        return `failed index check for key ${quote(key)}, current modify index ${entry.modifyIndex} != ${op.index}`;
+      }
+      return written(entry);
+    }
+    case 'check-session': {
+      const entry = staged.get(key);
+      if (entry === undefined) return `failed to check session, key ${quote(key)} doesn't exist`;
+      if ((entry.session ?? '') !== op.session) {
+        return `failed session check for key ${quote(key)}, current session ${quote(entry.session ?? '')} != ${quote(op.session)}`;
+      }
+      return written(entry);
+    }
+    case 'check-not-exists':
+      return staged.get(key) === undefined ? [] : `key ${quote(key)} exists`;
+    case 'delete':
+      staged.remove(key);
+      return [];
+    case 'delete-tree':
+      for (const entry of staged.list(key)) staged.remove(entry.key);
+      return [];
+    case 'delete-cas': {
+      const existing = staged.get(key);
+      if (existing === undefined) return [];
+      if (existing.modifyIndex !== op.index) return `failed to delete key ${quote(key)}, index is stale`;
+      staged.remove(key);
+      return [];
+    }
+  }
+}
+
+// Go's %q for the strings Consul quotes in its errors; JSON's escapes are the same for text.
+function quote(text: string): string {
+  return JSON.stringify(text);
 }
 
 /**
@@ -295,6 +651,22 @@ export function tooLarge(size: number | undefined, max: number): string {
     `Request body${size === undefined ? '' : `(${size} bytes)`} too large, max size: ${max} bytes. ` +
     'See https://developer.hashicorp.com/docs/agent/config/config-files#kv_max_value_size.'
   );
+}
+
+/**
+ * Flags as the store keeps them: a number up to 2^53-1, a bigint above.
+ * @throws KvRequestError for a number that is not a safe non-negative integer, or a bigint
+ *   outside 0..2^64-1.
+ */
+export function checkedFlags(flags: KvFlags): KvFlags {
+  if (typeof flags === 'number') {
+    checkUint('flags', flags);
+    return flags;
+  }
+  if (flags < 0n || flags > maxKvFlags) {
+    throw new KvRequestError('flags', `Invalid flags: ${flags} is not an integer from 0 to 2^64-1`);
+  }
+  return flags <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(flags) : flags;
 }
 
 function checkUint(field: 'flags' | 'cas', value: number): void {

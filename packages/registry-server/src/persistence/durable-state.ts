@@ -9,6 +9,7 @@ import {
 } from '../catalog/catalog.js';
 import type { PersistedNode } from '../catalog/external-nodes.js';
 import type { KvEntry, KvStore } from '../kv/kv-store.js';
+import type { SessionRecord, SessionStore } from '../session/session-store.js';
 import type { LoadedState, StateJournal } from './state-journal.js';
 
 /** The journal kinds of the registry's own state; other stores (ACL tokens) add their own. */
@@ -21,11 +22,22 @@ export const journalKinds = {
   topic: 'topic',
   /** A node other than this server's, whole: its services and checks (few; ESM's one or two). */
   catalogNode: 'catalog-node',
+  session: 'session',
 } as const;
 
 /** A KV key as the journal keeps it: an entry (value in base64), or the index of its deletion. */
 type PersistedKv =
-  | { readonly value: string; readonly flags: number; readonly createIndex: number; readonly modifyIndex: number }
+  | {
+      readonly value: string;
+      /** A decimal string above 2^53-1, which JSON numbers do not hold exactly. */
+      readonly flags: number | string;
+      readonly createIndex: number;
+      readonly modifyIndex: number;
+      /** Absent when 0, and in journals written before sessions. */
+      readonly lockIndex?: number;
+      /** The session holding the key's lock; absent when not locked. */
+      readonly session?: string;
+    }
   | { readonly deletedAt: number };
 
 /**
@@ -46,6 +58,8 @@ export function attachDurableState(
   stores: {
     readonly catalog: Catalog;
     readonly kv: KvStore;
+    /** Sessions are kept whole; their TTLs start afresh on load, as Consul resets them. */
+    readonly sessions: SessionStore;
     readonly nodeId: string;
     /** Its per-topic indexes (what a health read answers with) are kept too. */
     readonly blocking: BlockingQueries;
@@ -53,7 +67,7 @@ export function attachDurableState(
     readonly acl?: AclStore | undefined;
   },
 ): void {
-  const { catalog, kv, nodeId, acl, blocking } = stores;
+  const { catalog, kv, sessions, nodeId, acl, blocking } = stores;
   if (acl !== undefined) {
     const saved = state.records.get(journalKinds.acl)?.get('state');
     if (saved !== undefined) acl.importState(saved as AclState);
@@ -69,9 +83,13 @@ export function attachDurableState(
   for (const [key, value] of state.records.get(journalKinds.kv) ?? []) {
     const kept = value as PersistedKv;
     if ('deletedAt' in kept) tombstones.push([key, kept.deletedAt]);
-    else entries.push({ key, ...kept, value: Buffer.from(kept.value, 'base64'), lockIndex: 0 });
+    else {
+      const flags = typeof kept.flags === 'string' ? BigInt(kept.flags) : kept.flags;
+      entries.push({ key, ...kept, flags, value: Buffer.from(kept.value, 'base64'), lockIndex: kept.lockIndex ?? 0 });
+    }
   }
   kv.restore(entries, tombstones, state.meta['kvIndex'] ?? 1);
+  sessions.restore(values<SessionRecord>(state, journalKinds.session), state.meta['sessionIndex'] ?? 1);
 
   // The index of the last change of each service name, as registry-server notifies it, so that
   // a read of a service (even a deregistered one) answers no smaller an index after a restart.
@@ -89,7 +107,7 @@ export function attachDurableState(
     kind: journalKinds.service,
     keys: () => catalog.ids().services,
     read: (serviceId) => catalog.persistedService(serviceId),
-    meta: () => ({ catalogIndex: catalog.index, kvIndex: kv.index }),
+    meta: () => ({ catalogIndex: catalog.index, kvIndex: kv.index, sessionIndex: sessions.index }),
   });
   journal.addSource({
     kind: journalKinds.check,
@@ -140,6 +158,12 @@ export function attachDurableState(
   kv.onChange(({ keys }) => {
     for (const key of keys) journal.touch(journalKinds.kv, key);
   });
+  journal.addSource({
+    kind: journalKinds.session,
+    keys: () => sessions.list().map((s) => s.id),
+    read: (id) => sessions.get(id),
+  });
+  sessions.onChange(({ session }) => journal.touch(journalKinds.session, session.id));
 }
 
 /** The node id a data directory keeps, so that the node keeps its ID across restarts. */
@@ -155,8 +179,15 @@ function values<T>(state: LoadedState, kind: string): T[] {
 function persistKv(kv: KvStore, key: string): PersistedKv | undefined {
   const entry = kv.get(key);
   if (entry !== undefined) {
-    const { flags, createIndex, modifyIndex } = entry;
-    return { value: entry.value.toString('base64'), flags, createIndex, modifyIndex };
+    const { flags, createIndex, modifyIndex, lockIndex, session } = entry;
+    return {
+      value: entry.value.toString('base64'),
+      flags: typeof flags === 'bigint' ? flags.toString() : flags,
+      createIndex,
+      modifyIndex,
+      ...(lockIndex === 0 ? {} : { lockIndex }),
+      ...(session === undefined ? {} : { session }),
+    };
   }
   const deletedAt = kv.tombstone(key);
   return deletedAt === undefined ? undefined : { deletedAt };
