@@ -8,6 +8,7 @@ import { registerDatacenterCheck } from './datacenter-check.js';
 import { registerDashboard } from '../dashboard/dashboard.js';
 import { registerHealthApi } from '../catalog/health-api.js';
 import { registerKvApi } from '../kv/kv-api.js';
+import { registerTxnApi } from '../kv/txn-api.js';
 import { registerSessionApi } from '../session/session-api.js';
 import type { ServerContext } from './server-context.js';
 import { registerStatusApi } from './status-api.js';
@@ -40,5 +41,6 @@ export function registerHttpApi(app: FastifyInstance, context: ServerContext): v
   registerStatusApi(app, context);
   registerKvApi(app, context);
   registerSessionApi(app, context);
+  registerTxnApi(app, context);
   registerDashboard(app, context);
 }
