@@ -10,6 +10,7 @@ import type {
 } from '../../../packages/registry-server/src/catalog/catalog.js';
 import type { NodeInfo } from '../../../packages/registry-server/src/catalog/consul-json.js';
 import type { KvEntry, KvStore } from '../../../packages/registry-server/src/kv/kv-store.js';
+import type { SessionStore } from '../../../packages/registry-server/src/session/session-store.js';
 import type { ServerContext } from '../../../packages/registry-server/src/http/server-context.js';
 import type { HttpCheckResult } from '../../../packages/registry-server/src/checks/http-check-runner.js';
 import type { HttpCheckSpec } from '../../../packages/registry-server/src/catalog/service-definition.js';
@@ -24,6 +25,7 @@ export declare const cache: AnswerCache;
 export declare const blocking: BlockingQueries;
 export declare const catalog: Catalog;
 export declare const kv: KvStore;
+export declare const sessions: SessionStore;
 export declare const node: NodeInfo;
 export declare const spec: HttpCheckSpec;
 export declare const dir: string;

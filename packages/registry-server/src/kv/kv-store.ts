@@ -398,7 +398,7 @@ export class KvStore {
    * @throws ClosedError after {@link close}.
    * @example
    * kv.transaction([{ verb: 'check-not-exists', key: 'leader' },
-   *   { verb: 'set', key: 'leader', value: Buffer.from('me'), flags: 0 }], { sessionExists });
+   *   { verb: 'set', key: 'leader', value: Buffer.from('me'), flags: 0 }], { sessionExists: (id) => sessions.has(id) });
    */
   transaction(ops: readonly KvOp[], context: KvTxnContext): KvTxnOutcome {
     this.#assertOpen();

@@ -50,7 +50,7 @@ type PersistedKv =
  * @example
  * const { journal, state } = StateJournal.open({ dir });
  * const nodeId = storedNodeId(state) ?? randomUUID();
- * attachDurableState(journal, state, { catalog, kv, blocking, nodeId, acl });
+ * attachDurableState(journal, state, { catalog, kv, sessions, blocking, nodeId, acl });
  */
 export function attachDurableState(
   journal: StateJournal,
