@@ -300,10 +300,13 @@ function sessionStore(options: RegistryServerOptions, node: NodeInfo, kv: KvStor
     kv,
     clock: options.clock ?? systemClock,
     ...(max === undefined ? {} : { maxSessionsPerNode: max }),
-    nodeExists: (name) => name === node.name,
-    // serfHealth is the node's own check, always passing here.
-    checkStatus: (name, checkId) =>
-      name !== node.name ? undefined : checkId === 'serfHealth' ? 'passing' : catalog.check(checkId)?.status,
+    nodeExists: (name) => name === node.name || catalog.otherNodes.has(name),
+    // serfHealth is this node's own check, always passing here; another node has the checks
+    // registered for it (Consul ESM's), serfHealth only if registered so.
+    checkStatus: (name, checkId) => {
+      if (name !== node.name) return catalog.otherNodes.checksOf(name).find((check) => check.id === checkId)?.status;
+      return checkId === 'serfHealth' ? 'passing' : catalog.check(checkId)?.status;
+    },
   });
 }
 

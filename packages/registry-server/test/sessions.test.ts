@@ -221,6 +221,33 @@ describe('sessions and locks', () => {
     expect(await running.consul.session.info(id)).toBeUndefined();
   });
 
+  it('holds sessions of another node of the catalog, tied to its checks, ended with it', async () => {
+    const registerDb = async (status: string): Promise<void> => {
+      const body = {
+        Node: 'db-node',
+        Address: '10.1.0.5',
+        Service: { ID: 'db-1', Service: 'db', Port: 5432 },
+        Checks: [{ CheckID: 'db-health', Name: 'db', ServiceID: 'db-1', Status: status }],
+      };
+      expect((await put(`${running.url}/v1/catalog/register`, JSON.stringify(body))).status).toBe(200);
+    };
+    await registerDb('passing');
+    // Another node has no serfHealth unless registered with one: tie it to none, or to its checks.
+    const missing = await put(`${running.url}/v1/session/create`, '{"Node":"db-node"}');
+    expect([missing.status, missing.text]).toEqual([400, "Missing check 'serfHealth' registration"]);
+    const tied = await createRaw('{"Node":"db-node","NodeChecks":["db-health"]}');
+    const untied = await createRaw('{"Node":"db-node","Checks":[]}');
+    expect(((await running.consul.session.node('db-node')) as SessionJson[]).map((s) => s.ID).sort()).toEqual(
+      [tied, untied].sort(),
+    );
+    await registerDb('critical');
+    expect(await running.consul.session.info(tied)).toBeUndefined();
+    expect(await running.consul.session.info(untied)).toMatchObject({ Node: 'db-node' });
+    const gone = await put(`${running.url}/v1/catalog/deregister`, '{"Node":"db-node"}');
+    expect(gone.status).toBe(200);
+    expect(await running.consul.session.info(untied)).toBeUndefined();
+  });
+
   it('elects one leader as `consul lock` does, and hands over when the leader stops renewing', async () => {
     // `consul lock` marks its key with these flags (api.LockFlagValue), which need all 64 bits.
     // The client's types say number; a string goes into ?flags= as it is, exactly.

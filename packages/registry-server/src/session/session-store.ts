@@ -224,10 +224,17 @@ export class SessionStore {
   /**
    * Ends the sessions tied to checks that went critical or are gone. Call it after a change of
    * checks: with the IDs of the checks that changed, or with none to look at every tied check
-   * (a service deregistered, its checks with it).
+   * (a service deregistered, its checks with it) and every node (one deregistered takes its
+   * sessions with it, as in Consul).
    */
   checksChanged(node: string, checkIds?: readonly string[]): void {
     if (this.#closed) return;
+    if (checkIds === undefined) {
+      for (const name of [...this.#perNode.keys()]) {
+        if (this.#nodeExists(name)) continue;
+        for (const session of this.ofNode(name)) this.#end(session.id, 'check');
+      }
+    }
     const keys = checkIds === undefined ? [...this.#tied.keys()] : checkIds.map((id) => tieKey(node, id));
     for (const key of keys) {
       const sessions = this.#tied.get(key);
