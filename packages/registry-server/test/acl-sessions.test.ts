@@ -21,7 +21,11 @@ describe('ACLs on sessions and transactions', () => {
   let url: string;
 
   beforeEach(async () => {
-    server = new RegistryServer({ logLevel: 'silent', acl: { enabled: true, initialManagementToken: root } });
+    server = new RegistryServer({
+      logLevel: 'silent',
+      nodeName: 'trellis',
+      acl: { enabled: true, initialManagementToken: root },
+    });
     ({ url } = await server.listen({ port: 0, host: '127.0.0.1' }));
   });
   afterEach(() => server.close());

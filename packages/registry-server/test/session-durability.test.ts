@@ -14,7 +14,7 @@ async function start(
   dataDir: string,
   clock: ManualClock,
 ): Promise<{ server: RegistryServer; url: string; consul: Consul }> {
-  const server = new RegistryServer({ logLevel: 'silent', clock, dataDir });
+  const server = new RegistryServer({ logLevel: 'silent', nodeName: 'trellis', clock, dataDir });
   servers.push(server);
   const { url, port } = await server.listen({ port: 0, host: '127.0.0.1' });
   return { server, url, consul: new Consul({ host: '127.0.0.1', port }) };
