@@ -36,16 +36,22 @@ describe('forum calling users across processes', () => {
     const [leaving, staying] = system.users;
     const statuses: number[] = [];
     let stopped = false;
-    // Calls run back to back during the whole shutdown, and a little after it.
+    let sentDuringShutdown = 0;
+    // Calls run back to back during the whole shutdown, and 20 more after it.
     const caller = (async () => {
-      for (let i = 0; i < 2_000 && (!stopped || i < 20); i++) statuses.push((await authorServedBy()).status);
+      for (let after = 0, i = 0; i < 2_000 && after < 20; i++) {
+        if (stopped) after++;
+        else sentDuringShutdown++;
+        statuses.push((await authorServedBy()).status);
+      }
     })();
     const exitCode = await leaving!.stop('SIGTERM');
     stopped = true;
     await caller;
 
     expect(exitCode).toBe(0);
-    expect(statuses.length).toBeGreaterThan(20);
+    // The calls did overlap the shutdown (how many depends on the machine's speed, not on Trellis).
+    expect(sentDuringShutdown).toBeGreaterThan(2);
     expect(statuses.filter((s) => s !== 200)).toEqual([]);
     for (let i = 0; i < 6; i++) expect(await authorServedBy()).toEqual({ status: 200, servedBy: idOf(staying!.url) });
   });
