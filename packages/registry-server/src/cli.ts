@@ -20,6 +20,7 @@ interface CliOptions {
   readonly nodeName?: string;
   readonly datacenter: string;
   readonly advertise?: string;
+  readonly enableScriptChecks?: boolean;
 }
 
 function parsePort(value: string): number {
@@ -85,6 +86,12 @@ const program = new Command('trellis-registry')
       "the node's IP address, given to clients for services registered with no Address; default --host, or 127.0.0.1 when it binds all interfaces",
     ).argParser(checkedBy(advertiseAddress)),
   )
+  .addOption(
+    new Option(
+      '--enable-script-checks',
+      'accept and run checks with Args: anyone who can register a check can then run any program as this user',
+    ),
+  )
   .exitOverride();
 
 try {
@@ -113,6 +120,7 @@ try {
   server = new RegistryServer({
     logLevel: options.logLevel,
     datacenter: options.datacenter,
+    enableScriptChecks: options.enableScriptChecks === true,
     nodeAddress: options.advertise ?? defaultAdvertise(options.host),
     ...(options.nodeName === undefined ? {} : { nodeName: options.nodeName }),
     ...(options.dataDir === undefined ? {} : { dataDir: options.dataDir }),

@@ -60,6 +60,11 @@ export interface RegistryServerOptions {
    * `/v1/session/create` answers 429.
    */
   readonly maxSessionsPerNode?: number;
+  /**
+   * Accept and run script checks (`Args`), as Consul's `-enable-script-checks`. Off by default:
+   * anyone who can register a check could then run any program as this server's user.
+   */
+  readonly enableScriptChecks?: boolean;
 }
 
 /** ACLs of {@link RegistryServer}: off unless `enabled`; then requests need a token's rights. */
@@ -208,6 +213,7 @@ export class RegistryServer implements Closeable {
       sessions: this.#sessions,
       node,
       acl: this.#acl,
+      enableScriptChecks: options.enableScriptChecks === true,
     });
     const log = this.#app.log;
     this.#catalog.onChange((change: CatalogChange) => {

@@ -40,6 +40,6 @@ export declare const prefix: string;
 export declare function handler(request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply>;
 export declare function ttlExpired(checkId: string): void;
 export declare function reapDue(checkId: string): void;
-export declare function httpResult(checkId: string, result: HttpCheckResult): void;
+export declare function runResult(checkId: string, result: HttpCheckResult): void;
 export declare const body: string;
 export declare const catalogIndex: number;

@@ -25,7 +25,18 @@ const maxOutputLength = 4 * 1024;
  * `/v1/agent/...`: the agent's services and checks (listing, registering, deregistering),
  * TTL check updates, and `/v1/agent/self`.
  */
-export function registerAgentApi(app: FastifyInstance, { catalog, blocking, node, acl }: ServerContext): void {
+export function registerAgentApi(
+  app: FastifyInstance,
+  { catalog, blocking, node, acl, enableScriptChecks = false }: ServerContext,
+): void {
+  // Consul's own words, which tools match on (the HTTP API is a "remote call" to Consul).
+  const scriptsRefused = (reply: FastifyReply): FastifyReply =>
+    text(
+      reply,
+      400,
+      "Scripts are disabled on this agent from remote calls; to enable, configure 'enable_script_checks' to true",
+    );
+
   const unknownCheck = (reply: FastifyReply, id: string): FastifyReply =>
     text(reply, 404, `Unknown check ID ${JSON.stringify(id)}. Ensure that the check ID is passed, not the check name.`);
 
@@ -86,6 +97,7 @@ export function registerAgentApi(app: FastifyInstance, { catalog, blocking, node
     }
     const replaceExistingChecks = queryFlag(request, 'replace-existing-checks');
     if (replaceExistingChecks === 'invalid') return text(reply, 400, 'Invalid value for ?replace-existing-checks');
+    if (!enableScriptChecks && def.checks.some((check) => check.script !== undefined)) return scriptsRefused(reply);
     catalog.register(def, { replaceExistingChecks });
     return reply.code(200).send();
   });
@@ -183,6 +195,7 @@ export function registerAgentApi(app: FastifyInstance, { catalog, blocking, node
       if (error instanceof RequestDecodeError) return text(reply, 400, error.message);
       throw error;
     }
+    if (!enableScriptChecks && def.script !== undefined) return scriptsRefused(reply);
     if (!catalog.registerCheck(def, def.serviceId)) {
       return text(reply, 404, `ServiceID ${JSON.stringify(def.serviceId)} does not exist`);
     }
@@ -283,7 +296,7 @@ export function registerAgentApi(app: FastifyInstance, { catalog, blocking, node
       services: catalog.services().length,
       checks: checks.length,
       ttlChecks: checks.filter((check) => check.type === 'ttl').length,
-      scriptChecks: 0,
+      scriptChecks: checks.filter((check) => check.type === 'script').length,
     };
     return json(reply, agentSelfJson(node, counts, acl !== undefined));
   });

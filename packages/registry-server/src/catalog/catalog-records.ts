@@ -1,4 +1,10 @@
-import type { CheckDefinition, CheckStatus, HttpCheckSpec, ServiceDefinition } from './service-definition.js';
+import type {
+  CheckDefinition,
+  CheckStatus,
+  HttpCheckSpec,
+  ScriptCheckSpec,
+  ServiceDefinition,
+} from './service-definition.js';
 
 // The catalog's read side: the immutable records its reads hand out, projected from the
 // catalog's mutable state, and the order they are listed in.
@@ -30,6 +36,8 @@ export interface CheckRecord {
   readonly ttlMs: number | undefined;
   /** An HTTP check's request; undefined for a TTL check. */
   readonly http: HttpCheckSpec | undefined;
+  /** A script check's command; undefined for the others. */
+  readonly script?: ScriptCheckSpec | undefined;
   readonly deregisterCriticalAfterMs: number | undefined;
   /** A check of another node: its `Definition` as registered. */
   readonly definition?: Readonly<Record<string, unknown>> | undefined;
@@ -104,9 +112,17 @@ export function toCheckRecord(check: CheckFields, service: ServiceDefinition | u
     serviceId: service?.id ?? '',
     serviceName: service?.name ?? '',
     serviceTags: service?.tags ?? [],
-    type: check.def.maintenance === true ? 'maintenance' : check.def.http === undefined ? 'ttl' : 'http',
+    type:
+      check.def.maintenance === true
+        ? 'maintenance'
+        : check.def.script !== undefined
+          ? 'script'
+          : check.def.http === undefined
+            ? 'ttl'
+            : 'http',
     ttlMs: check.def.ttlMs,
     http: check.def.http,
+    script: check.def.script,
     deregisterCriticalAfterMs: check.def.deregisterCriticalAfterMs,
     createIndex: check.createIndex,
     modifyIndex: check.modifyIndex,

@@ -185,7 +185,7 @@ export class Catalog {
         const check = this.#checks.get(checkId);
         if (check !== undefined) this.#remove(check.serviceId, 'critical');
       },
-      httpResult: (checkId, result) => {
+      runResult: (checkId, result) => {
         const check = this.#checks.get(checkId);
         if (check !== undefined) this.#setStatus(check, result.status, result.output);
       },
@@ -577,7 +577,7 @@ export class Catalog {
       if (serviceId === '') this.#nodeCheckIds.add(checkDef.id);
       this.#armTtl(created);
       this.#armReaper(created);
-      return created.def.http === undefined ? undefined : created;
+      return created.def.http === undefined && created.def.script === undefined ? undefined : created;
     }
     // A check id is unique on the node: registering it under another service moves it.
     if (check.serviceId !== serviceId) {
@@ -594,17 +594,17 @@ export class Catalog {
     this.#armTtl(check);
     this.#armReaper(check);
     // A running HTTP check with the same request keeps its schedule.
-    if (checkDef.http === undefined) {
-      this.#schedule.runHttp(checkDef.id, undefined);
-      return undefined;
-    }
-    return changed || !this.#schedule.runsHttp(checkDef.id) ? check : undefined;
+    if (checkDef.http === undefined) this.#schedule.runHttp(checkDef.id, undefined);
+    if (checkDef.script === undefined) this.#schedule.runScript(checkDef.id, undefined);
+    if (checkDef.http === undefined && checkDef.script === undefined) return undefined;
+    return changed || !this.#schedule.runs(checkDef.id) ? check : undefined;
   }
 
   #startHttp(check: CheckState): void {
     // A listener of the change may have removed the check already.
     if (this.#checks.get(check.def.id) !== check) return;
     this.#schedule.runHttp(check.def.id, check.def.http);
+    this.#schedule.runScript(check.def.id, check.def.script);
   }
 
   #emitCheck(check: CheckState, movedFrom: readonly string[] = []): void {

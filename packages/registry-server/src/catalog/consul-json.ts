@@ -189,6 +189,8 @@ export function catalogServiceJson(node: NodeInfo, service: ServiceRecord): Reco
 /** A check with Consul's field names, as health endpoints and `/v1/agent/checks` list it. */
 export function checkJson(node: NodeInfo, check: CheckRecord): Record<string, unknown> {
   const http = check.http;
+  // What runs at an interval: an HTTP request or a script.
+  const every = http ?? check.script;
   const definition: Record<string, unknown> = {};
   if (http !== undefined) {
     definition['HTTP'] = http.url;
@@ -199,6 +201,11 @@ export function checkJson(node: NodeInfo, check: CheckRecord): Record<string, un
     definition['DisableRedirects'] = http.disableRedirects ?? false;
     definition['Interval'] = formatGoDuration(http.intervalMs);
     definition['Timeout'] = formatGoDuration(http.timeoutMs);
+  }
+  if (check.script !== undefined) {
+    definition['ScriptArgs'] = check.script.args;
+    definition['Interval'] = formatGoDuration(check.script.intervalMs);
+    definition['Timeout'] = formatGoDuration(check.script.timeoutMs);
   }
   // Consul omits zero durations here: the Go client cannot parse "" as one.
   if (check.ttlMs !== undefined) definition['TTL'] = formatGoDuration(check.ttlMs);
@@ -216,8 +223,8 @@ export function checkJson(node: NodeInfo, check: CheckRecord): Record<string, un
     ServiceName: check.serviceName,
     ServiceTags: check.serviceTags,
     Type: check.type,
-    Interval: http === undefined ? '' : formatGoDuration(http.intervalMs),
-    Timeout: http === undefined ? '' : formatGoDuration(http.timeoutMs),
+    Interval: every === undefined ? '' : formatGoDuration(every.intervalMs),
+    Timeout: every === undefined ? '' : formatGoDuration(every.timeoutMs),
     ExposedPort: 0,
     Definition: check.definition ?? definition,
     CreateIndex: check.createIndex,

@@ -24,6 +24,15 @@ export interface HttpCheckSpec {
   readonly disableRedirects?: boolean;
 }
 
+/** What the server runs for a script check (`Args`), every `intervalMs`, when script checks are on. */
+export interface ScriptCheckSpec {
+  /** The command and its arguments, run directly (no shell). */
+  readonly args: readonly string[];
+  readonly intervalMs: number;
+  /** How long one run may take before it is killed and the check turns critical; default 30 s. */
+  readonly timeoutMs: number;
+}
+
 /** A check as registered, decoded and validated: a TTL check or an HTTP check, never both. */
 export interface CheckDefinition {
   /** `service:<service id>` unless the request named it (`CheckID`). */
@@ -43,6 +52,8 @@ export interface CheckDefinition {
    * maintenance is on; neither TTL nor HTTP. Set by the server, never decoded from a request.
    */
   readonly maintenance?: true;
+  /** For a script check: what to run; undefined otherwise. */
+  readonly script?: ScriptCheckSpec;
 }
 
 /** The body of `PUT /v1/agent/check/register`: a check of the node, or of a service. */
@@ -79,7 +90,8 @@ export class RequestDecodeError extends Error {
 
 // Check kinds Consul offers beyond TTL and HTTP; named so that a request using one is refused
 // clearly instead of registering a service whose health nobody checks.
-const unsupportedCheckKinds = ['TCP', 'UDP', 'GRPC', 'H2PING', 'Args', 'Script', 'AliasNode', 'AliasService'];
+// `Script` (a shell line) is Consul's pre-1.0 form; `Args` is the one script checks take.
+const unsupportedCheckKinds = ['TCP', 'UDP', 'GRPC', 'H2PING', 'Script', 'AliasNode', 'AliasService'];
 
 // Past 2^63 - 1, the largest time.Duration (a float cannot hold that odd number, so the bound
 // is 2^63 itself, which Go cannot decode either); a string past it fails in parseGoDuration.
@@ -88,6 +100,7 @@ const durationNanosBound = 2 ** 63;
 // Consul's defaults and floor for interval checks (checks.MinInterval, the HTTP client timeout).
 const minIntervalMs = 1_000;
 const defaultHttpTimeoutMs = 10_000;
+const defaultScriptTimeoutMs = 30_000;
 const httpTokenPattern = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
 /**
@@ -200,13 +213,20 @@ function decodeCheck(
   for (const kind of unsupportedCheckKinds) {
     const given = fields.get(normalizeKey(kind));
     if (given !== undefined && given !== null && given !== '') {
-      throw decodeError(at(kind), 'is not supported by this server yet; only TTL and HTTP checks are');
+      throw decodeError(at(kind), 'is not supported by this server yet; only TTL, HTTP and script (Args) checks are');
     }
   }
   const ttlMs = optionalDuration(fields, at('TTL'), 'TTL');
   const url = optionalString(fields, at('HTTP'), '', 'HTTP');
+  const args = fields.get('args') ?? fields.get('scriptargs');
   let http: HttpCheckSpec | undefined;
-  if (url !== '') {
+  let script: ScriptCheckSpec | undefined;
+  if (args !== undefined && args !== null) {
+    if (ttlMs !== undefined || url !== '') {
+      throw decodeError(at('Args'), 'cannot be given with TTL or HTTP: a check is one kind');
+    }
+    script = decodeScriptCheck(fields, at, args);
+  } else if (url !== '') {
     if (ttlMs !== undefined) throw decodeError(at('TTL'), 'cannot be given with HTTP: a check is one or the other');
     http = decodeHttpCheck(fields, at, url);
   } else {
@@ -235,12 +255,32 @@ function decodeCheck(
     id,
     name: optionalString(fields, at('Name'), '', 'Name') || defaultName,
     notes: optionalString(fields, at('Notes'), '', 'Notes'),
-    ttlMs: http === undefined ? ttlMs : undefined,
+    ttlMs: http === undefined && script === undefined ? ttlMs : undefined,
     http,
+    ...(script === undefined ? {} : { script }),
     status: status === '' ? undefined : (status as CheckStatus),
     // Consul treats a zero timeout as "never deregister".
     deregisterCriticalAfterMs:
       deregisterAfterMs === undefined || deregisterAfterMs === 0 ? undefined : deregisterAfterMs,
+  };
+}
+
+function decodeScriptCheck(fields: Map<string, unknown>, at: (key: string) => string, args: unknown): ScriptCheckSpec {
+  if (!Array.isArray(args) || args.length === 0 || !args.every((a) => typeof a === 'string')) {
+    throw decodeError(at('Args'), 'must be a non-empty array of strings: the command and its arguments');
+  }
+  if (args[0] === '') throw decodeError(at('Args'), 'must start with the command to run');
+  const intervalMs = optionalDuration(fields, at('Interval'), 'Interval');
+  if (intervalMs === undefined || intervalMs <= 0) {
+    throw decodeError(at('Interval'), 'must be a positive Go duration such as "10s" for a script check');
+  }
+  const timeoutMs = optionalDuration(fields, at('Timeout'), 'Timeout');
+  if (timeoutMs !== undefined && timeoutMs < 0) throw decodeError(at('Timeout'), 'must not be negative');
+  return {
+    args: [...args],
+    intervalMs: Math.max(intervalMs, minIntervalMs),
+    // Consul's CheckMonitor gives a script 30 s unless the check says otherwise.
+    timeoutMs: timeoutMs === undefined || timeoutMs === 0 ? defaultScriptTimeoutMs : timeoutMs,
   };
 }
 
@@ -461,7 +501,8 @@ export function sameCheck(a: CheckDefinition, b: CheckDefinition): boolean {
     a.notes === b.notes &&
     a.ttlMs === b.ttlMs &&
     a.deregisterCriticalAfterMs === b.deregisterCriticalAfterMs &&
-    sameHttp(a.http, b.http)
+    sameHttp(a.http, b.http) &&
+    JSON.stringify(a.script) === JSON.stringify(b.script)
   );
 }
 

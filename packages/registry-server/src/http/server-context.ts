@@ -14,4 +14,6 @@ export interface ServerContext {
   readonly node: NodeInfo;
   /** The ACL tokens and policies; undefined with ACLs off (the default). */
   readonly acl?: AclStore | undefined;
+  /** Whether checks with `Args` may be registered and run (`--enable-script-checks`); default false. */
+  readonly enableScriptChecks?: boolean;
 }
