@@ -70,7 +70,7 @@ describe('naming the node', () => {
     for (const [options, field] of [
       [{ nodeName: '' }, 'nodeName'],
       [{ nodeName: 'a/b' }, 'nodeName'],
-      [{ nodeName: 'x'.repeat(101) }, 'nodeName'],
+      [{ nodeName: 'x'.repeat(257) }, 'nodeName'],
       [{ datacenter: 'eu.west' }, 'datacenter'],
       [{ nodeAddress: 'registry.local' }, 'nodeAddress'],
       [{ nodeAddress: '0.0.0.0' }, 'nodeAddress'],
@@ -84,6 +84,12 @@ describe('naming the node', () => {
       }
       expect(ConfigError.is(thrown) && thrown.field).toBe(field);
     }
+  });
+
+  it('takes a node name as long as any other name, and answers for it by name', async () => {
+    const name = 'n'.repeat(256);
+    const consul = await start({ nodeName: name });
+    await waitForNode(consul, name);
   });
 
   it('answers in the lower-cased datacenter', async () => {

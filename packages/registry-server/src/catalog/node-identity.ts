@@ -1,6 +1,7 @@
 import { isIP } from 'node:net';
 import { hostname } from 'node:os';
 import { ConfigError } from '@trellis/core';
+import { maxNameLength } from './service-definition.js';
 
 // The node's name, datacenter and address, checked as a Consul agent checks `-node`,
 // `-datacenter` and `-advertise` when it starts (agent/config/builder.go), so that a name the
@@ -9,14 +10,14 @@ import { ConfigError } from '@trellis/core';
 // Consul's own pattern for datacenter names.
 const datacenterPattern = /^[a-z0-9_-]+$/;
 
-// The name goes into routes (`/v1/health/node/<name>`), whose parameters are at most 100
-// characters (Fastify's maxParamLength); a longer name could never be asked for.
-const maxNodeNameLength = 100;
+// The one limit for every name and ID, so that a node registered through the catalog and
+// the server's own node are held to the same length.
+const maxNodeNameLength = maxNameLength;
 
 /**
  * The node name: `value` trimmed, or the host name when it is undefined, as Consul's
  * `-node` defaults.
- * @throws ConfigError naming `nodeName` for an empty name, one over 100 characters, or one with
+ * @throws ConfigError naming `nodeName` for an empty name, one over 256 characters, or one with
  *   a "/", a space or a control character (it could not be named in a URL path).
  * @example
  * nodeName('web-1'); // 'web-1'
