@@ -3,7 +3,7 @@ import http from 'node:http';
 import { fileURLToPath } from 'node:url';
 import axios from 'axios';
 import { Pool } from 'undici';
-import type { Reply, ServiceInstance } from '@trellis/core';
+import { CallContext, type Reply, type ServiceInstance } from '@trellis/core';
 import { ServiceClient, type Transport } from '@trellis/client';
 import { Discovery, MemoryRegistry } from '@trellis/registry';
 import { measureCalls, median, nsPerCall, printTable, type RunFigures } from './measure.js';
@@ -80,7 +80,7 @@ export async function clientBench(): Promise<Record<string, number | string>> {
   const instant: Transport = { send: () => Promise.resolve(reply), close: () => Promise.resolve() };
   const offline = new ServiceClient({ service: 'users', discovery, transport: instant });
   const bareCall = (): Promise<Reply> =>
-    instant.send({ service: 'users', method: 'GET', path: '/', headers: {} }, instance);
+    instant.send({ service: 'users', method: 'GET', path: '/', headers: {} }, instance, new CallContext());
   await nsPerCall(bareCall, 100_000);
   await nsPerCall(() => offline.get('/users/1'), 100_000);
   const bareNs = await nsPerCall(bareCall, 500_000);

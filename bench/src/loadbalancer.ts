@@ -1,4 +1,4 @@
-import { compose, ManualClock, sleep, type Attempt, type Call, type Reply, type ServiceInstance } from '@trellis/core';
+import { CallContext, compose, ManualClock, sleep, type Call, type ServiceInstance } from '@trellis/core';
 import {
   ConsistentHash,
   createStrategy,
@@ -105,11 +105,12 @@ async function simulate(scenario: Scenario, name: StrategyName): Promise<SimFigu
   const backendRandom = seeded(7);
   const lb = new LoadBalancer({ strategy: strategyFor(name, clock, random), clock, random });
   const instances = Object.keys(scenario.backends).map(instance);
-  const send = compose<Attempt, Reply>([lb.feedback], async (attempt) => {
-    const backend = scenario.backends[attempt.instance.id] as Backend;
+  const send = compose([lb.feedback], async (_call, context) => {
+    const chosen = context.instance as ServiceInstance;
+    const backend = scenario.backends[chosen.id] as Backend;
     const fails = backendRandom() < backend.failShare;
     await sleep(clock, fails ? 1 : backend.medianMs * jitter(backendRandom, 0.25));
-    return { status: fails ? 503 : 200, headers: {}, body: null, instance: attempt.instance };
+    return { status: fails ? 503 : 200, headers: {}, body: null, instance: chosen };
   });
   const calls: Call[] = Array.from({ length: users }, (_, i) => ({
     service: 'users',
@@ -129,7 +130,9 @@ async function simulate(scenario: Scenario, name: StrategyName): Promise<SimFigu
       const chosen = lb.select(instances, call) as ServiceInstance;
       if (chosen.id === scenario.odd) odd++;
       const t0 = clock.now();
-      const reply = await send({ ...call, instance: chosen });
+      const context = new CallContext();
+      context.instance = chosen;
+      const reply = await send(call, context);
       latencies[i] = clock.now() - t0;
       if (reply.status >= 500) errors++;
       done++;

@@ -13,26 +13,27 @@ import {
 } from 'cockatiel';
 import OpossumBreaker from 'opossum';
 import {
-  compose,
+  CallContext,
+  Stack,
+  systemClock,
+  Telemetry,
   UpstreamStatusError,
-  type Attempt,
   type Call,
-  type Filter,
   type Reply,
   type ServiceInstance,
+  type Stage,
 } from '@trellis/core';
 import {
-  attemptTimeout,
-  bulkhead,
+  Bulkhead,
   CircuitBreakerRegistry,
   ConcurrencyLimit,
   Hedging,
   instanceCircuitBreaker,
   PerKey,
-  rateLimit,
-  retry,
+  RateLimit,
+  Retry,
+  Timeout,
   TokenBucket,
-  withCall,
 } from '@trellis/resilience';
 import { median, printTable } from './measure.js';
 
@@ -46,7 +47,6 @@ const instance: ServiceInstance = {
 };
 const reply: Reply = { status: 200, headers: {}, body: { id: '1' }, instance };
 const call: Call = { service: 'users', method: 'GET', path: '/users/1', headers: {} };
-const attempt: Attempt = { ...call, instance };
 // A retryable failure (a 503 as an error), so that the retry policies retry it.
 const failure = new UpstreamStatusError('users', 'users-1', 503, null);
 
@@ -61,25 +61,40 @@ type Variant = (send: () => Promise<Reply>) => { run: Run; close?: () => void };
 
 /** The policies, each alone and stacked, for Trellis, cockatiel and opossum. */
 function variants(): Array<[string, string, Variant]> {
-  const trellis = (filters: Array<Filter<Attempt, Reply>>): Variant => {
-    return (send) => {
-      const service = compose(filters, send);
-      return { run: () => service(attempt) };
+  // Each stage built as a ServiceClient's stack builds it, over a context with the instance chosen.
+  const built = (stages: Stage[], send: () => Promise<Reply>): { run: Run; close: () => void } => {
+    const stack = new Stack([...stages, { name: 'transport', role: 'transport', make: () => () => send() }]);
+    const service = stack.build({
+      service: 'users',
+      clock: systemClock,
+      random: Math.random,
+      telemetry: new Telemetry(),
+    });
+    const run = (): Promise<Reply> => {
+      const context = new CallContext();
+      context.instance = instance;
+      return service(call, context);
     };
+    return { run, close: () => stack.close() };
   };
-  // What ServiceClient runs: call filters, then the attempt (instance chosen), then attempt filters.
+  const trellis =
+    (...stages: Stage[]): Variant =>
+    (send) =>
+      built(stages, send);
+  // What ServiceClient runs, minus instance selection: call stages, then the per-attempt ones.
   const trellisStack: Variant = (send) => {
     const breakers = new CircuitBreakerRegistry();
-    const perAttempt = compose<Attempt, Reply>([instanceCircuitBreaker(breakers), attemptTimeout(1_000)], send);
-    const perCall = compose<Call, Reply>(
+    const { run, close } = built(
       [
-        rateLimit(new TokenBucket({ ratePerSecond: 1e9, burst: 1e9 })),
-        bulkhead(new ConcurrencyLimit({ maxConcurrent: 10_000 })),
-        retry({ baseDelayMs: 0, maxDelayMs: 0 }),
+        new RateLimit(new TokenBucket({ ratePerSecond: 1e9, burst: 1e9 })),
+        new Bulkhead(new ConcurrencyLimit({ maxConcurrent: 10_000 })),
+        new Retry({ backoffBaseMs: 0, backoffMaxMs: 0 }),
+        instanceCircuitBreaker(breakers),
+        new Timeout({ timeoutMs: 1_000 }),
       ],
-      (c) => perAttempt(withCall(c, { instance }) as Attempt),
+      send,
     );
-    return { run: () => perCall(call), close: () => breakers.dispose() };
+    return { run, close: () => (close(), breakers.dispose()) };
   };
   const cockatiel = (policy: { execute: (fn: () => Promise<Reply>) => Promise<Reply> }): Variant => {
     return (send) => ({ run: () => policy.execute(send) });
@@ -93,7 +108,6 @@ function variants(): Array<[string, string, Variant]> {
     timeout: cockatielTimeout(1_000, TimeoutStrategy.Aggressive),
     bulkhead: cockatielBulkhead(10_000, 0),
   });
-  const asCall = (filter: Filter<Call, Reply>): Filter<Attempt, Reply> => filter as unknown as Filter<Attempt, Reply>;
   return [
     ['bare async call (baseline)', 'bare', (send) => ({ run: send })],
     [
@@ -101,24 +115,25 @@ function variants(): Array<[string, string, Variant]> {
       'trellis_breaker',
       (send) => {
         const breakers = new CircuitBreakerRegistry();
-        return { ...trellis([instanceCircuitBreaker(breakers)])(send), close: () => breakers.dispose() };
+        const { run, close } = trellis(instanceCircuitBreaker(breakers))(send);
+        return { run, close: () => (close?.(), breakers.dispose()) };
       },
     ],
     [
       'trellis retry (budget)',
       'trellis_retry',
-      (send) => trellis([asCall(retry({ baseDelayMs: 0, maxDelayMs: 0 }))])(send),
+      (send) => trellis(new Retry({ backoffBaseMs: 0, backoffMaxMs: 0 }))(send),
     ],
-    ['trellis attempt timeout', 'trellis_timeout', (send) => trellis([attemptTimeout(1_000)])(send)],
+    ['trellis attempt timeout', 'trellis_timeout', (send) => trellis(new Timeout({ timeoutMs: 1_000 }))(send)],
     [
       'trellis bulkhead',
       'trellis_bulkhead',
-      (send) => trellis([bulkhead(new ConcurrencyLimit({ maxConcurrent: 10_000 }))])(send),
+      (send) => trellis(new Bulkhead(new ConcurrencyLimit({ maxConcurrent: 10_000 })))(send),
     ],
     [
       'trellis rate limit (token bucket)',
       'trellis_rate_limit',
-      (send) => trellis([rateLimit(new TokenBucket({ ratePerSecond: 1e9, burst: 1e9 }))])(send),
+      (send) => trellis(new RateLimit(new TokenBucket({ ratePerSecond: 1e9, burst: 1e9 })))(send),
     ],
     [
       'trellis rate limit (1 000 keys)',
@@ -127,15 +142,14 @@ function variants(): Array<[string, string, Variant]> {
         const perKey = new PerKey({ create: () => new TokenBucket({ ratePerSecond: 1e9, burst: 1e9 }) });
         let i = 0;
         const keys = Array.from({ length: 1_000 }, (_, k) => `caller-${k}`);
-        return trellis([rateLimit({ perKey, key: () => keys[i++ % 1_000] as string })])(send);
+        return trellis(new RateLimit({ perKey, key: () => keys[i++ % 1_000] as string }))(send);
       },
     ],
     [
       'trellis hedging (not reached)',
       'trellis_hedging',
       (send) => {
-        const hedging = new Hedging({ delayMs: 1_000 });
-        return trellis([asCall(hedging.filter), hedging.attemptFilter])(send);
+        return trellis(new Hedging({ delayMs: 1_000 }))(send);
       },
     ],
     ['trellis whole stack', 'trellis_stack', trellisStack],

@@ -46,7 +46,7 @@ export interface AppOptions {
    * How every client of this app calls: strategy, routing rules, retry, timeouts, filters.
    * Default P2C over peak EWMA, `retry()`'s defaults, a 10 s attempt timeout.
    */
-  readonly client?: Omit<ServiceClientOptions, 'service' | 'discovery' | 'caller' | 'breakers' | 'clock'>;
+  readonly client?: Omit<ServiceClientOptions, 'service' | 'discovery' | 'caller' | 'breakers' | 'clock' | 'telemetry'>;
   /** Thresholds of the per-instance circuit breakers the app's clients share. */
   readonly breaker?: Omit<CircuitBreakerRegistryOptions, 'clock'>;
   /** How services this app calls are discovered: panic threshold, failover directory, watch timing. */

@@ -1,9 +1,23 @@
 import 'reflect-metadata';
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, {
+  LogController,
+  type FastifyBaseLogger,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+} from 'fastify';
 import { Container } from 'inversify';
-import { ClosedError, sleep, systemClock, type Clock, type ServiceInstance } from '@trellis/core';
-import { CircuitBreakerRegistry } from '@trellis/resilience';
-import { ServiceClient } from '@trellis/client';
+import {
+  ClosedError,
+  sleep,
+  systemClock,
+  Telemetry,
+  type Clock,
+  type ServiceInstance,
+  type Timer,
+} from '@trellis/core';
+import { CircuitBreakerRegistry, TimeoutError } from '@trellis/resilience';
+import { inboundScope, ServiceClient, timeoutHeader, type InboundScope } from '@trellis/client';
 import { ConsulRegistry, Discovery, SelfRegistration, type DiscoveryEvent, type Registry } from '@trellis/registry';
 import { validateAppOptions, type AppOptions } from './app-options.js';
 import { applyInboundLimits, type InboundLimits } from './inbound-limit.js';
@@ -19,6 +33,18 @@ export interface StartedApp {
 }
 
 type AppState = 'new' | 'starting' | 'running' | 'draining' | 'closed';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /**
+     * The request as the calls made for it inherit it: a signal that aborts when the caller's
+     * deadline (the `x-trellis-timeout-ms` header) passes or the caller goes away, and that
+     * deadline as a reading of the app's clock. Calls of the app's clients made while serving
+     * the request inherit both.
+     */
+    inbound: InboundScope;
+  }
+}
 
 /**
  * A governed service: an HTTP server (Fastify) that registers itself under its service name,
@@ -50,6 +76,11 @@ export class TrellisApp {
   readonly #clients = new Map<string, ServiceClient>();
   /** The per-instance circuit breakers all of this app's clients share (outlier ejection). */
   readonly breakers: CircuitBreakerRegistry;
+  /**
+   * The sink all of this app's clients report to: subscribe once with `app.telemetry.onEvent`
+   * for every call the app makes. A listener that throws is logged, never a crash.
+   */
+  readonly telemetry: Telemetry;
   #selfRegistration: SelfRegistration | undefined;
   #started: StartedApp | undefined;
   #state: AppState = 'new';
@@ -61,6 +92,7 @@ export class TrellisApp {
     this.service = options.service;
     this.#clock = options.clock ?? systemClock;
     this.breakers = new CircuitBreakerRegistry({ ...options.breaker, clock: this.#clock });
+    this.telemetry = new Telemetry((error) => this.http.log.error({ err: error }, 'a telemetry listener threw'));
     this.#ownsRegistry = options.registry === undefined;
     this.registry =
       options.registry ?? new ConsulRegistry(options.registryUrl === undefined ? {} : { url: options.registryUrl });
@@ -76,6 +108,10 @@ export class TrellisApp {
       return503OnClosing: false,
     });
     this.http.setErrorHandler(trellisErrorReply);
+    this.http.decorateRequest('inbound', undefined as unknown as InboundScope);
+    this.http.addHook('onRequest', (request, reply, done) => this.#openScope(request, reply, done));
+    // Run the handler inside the scope as well: body parsing may have left it.
+    this.http.addHook('preHandler', (request, _reply, done) => inboundScope.run(request.inbound, done));
     // While draining, answers close their connection, so that callers stop reusing sockets
     // that the server is about to close under them.
     this.http.addHook('onRequest', async (_request, reply) => {
@@ -122,6 +158,7 @@ export class TrellisApp {
         caller: this.service,
         breakers: this.breakers,
         clock: this.#clock,
+        telemetry: this.telemetry,
       });
       this.#clients.set(service, client);
     }
@@ -247,6 +284,39 @@ export class TrellisApp {
       );
     };
     for (const signal of signals) process.on(signal, onSignal);
+  }
+
+  // The caller's deadline becomes this request's: a signal that aborts when it passes (or when
+  // the caller goes away), and the deadline that outbound calls made for the request inherit.
+  #openScope(request: FastifyRequest, reply: FastifyReply, done: () => void): void {
+    const controller = new AbortController();
+    const header = request.headers[timeoutHeader];
+    let deadline: number | undefined;
+    let timer: Timer | undefined;
+    if (header !== undefined) {
+      const ms = typeof header === 'string' && /^\d{1,10}$/.test(header) ? Number(header) : Number.NaN;
+      if (Number.isNaN(ms)) {
+        void reply.code(400).send({
+          error: 'INVALID_HEADER',
+          message: `header "${timeoutHeader}" must be a whole number of milliseconds, got ${JSON.stringify(header)}`,
+          field: timeoutHeader,
+        });
+        return;
+      }
+      if (ms === 0) {
+        // The caller has already given up: do no work for it.
+        void reply.code(504).send({ error: 'TIMEOUT', message: "the caller's deadline had passed on arrival" });
+        return;
+      }
+      deadline = this.#clock.now() + ms;
+      timer = this.#clock.setTimer(ms, () => controller.abort(new TimeoutError('deadline', ms, this.service)));
+    }
+    reply.raw.once('close', () => {
+      timer?.cancel();
+      if (!reply.raw.writableFinished) controller.abort(new Error('the caller closed the connection'));
+    });
+    request.inbound = { signal: controller.signal, deadline };
+    inboundScope.run(request.inbound, done);
   }
 
   async #shutDown(): Promise<void> {

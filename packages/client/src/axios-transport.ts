@@ -1,7 +1,14 @@
 import http from 'node:http';
 import https from 'node:https';
 import axios, { AxiosError, type AxiosInstance, type RawAxiosResponseHeaders } from 'axios';
-import { ConnectionError, instanceOrigin, type Call, type Reply, type ServiceInstance } from '@trellis/core';
+import {
+  ConnectionError,
+  instanceOrigin,
+  type Call,
+  type CallContext,
+  type Reply,
+  type ServiceInstance,
+} from '@trellis/core';
 import type { Transport } from './transport.js';
 
 export interface AxiosTransportOptions {
@@ -19,7 +26,7 @@ const notSentCodes = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EN
  *
  * @example
  * const transport = new AxiosTransport();
- * const reply = await transport.send(call, instance);
+ * const reply = await transport.send(call, instance, new CallContext());
  */
 export class AxiosTransport implements Transport {
   readonly #httpAgent: http.Agent;
@@ -39,7 +46,8 @@ export class AxiosTransport implements Transport {
     });
   }
 
-  async send(call: Call, instance: ServiceInstance): Promise<Reply> {
+  async send(call: Call, instance: ServiceInstance, context: CallContext): Promise<Reply> {
+    const signal = context.signal;
     try {
       const response = await this.#axios.request({
         baseURL: instanceOrigin(instance),
@@ -47,7 +55,7 @@ export class AxiosTransport implements Transport {
         method: call.method,
         headers: call.headers,
         data: call.body,
-        ...(call.signal === undefined ? {} : { signal: call.signal }),
+        ...(signal === undefined ? {} : { signal }),
       });
       return {
         status: response.status,
@@ -56,7 +64,7 @@ export class AxiosTransport implements Transport {
         instance,
       };
     } catch (error) {
-      if (axios.isCancel(error)) throw call.signal?.reason ?? error;
+      if (axios.isCancel(error)) throw signal?.reason ?? error;
       const code = error instanceof AxiosError ? error.code : undefined;
       throw new ConnectionError(call.service, instance.id, !notSentCodes.has(code ?? ''), error);
     }

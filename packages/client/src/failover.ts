@@ -1,33 +1,41 @@
-import { ConnectionError, type Filter } from '@trellis/core';
+import { ConnectionError, type Filter, type Stage } from '@trellis/core';
 
 // RFC 9110 §9.2.2: a client may resend these after a connection failure without asking anyone.
 const idempotentMethods = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
 
 /**
- * Sends a call to another instance when the connection to the first failed before any answer,
- * and resending cannot run it twice: either it certainly never arrived (connection refused: the
- * instance has just stopped and this process's cache does not know yet), or its method is
- * idempotent (a pooled connection that the instance closed as the call went out). Other
- * failures are left to the retry policy.
+ * What a ServiceClient's "retry" stage does with `retry: false`: sends a call to another
+ * instance when the connection to the first failed before any answer, and resending cannot run
+ * it twice: either it certainly never arrived (connection refused: the instance has just
+ * stopped and this process's cache does not know yet), or its method is idempotent (a pooled
+ * connection that the instance closed as the call went out). Nothing else is retried.
  *
- * @param maxAttempts attempts in all, the first included; default 3.
+ * @example
+ * const users = new ServiceClient({ service: 'users', discovery, retry: false }); // failover only
  */
-export function failover(maxAttempts = 3): Filter {
-  return async (call, next) => {
+export function failover(options: { readonly maxAttempts?: number } = {}): Stage {
+  const maxAttempts = options.maxAttempts ?? 3;
+  const filter: Filter = async (call, context, next) => {
+    let current = context;
     for (let attempt = 1; ; attempt++) {
       try {
-        return await next(call);
+        return await next(call, current);
       } catch (error) {
         if (
+          !context.retry ||
           !ConnectionError.is(error) ||
-          (error.sent && !idempotentMethods.has(call.method)) ||
+          (error.sent && !(context.idempotent ?? idempotentMethods.has(call.method))) ||
           error.instance === undefined ||
           attempt >= maxAttempts
         ) {
           throw error;
         }
-        call = { ...call, avoid: new Set(call.avoid).add(error.instance) };
+        const avoid = new Set(current.avoid).add(error.instance);
+        current = context.fork();
+        current.attempt = attempt + 1;
+        current.avoid = avoid;
       }
     }
   };
+  return { name: 'retry', role: 'retry', level: 'call', make: () => filter };
 }

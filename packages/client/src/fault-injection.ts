@@ -4,10 +4,17 @@ import {
   Emitter,
   sleep,
   systemClock,
-  type Attempt,
+  type Call,
+  type CallContext,
   type Clock,
+  type Event,
+  type FaultInjected,
   type Filter,
   type Reply,
+  type Service,
+  type ServiceInstance,
+  type Stage,
+  type StageEnv,
 } from '@trellis/core';
 import { compileCallMatch, type CallMatch, type CallMatcher } from '@trellis/loadbalancer';
 
@@ -47,23 +54,14 @@ export interface FaultRule {
   readonly abort?: AbortFault;
 }
 
-/** What {@link FaultInjector.onInjected} reports. */
-export interface FaultInjected {
-  readonly kind: 'delay' | 'abort';
-  /** The rule's name, or its position "faults[i]". */
-  readonly rule: string;
-  readonly service: string;
-  readonly instance: string;
-}
-
 export interface FaultInjectorOptions {
   /** The faults; the first rule whose match holds applies. Default none. */
   readonly rules?: readonly FaultRule[];
   /** This process's own service name, for rules that match on `caller`. */
   readonly caller?: string;
-  /** Time the delays are waited on; default the system clock. */
+  /** Time the delays are waited on; default the clock of the stack it is put in. */
   readonly clock?: Clock;
-  /** A number in [0, 1) deciding which calls are hit; default `Math.random`. */
+  /** A number in [0, 1) deciding which calls are hit; default the stack's random source. */
   readonly random?: () => number;
 }
 
@@ -89,9 +87,10 @@ const maxDelayMs = 3_600_000;
 
 /**
  * Fault injection for testing resilience in a running system (Istio's and Envoy's, in
- * process): delays and aborts a configurable share of the attempts that match a rule. Its
- * {@link FaultInjector.filter} goes among a client's attempt filters, innermost before the
- * transport, so the breaker, timeout and retry above it see the faults as real ones.
+ * process): delays and aborts a configurable share of the attempts that match a rule. It is a
+ * client's "fault-injection" stage (the `faults` option), just before the transport, so the
+ * breaker, timeout and retry above it see the faults as real ones. It stays in @trellis/client
+ * rather than with the policies because what it matches on (method, path, headers) is HTTP's.
  *
  * Rules can be replaced while calls run; {@link FaultInjector.update} swaps the whole table or
  * throws and keeps the old one.
@@ -100,23 +99,37 @@ const maxDelayMs = 3_600_000;
  *   "faults[0].abort.percent").
  * @example
  * const faults = new FaultInjector({ rules: [{ match: { service: 'users' }, delay: { percent: 10, ms: 2_000 } }] });
- * const users = new ServiceClient({ service: 'users', discovery, attemptFilters: [faults.filter] });
+ * const users = new ServiceClient({ service: 'users', discovery, faults });
  */
-export class FaultInjector {
+export class FaultInjector implements Stage {
+  readonly name = 'fault-injection';
+  readonly role = 'fault-injection';
+  readonly level = 'attempt';
   readonly #caller: string | undefined;
-  readonly #clock: Clock;
-  readonly #random: () => number;
+  #clock: Clock;
+  #random: () => number;
+  readonly #given: { readonly clock: boolean; readonly random: boolean };
   readonly #injected = new Emitter<FaultInjected>();
   #table: Table;
 
   /** Fires for every fault injected. */
-  readonly onInjected = this.#injected.event;
+  readonly onFaultInjected: Event<FaultInjected> = this.#injected.event;
 
   constructor(options: FaultInjectorOptions = {}) {
     this.#caller = options.caller;
     this.#clock = options.clock ?? systemClock;
     this.#random = options.random ?? Math.random;
+    this.#given = { clock: options.clock !== undefined, random: options.random !== undefined };
     this.#table = this.#compile(options.rules ?? []);
+  }
+
+  /** Takes the stack's clock and random source unless given its own, and reports to its telemetry. */
+  make(env: StageEnv): Filter {
+    if (!this.#given.clock) this.#clock = env.clock;
+    if (!this.#given.random) this.#random = env.random;
+    const subscription = this.onFaultInjected((e) => env.telemetry.emit(e));
+    env.onClose(() => subscription.dispose());
+    return this.filter;
   }
 
   /** The rules in force. */
@@ -132,45 +145,54 @@ export class FaultInjector {
     this.#table = this.#compile(rules);
   }
 
-  /** The attempt filter that injects the faults. */
-  readonly filter: Filter<Attempt, Reply> = async (attempt, next) => {
+  /** The per-attempt filter that injects the faults, for a stack of your own. */
+  readonly filter: Filter = async (call, context, next) => {
     const compiled = this.#table.compiled;
+    const instance = context.instance;
+    if (compiled.length === 0 || instance === undefined) return next(call, context);
     for (let i = 0; i < compiled.length; i++) {
       const rule = compiled[i] as CompiledRule;
-      if (rule.matches(attempt)) return this.#inject(rule, attempt, next);
+      if (rule.matches(call)) return this.#inject(rule, call, instance, context, next);
     }
-    return next(attempt);
+    return next(call, context);
   };
 
-  async #inject(rule: CompiledRule, attempt: Attempt, next: (attempt: Attempt) => Promise<Reply>): Promise<Reply> {
+  async #inject(
+    rule: CompiledRule,
+    call: Call,
+    instance: ServiceInstance,
+    context: CallContext,
+    next: Service,
+  ): Promise<Reply> {
     if (rule.delayPercent > 0 && this.#random() * 100 < rule.delayPercent) {
-      this.#emit('delay', rule, attempt);
-      await sleep(this.#clock, rule.delayMs, attempt.signal);
+      this.#emit('delay', rule, call, instance);
+      await sleep(this.#clock, rule.delayMs, context.signal);
     }
     if (rule.abortPercent > 0 && this.#random() * 100 < rule.abortPercent) {
-      this.#emit('abort', rule, attempt);
+      this.#emit('abort', rule, call, instance);
       if (rule.abortStatus !== undefined) {
         return {
           status: rule.abortStatus,
           headers: { 'x-trellis-fault': 'abort' },
           body: { error: 'fault injected', status: rule.abortStatus },
-          instance: attempt.instance,
+          instance,
         };
       }
       const what = rule.abortSent ? 'connection reset' : 'connection refused';
-      throw new ConnectionError(
-        attempt.service,
-        attempt.instance.id,
-        rule.abortSent,
-        new Error(`fault injected: ${what}`),
-      );
+      throw new ConnectionError(call.service, instance.id, rule.abortSent, new Error(`fault injected: ${what}`));
     }
-    return next(attempt);
+    return next(call, context);
   }
 
-  #emit(kind: FaultInjected['kind'], rule: CompiledRule, attempt: Attempt): void {
+  #emit(kind: FaultInjected['kind'], rule: CompiledRule, call: Call, instance: ServiceInstance): void {
     if (this.#injected.hasListeners) {
-      this.#injected.emit({ kind, rule: rule.name, service: attempt.service, instance: attempt.instance.id });
+      this.#injected.emit({
+        type: 'fault-injected',
+        kind,
+        rule: rule.name,
+        service: call.service,
+        instance: instance.id,
+      });
     }
   }
 

@@ -1,43 +1,51 @@
 import {
-  compose,
+  CallContext,
+  ConfigError,
+  filterStage,
   NoInstancesError,
+  Stack,
   systemClock,
+  Telemetry,
   UpstreamStatusError,
-  type Attempt,
   type Call,
   type Clock,
+  type Event,
   type Filter,
+  type InstanceSource,
   type Reply,
   type Service,
   type ServiceInstance,
+  type Stage,
+  type StageEnv,
+  type TelemetryEvent,
 } from '@trellis/core';
 import {
-  attemptTimeout,
   CircuitBreakerRegistry,
   deadline,
+  Hedging,
   instanceCircuitBreaker,
-  retry,
-  withCall,
+  Retry,
+  Timeout,
+  type HedgingOptions,
   type RetryOptions,
 } from '@trellis/resilience';
-import {
-  LoadBalancer,
-  strategyFeedback,
-  type RoutingRules,
-  type Strategy,
-  type StrategyName,
-} from '@trellis/loadbalancer';
-import type { Discovery } from '@trellis/registry';
+import { LoadBalancer, type RoutingRules, type Strategy, type StrategyName } from '@trellis/loadbalancer';
 import { createTransport, type TransportName } from './create-transport.js';
 import { failover } from './failover.js';
+import { FaultInjector, type FaultRule } from './fault-injection.js';
+import { inboundScope, timeoutHeader } from './inbound-scope.js';
 import type { Transport } from './transport.js';
+import type { InstanceChanges } from './undici-transport.js';
 
 export interface ServiceClientOptions {
   /** The service to call, by the name it registers under. */
   readonly service: string;
-  /** Where instances are found. */
-  readonly discovery: Discovery;
-  /** This process's own service name, which routing rules may match on. */
+  /**
+   * Where instances are found: a registry's `Discovery`, or any {@link InstanceSource}. An undici
+   * transport made by name also follows its `onChanged`, when it has one.
+   */
+  readonly discovery: InstanceSource;
+  /** This process's own service name, which routing and fault rules may match on. */
   readonly caller?: string;
   /**
    * How an instance is chosen: a strategy object, or the name of one for the default
@@ -48,57 +56,97 @@ export interface ServiceClientOptions {
   /** Routing rules of the default load balancer; default none. */
   readonly rules?: RoutingRules;
   /**
-   * Per-instance circuit breakers; an instance whose breaker opens is ejected from load
-   * balancing until a probe succeeds. Share one registry among the clients of a process.
-   * Default a registry of this client's own, with its defaults; `false` for none.
+   * Per-instance circuit breakers (the "breaker" stage); an instance whose breaker opens is
+   * ejected from load balancing until a probe succeeds. Share one registry among the clients of
+   * a process. Default a registry of this client's own, with its defaults; `false` for none.
    */
   readonly breakers?: CircuitBreakerRegistry | false;
   /**
-   * Retries of failed attempts on other instances, within a retry budget; default `retry()`'s
-   * defaults. `false` keeps only failover: a refused connection, or an idempotent call whose
-   * connection broke, goes to another instance at once.
+   * Retries of failed attempts on other instances, within a retry budget (the "retry" stage);
+   * default {@link Retry}'s defaults. `false` keeps only failover: a refused connection, or an
+   * idempotent call whose connection broke, goes to another instance at once.
    */
   readonly retry?: RetryOptions | false;
+  /** Hedged requests (the "hedging" stage): a second attempt when the first is slow; default off. */
+  readonly hedging?: HedgingOptions | false;
   /** Each attempt is abandoned (and its request cancelled) after this long; default 10 000 ms, `false` for none. */
   readonly attemptTimeoutMs?: number | false;
-  /** The whole call, retries included, is abandoned after this long; default none. */
+  /** The whole call, retries included, is abandoned after this long (the "deadline" stage); default none. */
   readonly deadlineMs?: number;
+  /** Fault injection (the "fault-injection" stage): an injector, or its rules; default none. */
+  readonly faults?: FaultInjector | readonly FaultRule[];
   /** Time for breakers, timeouts, retries and latency averages; default the system clock. */
   readonly clock?: Clock;
+  /** Uniform in [0, 1): jitter, splits, fault shares; default Math.random. */
+  readonly random?: () => number;
   /**
    * How a call is sent: a transport, or the name of one to make ("undici": a keep-alive pool
    * per instance, several times faster); default a new `AxiosTransport`. One made by
    * name is closed with the client.
    */
   readonly transport?: Transport | TransportName;
-  /** Filters around every call (fallback, rate limit, bulkhead, ...), outermost first. */
-  readonly filters?: readonly Filter[];
+  /** Where every stage reports its decisions; default a sink of this client's own ({@link ServiceClient.onEvent}). */
+  readonly telemetry?: Telemetry;
   /**
-   * Filters around each attempt, once its instance is chosen (fault injection, ...), outermost
-   * first, inside the client's own breaker and timeout; the transport is innermost.
+   * Your own stages or filters around every call (fallback, rate limit, bulkhead, ...),
+   * outermost first, before "deadline". A filter is named `filter-<i>`.
    */
-  readonly attemptFilters?: readonly Filter<Attempt, Reply>[];
+  readonly filters?: ReadonlyArray<Stage | Filter>;
+  /**
+   * Edits of the stack before it is built: insert before or after a named stage, replace one,
+   * remove one.
+   * @example
+   * stack: (s) => s.insertAfter('breaker', filterStage('audit', audit, 'attempt')).remove('hedging')
+   */
+  readonly stack?: (stack: Stack) => void;
+}
+
+/** What a caller may set for one call. */
+export interface CallOptions {
+  readonly headers?: Readonly<Record<string, string>>;
+  /** Cancels the call. Inside a TrellisApp route, the inbound request's signal applies as well. */
+  readonly signal?: AbortSignal;
+  /** This call's deadline, from now, retries included; the earlier of it and the inbound request's applies. */
+  readonly timeoutMs?: number;
+  /** `false` makes exactly one attempt (no retry, no failover). */
+  readonly retry?: false;
+  /** Says whether this call may run twice (retried after it may have arrived, hedged), whatever its method. */
+  readonly idempotent?: boolean;
 }
 
 /** One request, as the caller writes it. */
-export interface ServiceRequest {
+export interface ServiceRequest<B = unknown> extends CallOptions {
+  /** Default "GET". */
   readonly method?: string;
   /** Path with its query string, e.g. "/users/1?fields=name". */
   readonly path: string;
-  readonly headers?: Readonly<Record<string, string>>;
-  readonly body?: unknown;
-  readonly signal?: AbortSignal;
+  /** Sent as JSON when it is an object. */
+  readonly body?: B;
 }
 
+/** The names of a ServiceClient's stages, outermost first, before your edits. */
+export const defaultStages = [
+  'deadline',
+  'retry',
+  'hedging',
+  'select',
+  'breaker',
+  'attempt-timeout',
+  'fault-injection',
+  'transport',
+] as const;
+
 /**
- * Calls one service by name, governed: each call goes through the caller's filters, an optional
- * deadline and retries within a budget; each attempt picks an instance from discovery (routing
- * rules, ejected instances skipped, then the strategy: P2C over peak EWMA by default), then
- * goes through that instance's circuit breaker and a timeout, and is sent with the transport.
- * The pipeline is built once, in the constructor.
+ * Calls one service by name, governed: each call goes through one stack of named stages,
+ * outermost first: your filters, `deadline`, `retry` (within a budget), `hedging` (off by
+ * default), `select` (discovery, routing rules, ejected instances skipped, then the strategy:
+ * P2C over peak EWMA by default), `breaker` (per instance), `attempt-timeout` (10 s),
+ * `fault-injection` (none by default) and `transport` (axios). The stack is built once, in the
+ * constructor; edit it with the `stack` option. Every stage reports to one telemetry sink.
  *
  * @throws ConfigError from the constructor for an unknown strategy name, invalid rules or
- *   policy options, naming the field.
+ *   policy options, or an edit of the stack that names no stage or adds a second retry,
+ *   breaker or timeout; the field names what is wrong.
  * @example
  * const users = new ServiceClient({ service: 'users', discovery });
  * const user = await users.get<User>('/users/1');
@@ -109,17 +157,29 @@ export class ServiceClient {
   readonly strategy: Strategy;
   /** The per-instance breakers, or undefined with `breakers: false`. */
   readonly breakers: CircuitBreakerRegistry | undefined;
-  readonly #discovery: Discovery;
+  /** The sink every stage reports to. */
+  readonly telemetry: Telemetry;
+  /** Every decision of every call: instance picked, attempts, retries, hedges, timeouts, breaker changes, faults. */
+  readonly onEvent: Event<TelemetryEvent>;
+  /** The names of the stages, outermost first, as built. */
+  readonly stages: readonly string[];
+  readonly #clock: Clock;
   readonly #transport: Transport;
   readonly #ownsTransport: boolean;
   readonly #ownsBreakers: boolean;
-  readonly #pipeline: Service;
-  readonly #send: Service<Attempt, Reply>;
+  readonly #stack: Stack;
+  readonly #send: Service;
 
   constructor(options: ServiceClientOptions) {
     const clock = options.clock ?? systemClock;
+    const random = options.random ?? Math.random;
+    if (typeof options.service !== 'string' || options.service === '') {
+      throw new ConfigError('service', 'must be the name of the service to call');
+    }
     this.service = options.service;
-    this.#discovery = options.discovery;
+    this.#clock = clock;
+    this.telemetry = options.telemetry ?? new Telemetry();
+    this.onEvent = this.telemetry.onEvent;
     this.#ownsBreakers = options.breakers === undefined;
     this.breakers =
       options.breakers === false ? undefined : (options.breakers ?? new CircuitBreakerRegistry({ clock }));
@@ -129,93 +189,267 @@ export class ServiceClient {
         ? given
         : new LoadBalancer({
             clock,
+            random,
             ...(given === undefined ? {} : { strategy: given }),
             ...(options.rules === undefined ? {} : { rules: options.rules }),
             ...(options.caller === undefined ? {} : { caller: options.caller }),
             ...(this.breakers === undefined ? {} : { health: this.breakers }),
           });
     this.#ownsTransport = options.transport === undefined || typeof options.transport === 'string';
-    this.#transport = createTransport(options.transport, { service: options.service, changes: options.discovery });
-    const transport = this.#transport;
+    const changes = options.discovery as Partial<InstanceChanges>;
+    this.#transport = createTransport(options.transport, {
+      service: options.service,
+      ...(typeof changes.onChanged === 'function' ? { changes: changes as InstanceChanges } : {}),
+    });
 
     const timeoutMs = options.attemptTimeoutMs ?? 10_000;
-    const attemptFilters: Filter<Attempt, Reply>[] = [
-      // First, so that the latency the strategy learns includes what the filters below add.
-      ...(this.strategy.usesFeedback ? [strategyFeedback(this.strategy, clock)] : []),
-      ...(this.breakers === undefined ? [] : [instanceCircuitBreaker(this.breakers)]),
-      ...(timeoutMs === false ? [] : [attemptTimeout({ timeoutMs, clock })]),
-      ...(options.attemptFilters ?? []),
-    ];
-    this.#send = compose(attemptFilters, (attempt) => transport.send(attempt, attempt.instance));
-    const filters: Filter[] = [
-      ...(options.filters ?? []),
-      ...(options.deadlineMs === undefined ? [] : [deadline({ timeoutMs: options.deadlineMs, clock })]),
+    const faults = options.faults;
+    const stack = new Stack([
+      ...(options.filters ?? []).map((f, i) => (typeof f === 'function' ? filterStage(`filter-${i}`, f) : f)),
+      deadline(options.deadlineMs === undefined ? {} : { timeoutMs: options.deadlineMs }),
       // Retry covers what failover does, within its budget; failover alone when retries are off.
-      options.retry === false ? failover() : retry({ clock, ...options.retry }),
-    ];
-    this.#pipeline = compose(filters, (call) => this.#attempt(call));
+      options.retry === false ? failover() : new Retry({ clock, random, ...options.retry }),
+      options.hedging === undefined || options.hedging === false
+        ? off('hedging', 'hedging', 'call')
+        : new Hedging({ clock, ...options.hedging }),
+      selectStage(options.discovery, this.strategy),
+      this.breakers === undefined ? off('breaker', 'breaker', 'attempt') : instanceCircuitBreaker(this.breakers),
+      timeoutMs === false ? off('attempt-timeout', 'timeout', 'attempt') : new Timeout({ timeoutMs, clock }),
+      faults === undefined
+        ? off('fault-injection', 'fault-injection', 'attempt')
+        : faults instanceof FaultInjector
+          ? faults
+          : new FaultInjector({ rules: faults, ...(options.caller === undefined ? {} : { caller: options.caller }) }),
+      transportStage(this.#transport),
+    ]);
+    options.stack?.(stack);
+    this.#stack = stack;
+    this.stages = stack.names;
+    this.#send = stack.build({ service: this.service, clock, random, telemetry: this.telemetry });
   }
 
   /**
    * Sends a request and returns the reply, whatever its status.
    * @throws NoInstancesError when no healthy instance is known.
    * @throws ConnectionError when the chosen instances did not answer.
+   * @throws TimeoutError when an attempt or the deadline ran out.
+   * @throws CircuitOpenError when every instance's breaker refused the call.
    * @throws RegistryUnavailableError when the service was never found and the registry is down.
+   * @throws ConfigError for a per-call option out of range.
    */
-  request<T = unknown>(request: ServiceRequest): Promise<Reply<T>> {
+  request<T = unknown, B = unknown>(request: ServiceRequest<B>): Promise<Reply<T>> {
     const call: Call = {
       service: this.service,
-      method: (request.method ?? 'GET').toUpperCase(),
+      method: request.method === undefined ? 'GET' : request.method.toUpperCase(),
       path: request.path,
       headers: request.headers ?? {},
       ...(request.body === undefined ? {} : { body: request.body }),
-      ...(request.signal === undefined ? {} : { signal: request.signal }),
     };
-    return this.#pipeline(call) as Promise<Reply<T>>;
+    return this.#send(call, this.#context(request)) as Promise<Reply<T>>;
   }
 
   /**
    * GETs `path` and returns the decoded body.
    * @throws UpstreamStatusError for a status outside 2xx, and what {@link request} throws.
    */
-  get<T = unknown>(path: string, options: Omit<ServiceRequest, 'path' | 'method' | 'body'> = {}): Promise<T> {
-    return this.#bodyOf<T>({ ...options, path, method: 'GET' });
+  get<T = unknown>(path: string, options?: CallOptions): Promise<T> {
+    return this.#bodyOf<T>('GET', path, undefined, options);
   }
 
   /**
-   * POSTs `body` (as JSON) to `path` and returns the decoded answer.
+   * HEADs `path` and returns the answer's headers.
    * @throws UpstreamStatusError for a status outside 2xx, and what {@link request} throws.
    */
-  post<T = unknown>(
-    path: string,
-    body: unknown,
-    options: Omit<ServiceRequest, 'path' | 'method' | 'body'> = {},
-  ): Promise<T> {
-    return this.#bodyOf<T>({ ...options, path, method: 'POST', body });
+  async head(path: string, options?: CallOptions): Promise<Readonly<Record<string, string>>> {
+    const reply = await this.request({ ...options, method: 'HEAD', path });
+    return this.#checked(reply).headers;
   }
 
-  /** Releases the transport's connections and the breakers, when the client created them. */
+  /**
+   * DELETEs `path` and returns the decoded answer (often empty).
+   * @throws UpstreamStatusError for a status outside 2xx, and what {@link request} throws.
+   */
+  delete<T = unknown>(path: string, options?: CallOptions): Promise<T> {
+    return this.#bodyOf<T>('DELETE', path, undefined, options);
+  }
+
+  /**
+   * POSTs `body` (as JSON) to `path` and returns the decoded answer. A POST is not retried once
+   * it may have arrived, unless `idempotent: true` or an `Idempotency-Key` header says it may.
+   * @throws UpstreamStatusError for a status outside 2xx, and what {@link request} throws.
+   */
+  post<T = unknown, B = unknown>(path: string, body: B, options?: CallOptions): Promise<T> {
+    return this.#bodyOf<T>('POST', path, body, options);
+  }
+
+  /**
+   * PUTs `body` (as JSON) to `path` and returns the decoded answer.
+   * @throws UpstreamStatusError for a status outside 2xx, and what {@link request} throws.
+   */
+  put<T = unknown, B = unknown>(path: string, body: B, options?: CallOptions): Promise<T> {
+    return this.#bodyOf<T>('PUT', path, body, options);
+  }
+
+  /**
+   * PATCHes `path` with `body` (as JSON) and returns the decoded answer; like POST, not repeated
+   * unless marked idempotent.
+   * @throws UpstreamStatusError for a status outside 2xx, and what {@link request} throws.
+   */
+  patch<T = unknown, B = unknown>(path: string, body: B, options?: CallOptions): Promise<T> {
+    return this.#bodyOf<T>('PATCH', path, body, options);
+  }
+
+  /** Releases the transport's connections, the stages' subscriptions, and the breakers when the client made them. */
   async close(): Promise<void> {
+    this.#stack.close();
     if (this.#ownsBreakers) this.breakers?.dispose();
     if (this.#ownsTransport) await this.#transport.close();
   }
 
-  async #bodyOf<T>(request: ServiceRequest): Promise<T> {
-    const reply = await this.request<T>(request);
+  async #bodyOf<T>(method: string, path: string, body: unknown, options: CallOptions | undefined): Promise<T> {
+    const reply = await this.request<T>(
+      options === undefined ? { method, path, body } : { ...options, method, path, body },
+    );
+    return this.#checked(reply).body;
+  }
+
+  #checked<T>(reply: Reply<T>): Reply<T> {
     if (reply.status < 200 || reply.status > 299) {
       throw new UpstreamStatusError(this.service, reply.instance.id, reply.status, reply.body);
     }
-    return reply.body;
+    return reply;
   }
 
-  async #attempt(call: Call): Promise<Reply> {
-    const known = await this.#discovery.instances(call.service);
-    const candidates = call.avoid === undefined ? known : known.filter((i) => !call.avoid?.has(i.id));
-    const instance = this.strategy.select(candidates, call);
-    if (instance === undefined) throw noInstance(call.service, known, candidates);
-    // withCall keeps a deadline's lazily made signal, which a spread would drop.
-    return this.#send(withCall(call, { instance }) as Attempt);
+  #context(options: CallOptions): CallContext {
+    const inbound = inboundScope.current();
+    let deadline = inbound?.deadline;
+    const timeoutMs = options.timeoutMs;
+    if (timeoutMs !== undefined) {
+      if (!(Number.isFinite(timeoutMs) && timeoutMs > 0)) {
+        throw new ConfigError('timeoutMs', `must be a positive number of milliseconds, got ${timeoutMs}`);
+      }
+      const own = this.#clock.now() + timeoutMs;
+      deadline = deadline === undefined ? own : Math.min(deadline, own);
+    }
+    const mine = options.signal;
+    const theirs = inbound?.signal;
+    const signal = mine === undefined ? theirs : theirs === undefined ? mine : AbortSignal.any([mine, theirs]);
+    return new CallContext({
+      ...(signal === undefined ? {} : { signal }),
+      ...(deadline === undefined ? {} : { deadline }),
+      ...(options.retry === false ? { retry: false } : {}),
+      ...(options.idempotent === undefined ? {} : { idempotent: options.idempotent }),
+    });
   }
+}
+
+/** A stage switched off: present by name, so that edits can refer to it, but left out of the chain. */
+function off(name: string, role: Stage['role'], level: Stage['level']): Stage {
+  return { name, role, level, make: () => undefined };
+}
+
+/**
+ * The "select" stage: discovery's instances, minus those the attempt must avoid, through the
+ * strategy (a LoadBalancer applies routing rules and skips ejected instances first). It writes
+ * the instance into the attempt's context, tells the strategy when the attempt starts and
+ * ends, and reports the pick and the attempt to telemetry.
+ */
+function selectStage(source: InstanceSource, strategy: Strategy): Stage {
+  return {
+    name: 'select',
+    role: 'select',
+    make(env: StageEnv): Filter {
+      const { clock, telemetry } = env;
+      const feedback = strategy.usesFeedback;
+      const balancer = strategy instanceof LoadBalancer ? strategy : undefined;
+      return async (call, context, next) => {
+        const known = await source.instances(call.service);
+        const avoid = context.avoid;
+        const candidates = avoid === undefined ? known : known.filter((i) => !avoid.has(i.id));
+        const instance = strategy.select(candidates, call);
+        if (instance === undefined) throw noInstance(call.service, known, candidates);
+        context.instance = instance;
+        const observed = telemetry.enabled;
+        if (!feedback && !observed) return next(call, context);
+        if (observed) {
+          telemetry.emit({
+            type: 'instance-picked',
+            service: call.service,
+            instance: instance.id,
+            attempt: context.attempt,
+            strategy: strategy.name,
+            route: balancer?.lastRoute,
+            panic: balancer?.panicking ?? false,
+          });
+          telemetry.emit({
+            type: 'attempt-started',
+            service: call.service,
+            instance: instance.id,
+            attempt: context.attempt,
+          });
+        }
+        if (feedback) strategy.attemptStarted(instance);
+        const started = clock.now();
+        let reply: Reply | undefined;
+        let error: unknown;
+        try {
+          reply = await next(call, context);
+          return reply;
+        } catch (caught) {
+          error = caught;
+          throw caught;
+        } finally {
+          const durationMs = clock.now() - started;
+          const failed = reply === undefined || reply.status >= 500;
+          if (feedback) strategy.attemptEnded(instance, durationMs, failed);
+          if (telemetry.enabled) {
+            telemetry.emit({
+              type: 'attempt-ended',
+              service: call.service,
+              instance: instance.id,
+              attempt: context.attempt,
+              outcome: reply === undefined && context.aborted ? 'cancelled' : failed ? 'failure' : 'success',
+              status: reply?.status,
+              error: reply === undefined ? codeOf(error) : undefined,
+              durationMs,
+            });
+          }
+        }
+      };
+    },
+  };
+}
+
+/** The "transport" stage: sends the attempt, with the remaining time in {@link timeoutHeader} when the call has a deadline. */
+function transportStage(transport: Transport): Stage {
+  return {
+    name: 'transport',
+    role: 'transport',
+    level: 'attempt',
+    make(env: StageEnv): Filter {
+      const { clock } = env;
+      return (call, context) => {
+        const instance = context.instance;
+        if (instance === undefined) {
+          return Promise.reject(
+            new ConfigError('stack.transport', 'no instance chosen: the stack needs a "select" stage'),
+          );
+        }
+        const remaining = context.remainingMs(clock.now());
+        const sent =
+          remaining === undefined
+            ? call
+            : { ...call, headers: { ...call.headers, [timeoutHeader]: String(Math.floor(remaining)) } };
+        return transport.send(sent, instance, context);
+      };
+    },
+  };
+}
+
+function codeOf(error: unknown): string {
+  if (typeof error === 'object' && error !== null && 'code' in error && typeof error.code === 'string')
+    return error.code;
+  return error instanceof Error ? error.name : 'error';
 }
 
 function noInstance(

@@ -5,6 +5,7 @@ import {
   ConnectionError,
   instanceOrigin,
   type Call,
+  type CallContext,
   type Disposable,
   type Event,
   type Reply,
@@ -88,17 +89,12 @@ export class UndiciTransport implements Transport {
   }
 
   /**
-   * Sends `call` to `instance`; the signal that cancels it comes from `context` when given (the
-   * call stack's), else from the call.
+   * Sends `call` to `instance`; the signal that cancels it comes from `context` (read once: a
+   * stack's context makes its signal on first read).
    * @throws ConnectionError when no answer came; the signal's reason when it aborted the request.
    */
-  async send(
-    call: Call,
-    instance: ServiceInstance,
-    context?: { readonly signal?: AbortSignal | undefined },
-  ): Promise<Reply> {
-    // Read once: a stack's context makes its signal on first read.
-    const signal = context === undefined ? call.signal : context.signal;
+  async send(call: Call, instance: ServiceInstance, context: CallContext): Promise<Reply> {
+    const signal = context.signal;
     const pool = this.#pool(instanceOrigin(instance));
     const json = call.body !== undefined && isJsonPayload(call.body);
     try {
@@ -117,7 +113,7 @@ export class UndiciTransport implements Transport {
         instance,
       };
     } catch (error) {
-      if (signal?.aborted) throw signal.reason;
+      if (signal?.aborted === true) throw signal.reason;
       throw new ConnectionError(call.service, instance.id, !notSentCodes.has(errorCode(error) ?? ''), error);
     }
   }

@@ -1,12 +1,14 @@
 import {
+  CallContext,
   ConfigError,
   ConnectionError,
   ManualClock,
-  type Attempt,
+  type Call,
+  type FaultInjected,
   type Reply,
   type ServiceInstance,
 } from '@trellis/core';
-import { FaultInjector, ServiceClient, type FaultInjected, type FaultRule } from '@trellis/client';
+import { FaultInjector, ServiceClient, type FaultRule } from '@trellis/client';
 import { Discovery, MemoryRegistry } from '@trellis/registry';
 import { startServer, type TestServer } from './http-fixtures.js';
 
@@ -30,6 +32,20 @@ const instance: ServiceInstance = {
   tags: [],
   meta: { weight: 1, labels: {} },
 };
+/** A call with what its context carries (the instance, the signal), as these tests write it. */
+interface Attempt extends Call {
+  readonly instance: ServiceInstance;
+  readonly signal?: AbortSignal;
+}
+
+/** Runs the injector's filter on an attempt, as the stack would with the instance chosen. */
+function inject(faults: FaultInjector, a: Attempt, next: (a: Attempt) => Promise<Reply>): Promise<Reply> {
+  const { instance: chosen, signal, ...call } = a;
+  const context = new CallContext(signal === undefined ? {} : { signal });
+  context.instance = chosen;
+  return faults.filter(call, context, (c, x) => next({ ...c, instance: x.instance as ServiceInstance }));
+}
+
 const attempt = (overrides: Partial<Attempt> = {}): Attempt => ({
   service: 'users',
   method: 'GET',
@@ -55,7 +71,7 @@ describe('FaultInjector', () => {
     const clock = new ManualClock();
     const faults = new FaultInjector({ clock, rules: [{ delay: { percent: 100, ms: 500 } }] });
     let done = false;
-    const reply = faults.filter(attempt(), ok).then((r) => {
+    const reply = inject(faults, attempt(), ok).then((r) => {
       done = true;
       return r;
     });
@@ -69,7 +85,7 @@ describe('FaultInjector', () => {
   it('aborts a matched call with the given status, without sending it', async () => {
     const faults = new FaultInjector({ rules: [{ abort: { percent: 100, status: 503 } }] });
     let sent = 0;
-    const reply = await faults.filter(attempt(), (a) => {
+    const reply = await inject(faults, attempt(), (a) => {
       sent++;
       return ok(a);
     });
@@ -82,7 +98,7 @@ describe('FaultInjector', () => {
     const reset = new FaultInjector({ rules: [{ abort: { percent: 100, connection: 'reset' } }] });
     const thrown = async (f: FaultInjector): Promise<ConnectionError> => {
       try {
-        await f.filter(attempt(), ok);
+        await inject(f, attempt(), ok);
       } catch (error) {
         if (ConnectionError.is(error)) return error;
         throw error;
@@ -98,7 +114,7 @@ describe('FaultInjector', () => {
   it('hits the configured share of calls: 10% within 1.5 points over 10 000 seeded calls', async () => {
     const faults = new FaultInjector({ random: seeded(41), rules: [{ abort: { percent: 10, status: 500 } }] });
     let aborted = 0;
-    for (let i = 0; i < 10_000; i++) if ((await faults.filter(attempt(), ok)).status === 500) aborted++;
+    for (let i = 0; i < 10_000; i++) if ((await inject(faults, attempt(), ok)).status === 500) aborted++;
     expect(Math.abs(aborted / 10_000 - 0.1)).toBeLessThan(0.015);
   });
 
@@ -110,13 +126,13 @@ describe('FaultInjector', () => {
       random: seeded(42),
       rules: [{ name: 'both', delay: { percent: 100, ms: 20 }, abort: { percent: 100, status: 502 } }],
     });
-    faults.onInjected((e) => seen.push(e));
-    const reply = faults.filter(attempt(), ok);
+    faults.onFaultInjected((e) => seen.push(e));
+    const reply = inject(faults, attempt(), ok);
     await clock.advanceAsync(20);
     expect((await reply).status).toBe(502);
     expect(seen).toEqual([
-      { kind: 'delay', rule: 'both', service: 'users', instance: 'users-1' },
-      { kind: 'abort', rule: 'both', service: 'users', instance: 'users-1' },
+      { type: 'fault-injected', kind: 'delay', rule: 'both', service: 'users', instance: 'users-1' },
+      { type: 'fault-injected', kind: 'abort', rule: 'both', service: 'users', instance: 'users-1' },
     ]);
   });
 
@@ -137,13 +153,13 @@ describe('FaultInjector', () => {
       ],
     });
     const hit = attempt({ method: 'POST', headers: { 'x-test': 'chaos' } });
-    expect((await faults.filter(hit, ok)).status).toBe(503);
-    expect((await faults.filter({ ...hit, service: 'mail' }, ok)).status).toBe(200);
-    expect((await faults.filter({ ...hit, method: 'GET' }, ok)).status).toBe(200);
-    expect((await faults.filter({ ...hit, path: '/mail' }, ok)).status).toBe(200);
-    expect((await faults.filter({ ...hit, headers: {} }, ok)).status).toBe(200);
+    expect((await inject(faults, hit, ok)).status).toBe(503);
+    expect((await inject(faults, { ...hit, service: 'mail' }, ok)).status).toBe(200);
+    expect((await inject(faults, { ...hit, method: 'GET' }, ok)).status).toBe(200);
+    expect((await inject(faults, { ...hit, path: '/mail' }, ok)).status).toBe(200);
+    expect((await inject(faults, { ...hit, headers: {} }, ok)).status).toBe(200);
     const otherCaller = new FaultInjector({ caller: 'chat', rules: faults.rules });
-    expect((await otherCaller.filter(hit, ok)).status).toBe(200);
+    expect((await inject(otherCaller, hit, ok)).status).toBe(200);
   });
 
   it('applies the first matching rule only', async () => {
@@ -153,22 +169,22 @@ describe('FaultInjector', () => {
         { abort: { percent: 100, status: 500 } },
       ],
     });
-    expect((await faults.filter(attempt(), ok)).status).toBe(503);
-    expect((await faults.filter(attempt({ path: '/mail' }), ok)).status).toBe(500);
+    expect((await inject(faults, attempt(), ok)).status).toBe(503);
+    expect((await inject(faults, attempt({ path: '/mail' }), ok)).status).toBe(500);
   });
 
   it("rejects with the signal's reason when the call is cancelled during a delay", async () => {
     const clock = new ManualClock();
     const faults = new FaultInjector({ clock, rules: [{ delay: { percent: 100, ms: 1_000 } }] });
     const controller = new AbortController();
-    const reply = faults.filter(attempt({ signal: controller.signal }), ok);
+    const reply = inject(faults, attempt({ signal: controller.signal }), ok);
     controller.abort(new Error('caller gave up'));
     await expect(reply).rejects.toThrow('caller gave up');
     expect(clock.pendingTimers).toBe(0);
   });
 
   it('passes every call through with no rules', async () => {
-    expect((await new FaultInjector().filter(attempt(), ok)).body).toBe('real');
+    expect((await inject(new FaultInjector(), attempt(), ok)).body).toBe('real');
   });
 
   it('replaces its rules whole, or refuses them naming the field and keeps the old ones', async () => {
@@ -179,9 +195,9 @@ describe('FaultInjector', () => {
         .field,
     ).toBe('faults[1].abort.percent');
     expect(faults.rules).toEqual(rules);
-    expect((await faults.filter(attempt(), ok)).status).toBe(503);
+    expect((await inject(faults, attempt(), ok)).status).toBe(503);
     faults.update([]);
-    expect((await faults.filter(attempt(), ok)).status).toBe(200);
+    expect((await inject(faults, attempt(), ok)).status).toBe(200);
   });
 
   it.each([
@@ -223,7 +239,7 @@ describe('FaultInjector in a ServiceClient over real HTTP', () => {
     const faults = new FaultInjector({
       rules: [{ match: { headers: { 'x-chaos': 'on' } }, abort: { percent: 100, status: 503 } }],
     });
-    const client = new ServiceClient({ service: 'users', discovery, attemptFilters: [faults.filter] });
+    const client = new ServiceClient({ service: 'users', discovery, faults });
     try {
       const aborted = await client.request({ path: '/users/1', headers: { 'x-chaos': 'on' } });
       expect(aborted.status).toBe(503);
@@ -239,7 +255,7 @@ describe('FaultInjector in a ServiceClient over real HTTP', () => {
   it('holds a delayed call until the clock has moved by the delay', async () => {
     const clock = new ManualClock();
     const faults = new FaultInjector({ clock, rules: [{ delay: { percent: 100, ms: 2_000 } }] });
-    const client = new ServiceClient({ service: 'users', discovery, attemptFilters: [faults.filter] });
+    const client = new ServiceClient({ service: 'users', discovery, faults });
     try {
       const reply = client.get<{ servedBy: string }>('/users/1');
       await clock.advanceAsync(1_999);

@@ -1,7 +1,7 @@
 import type http from 'node:http';
-import { compose, type Call, type ServiceInstance } from '@trellis/core';
-import { AxiosTransport, ServiceClient } from '@trellis/client';
-import { deadline, Hedging, TimeoutError, withCall } from '@trellis/resilience';
+import { filterStage, type ServiceInstance, type TelemetryEvent } from '@trellis/core';
+import { ServiceClient } from '@trellis/client';
+import { TimeoutError } from '@trellis/resilience';
 import { Discovery, MemoryRegistry } from '@trellis/registry';
 import { startServer, type TestServer } from './http-fixtures.js';
 
@@ -57,15 +57,37 @@ describe('timeouts and retries over real HTTP', () => {
   it('a deadline cancels the request in flight through the signal it hands down', async () => {
     const slow = await slowServer('users-1');
     servers.push(slow.server);
-    const transport = new AxiosTransport();
-    const instance = slow.server.instance;
-    const send = compose([deadline(150)], (call: Call) => transport.send(withCall(call, { instance }), instance));
-    const error: unknown = await send({ service: 'users', method: 'GET', path: '/slow', headers: {} }).catch(
-      (e: unknown) => e,
-    );
+    await register(slow.server.instance);
+    const client = new ServiceClient({ service: 'users', discovery, deadlineMs: 150 });
+    clients.push(client);
+    const error: unknown = await client.get('/slow').catch((e: unknown) => e);
     expect(error).toMatchObject({ code: 'TIMEOUT', scope: 'deadline' });
     await slow.closed;
-    await transport.close();
+  });
+
+  it('a filter that copies the call with a spread below the timeout still lets the timeout cancel the request', async () => {
+    const slow = await slowServer('users-1');
+    servers.push(slow.server);
+    await register(slow.server.instance);
+    const client = new ServiceClient({
+      service: 'users',
+      discovery,
+      retry: false,
+      attemptTimeoutMs: 150,
+      stack: (s) =>
+        s.insertAfter(
+          'attempt-timeout',
+          filterStage(
+            'stamp',
+            (call, context, next) => next({ ...call, headers: { ...call.headers, 'x-caller': 'forum' } }, context),
+            'attempt',
+          ),
+        ),
+    });
+    clients.push(client);
+    const error: unknown = await client.get('/users/1').catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: 'TIMEOUT', scope: 'attempt' });
+    await slow.closed; // the request was aborted, not left to run
   });
 
   it('a retry goes to another real instance when the first answers 503', async () => {
@@ -113,25 +135,29 @@ describe('timeouts and retries over real HTTP', () => {
     await slow.closed;
   });
 
-  it('a hedged call is answered by another real instance while the first is slow', async () => {
+  it('a hedged call, under P2C and the default attempt timeout, goes to another instance than the slow first one', async () => {
     const slow = await slowServer('users-1');
     const fast = await startServer('users-2');
-    servers.push(slow.server, fast);
-    await register(slow.server.instance);
-    await register(fast.instance);
-    const hedging = new Hedging({ delayMs: 50 });
-    const client = new ServiceClient({
-      service: 'users',
-      discovery,
-      strategy: 'round-robin',
-      retry: false,
-      filters: [hedging.filter],
-      attemptFilters: [hedging.attemptFilter],
-    });
+    const other = await startServer('users-3');
+    servers.push(slow.server, fast, other);
+    for (const s of [slow.server, fast, other]) await register(s.instance);
+    // P2C over peak EWMA, the default; with random() = 0 its first pick is the first instance, the slow one.
+    const client = new ServiceClient({ service: 'users', discovery, random: () => 0, hedging: { delayMs: 50 } });
     clients.push(client);
+    const events: TelemetryEvent[] = [];
+    client.onEvent((e) => events.push(e));
 
-    expect(await client.get('/users/1')).toEqual({ servedBy: 'users-2' });
+    const answer = await client.get<{ servedBy: string }>('/users/1');
+    expect(answer.servedBy).not.toBe('users-1');
     await slow.received; // the first attempt did go to the slow instance
-    expect(fast.requests).toHaveLength(1);
+    await slow.closed; // and was cancelled once the hedge answered
+    // The hedge knew where the first attempt went (the attempt timeout's own signal no longer hides it).
+    expect(events.filter((e) => e.type === 'hedge-sent')).toEqual([
+      { type: 'hedge-sent', service: 'users', firstInstance: 'users-1' },
+    ]);
+    const picks = events.filter((e) => e.type === 'instance-picked').map((e) => e.instance);
+    expect(picks[0]).toBe('users-1');
+    expect(picks[1]).not.toBe('users-1');
+    expect(slow.server.requests.length + fast.requests.length + other.requests.length).toBeLessThanOrEqual(2);
   });
 });

@@ -1,14 +1,15 @@
 import {
+  ConfigError,
   ConnectionError,
+  filterStage,
   NoInstancesError,
   UpstreamStatusError,
-  type Attempt,
   type Filter,
-  type Reply,
   type ServiceInstance,
+  type TelemetryEvent,
 } from '@trellis/core';
 import { ServiceClient } from '@trellis/client';
-import { CircuitBreakerRegistry, withCall } from '@trellis/resilience';
+import { CircuitBreakerRegistry, Retry, Timeout } from '@trellis/resilience';
 import { Discovery, MemoryRegistry } from '@trellis/registry';
 import { deadInstance, startServer, type TestServer } from './http-fixtures.js';
 
@@ -156,9 +157,9 @@ describe('ServiceClient over real HTTP', () => {
     const log: string[] = [];
     const named =
       (name: string): Filter =>
-      async (call, next) => {
+      async (call, context, next) => {
         log.push(`${name}>`);
-        const reply = await next({ ...call, headers: { ...call.headers, [`x-${name}`]: '1' } });
+        const reply = await next({ ...call, headers: { ...call.headers, [`x-${name}`]: '1' } }, context);
         log.push(`<${name}:${reply.instance.id}`);
         return reply;
       };
@@ -171,7 +172,7 @@ describe('ServiceClient over real HTTP', () => {
     }
   });
 
-  it('runs its attempt filters once per attempt, each seeing the instance chosen for it', async () => {
+  it('runs a stage inserted after "attempt-timeout" once per attempt, each seeing the instance chosen for it in the context', async () => {
     const live = await startServer('users-1', (req, _body, res) => {
       res.setHeader('content-type', 'application/json');
       res.end(JSON.stringify({ attemptOn: req.headers['x-attempt-on'] }));
@@ -181,18 +182,18 @@ describe('ServiceClient over real HTTP', () => {
     await register(await deadInstance('users-dead'));
     const seen: string[] = [];
     const signals: Array<boolean | undefined> = [];
-    const stamp: Filter<Attempt, Reply> = (attempt, next) => {
-      seen.push(attempt.instance.id);
-      // withCall, not a spread: it keeps the attempt timeout's signal, which cancels the request.
-      const stamped = withCall(attempt, { headers: { ...attempt.headers, 'x-attempt-on': attempt.instance.id } });
-      signals.push(stamped.signal?.aborted);
-      return next(stamped);
+    const stamp: Filter = (call, context, next) => {
+      const id = context.instance?.id ?? '';
+      seen.push(id);
+      // A plain spread: the signal travels in the context, not on the call.
+      signals.push(context.signal?.aborted);
+      return next({ ...call, headers: { ...call.headers, 'x-attempt-on': id } }, context);
     };
     const filtered = new ServiceClient({
       service: 'users',
       discovery,
       strategy: 'round-robin',
-      attemptFilters: [stamp],
+      stack: (stack) => stack.insertAfter('attempt-timeout', filterStage('stamp', stamp, 'attempt')),
     });
     try {
       // Round robin starts on the first registered; the dead one refuses and failover tries the other.
@@ -213,7 +214,7 @@ describe('ServiceClient over real HTTP', () => {
     const [good] = await serve('users-good');
     servers.push(failing);
     await register(failing.instance);
-    const breakers = new CircuitBreakerRegistry({ minimumCalls: 4, failureRateThreshold: 50 });
+    const breakers = new CircuitBreakerRegistry({ minimumCalls: 4, failureRateThreshold: 0.5 });
     const governed = new ServiceClient({
       service: 'users',
       discovery,
@@ -264,5 +265,169 @@ describe('ServiceClient over real HTTP', () => {
     } finally {
       await routed.close();
     }
+  });
+
+  it('is one stack of named stages, which refuses a second retry, breaker or timeout added by hand', () => {
+    expect(client.stages).toEqual([
+      'deadline',
+      'retry',
+      'hedging',
+      'select',
+      'breaker',
+      'attempt-timeout',
+      'fault-injection',
+      'transport',
+    ]);
+    const refused = (make: () => unknown): string | undefined => {
+      try {
+        make();
+      } catch (error) {
+        return ConfigError.is(error) ? error.field : 'not a ConfigError';
+      }
+      return undefined;
+    };
+    expect(refused(() => new ServiceClient({ service: 'users', discovery, filters: [new Retry()] }))).toBe(
+      'stack.retry',
+    );
+    expect(
+      refused(
+        () =>
+          new ServiceClient({
+            service: 'users',
+            discovery,
+            stack: (s) => s.insertAfter('select', new Timeout({ timeoutMs: 50 })),
+          }),
+      ),
+    ).toBe('stack.attempt-timeout');
+    const breakers = new CircuitBreakerRegistry();
+    expect(
+      refused(
+        () =>
+          new ServiceClient({
+            service: 'users',
+            discovery,
+            stack: (s) =>
+              s.insertBefore('transport', { ...filterStage('breaker-2', (c, x, n) => n(c, x)), role: 'breaker' }),
+          }),
+      ),
+    ).toBe('stack.breaker');
+    breakers.dispose();
+    // Replacing the built-in one is the way to have another.
+    const replaced = new ServiceClient({
+      service: 'users',
+      discovery,
+      stack: (s) => s.replace('retry', new Retry({ maxAttempts: 5 })).remove('hedging'),
+    });
+    expect(replaced.stages).not.toContain('hedging');
+    void replaced.close();
+  });
+
+  it('offers get, head, post, put, patch, delete and request, with per-call headers, timeout, retry off and idempotency', async () => {
+    const echo = await startServer('users-1', (req, body, res) => {
+      res.setHeader('content-type', 'application/json');
+      res.setHeader('x-method', req.method ?? '');
+      res.end(
+        req.method === 'HEAD'
+          ? undefined
+          : JSON.stringify({
+              method: req.method,
+              body: body === '' ? null : JSON.parse(body),
+              timeout: req.headers['x-trellis-timeout-ms'] ?? null,
+            }),
+      );
+    });
+    servers.push(echo);
+    await register(echo.instance);
+    interface Echo {
+      readonly method: string;
+      readonly body: unknown;
+      readonly timeout: string | null;
+    }
+    expect(await client.get<Echo>('/users/1')).toEqual({ method: 'GET', body: null, timeout: null });
+    expect(await client.post<Echo, { name: string }>('/users', { name: 'Ada' })).toMatchObject({
+      method: 'POST',
+      body: { name: 'Ada' },
+    });
+    expect(await client.put<Echo>('/users/1', { name: 'Ada' })).toMatchObject({ method: 'PUT' });
+    expect(await client.patch<Echo>('/users/1', { name: 'Grace' })).toMatchObject({
+      method: 'PATCH',
+      body: { name: 'Grace' },
+    });
+    expect(await client.delete<Echo>('/users/1')).toMatchObject({ method: 'DELETE' });
+    expect((await client.head('/users/1'))['x-method']).toBe('HEAD');
+    const timed = await client.get<Echo>('/users/1', { timeoutMs: 5_000 });
+    // The remaining time travels with the request, in whole milliseconds.
+    expect(Number(timed.timeout)).toBeGreaterThan(4_000);
+    expect(Number(timed.timeout)).toBeLessThanOrEqual(5_000);
+    await expect(client.get('/users/1', { timeoutMs: -1 })).rejects.toMatchObject({
+      code: 'INVALID_CONFIG',
+      field: 'timeoutMs',
+    });
+  });
+
+  it('makes one attempt for a call with retry: false, and retries a POST marked idempotent', async () => {
+    let calls = 0;
+    const flaky = await startServer('users-1', (_req, _body, res) => {
+      calls++;
+      res.statusCode = calls <= 2 ? 503 : 200;
+      res.setHeader('content-type', 'application/json');
+      res.end('{}');
+    });
+    servers.push(flaky);
+    await register(flaky.instance);
+    const reply = await client.request({ path: '/users/1', retry: false });
+    expect(reply.status).toBe(503);
+    expect(calls).toBe(1);
+    await expect(client.post('/users', {}, { idempotent: true })).resolves.toEqual({});
+    expect(calls).toBe(3);
+  });
+
+  it('reports every decision to its telemetry: the pick and why, the attempt, the retry', async () => {
+    const failing = await startServer('users-bad', (_req, _body, res) => {
+      res.statusCode = 503;
+      res.end('{}');
+    });
+    servers.push(failing);
+    await register(failing.instance);
+    await serve('users-good');
+    const events: TelemetryEvent[] = [];
+    const observed = new ServiceClient({
+      service: 'users',
+      discovery,
+      strategy: 'round-robin',
+      retry: { random: () => 0 },
+    });
+    observed.onEvent((e) => events.push(e));
+    // A listener that throws is logged and ignored: the call goes on.
+    observed.onEvent(() => {
+      throw new Error('a bug in a metrics listener');
+    });
+    const original = console.error;
+    console.error = () => undefined;
+    try {
+      expect(await observed.get('/users/1')).toEqual({ servedBy: 'users-good' });
+    } finally {
+      console.error = original;
+      await observed.close();
+    }
+    expect(events.map((e) => e.type)).toEqual([
+      'instance-picked',
+      'attempt-started',
+      'attempt-ended',
+      'retry-scheduled',
+      'instance-picked',
+      'attempt-started',
+      'attempt-ended',
+    ]);
+    expect(events[0]).toMatchObject({
+      instance: 'users-bad',
+      attempt: 1,
+      strategy: 'round-robin',
+      route: undefined,
+      panic: false,
+    });
+    expect(events[2]).toMatchObject({ outcome: 'failure', status: 503, attempt: 1 });
+    expect(events[3]).toMatchObject({ reason: 'HTTP 503', instance: 'users-bad' });
+    expect(events[6]).toMatchObject({ instance: 'users-good', outcome: 'success', status: 200, attempt: 2 });
   });
 });

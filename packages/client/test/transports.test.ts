@@ -1,6 +1,7 @@
 import { once } from 'node:events';
 import type { Socket } from 'node:net';
 import {
+  CallContext,
   ConfigError,
   ConnectionError,
   ManualClock,
@@ -74,6 +75,7 @@ describe.each<TransportName>(['axios', 'undici'])('the %s transport over real HT
           body: { name: 'Ada' },
         }),
         server.instance,
+        new CallContext(),
       );
       expect(reply.status).toBe(201);
       expect(reply.body).toEqual({ got: { name: 'Ada' }, header: 'abc' });
@@ -91,9 +93,13 @@ describe.each<TransportName>(['axios', 'undici'])('the %s transport over real HT
         } else res.end(`echo ${body}`);
       });
       const transport = make();
-      const text = await transport.send(call({ method: 'POST', path: '/echo', body: 'plain words' }), server.instance);
+      const text = await transport.send(
+        call({ method: 'POST', path: '/echo', body: 'plain words' }),
+        server.instance,
+        new CallContext(),
+      );
       expect(text.body).toBe('echo plain words');
-      const empty = await transport.send(call({ path: '/empty' }), server.instance);
+      const empty = await transport.send(call({ path: '/empty' }), server.instance, new CallContext());
       expect(empty).toMatchObject({ status: 204, body: '' });
     });
 
@@ -114,11 +120,11 @@ describe.each<TransportName>(['axios', 'undici'])('the %s transport over real HT
         res.end(JSON.stringify({ error: req.url }));
       });
       const transport = make();
-      expect(await transport.send(call({ path: '/missing' }), server.instance)).toMatchObject({
+      expect(await transport.send(call({ path: '/missing' }), server.instance, new CallContext())).toMatchObject({
         status: 404,
         body: { error: '/missing' },
       });
-      expect(await transport.send(call({ path: '/busy' }), server.instance)).toMatchObject({
+      expect(await transport.send(call({ path: '/busy' }), server.instance, new CallContext())).toMatchObject({
         status: 503,
         body: { error: '/busy' },
       });
@@ -127,7 +133,7 @@ describe.each<TransportName>(['axios', 'undici'])('the %s transport over real HT
     it('fails a refused connection with a ConnectionError that says the call was not sent', async () => {
       const dead = await deadInstance('users-dead');
       const error: unknown = await make()
-        .send(call(), dead)
+        .send(call(), dead, new CallContext())
         .catch((e: unknown) => e);
       expect(ConnectionError.is(error)).toBe(true);
       expect(error).toMatchObject({ code: 'CONNECTION_FAILED', sent: false, retryable: true, instance: 'users-dead' });
@@ -136,7 +142,7 @@ describe.each<TransportName>(['axios', 'undici'])('the %s transport over real HT
     it('fails a connection reset mid-call with a ConnectionError that says the call may have run', async () => {
       const server = await serve('users-1', (req) => req.socket.destroy());
       const error: unknown = await make()
-        .send(call(), server.instance)
+        .send(call(), server.instance, new CallContext())
         .catch((e: unknown) => e);
       expect(ConnectionError.is(error)).toBe(true);
       expect(error).toMatchObject({ sent: true, service: 'users', instance: 'users-1' });
@@ -146,7 +152,7 @@ describe.each<TransportName>(['axios', 'undici'])('the %s transport over real HT
       const server = await serve('users-1', () => undefined); // never answers
       const controller = new AbortController();
       const arrived = once(server.server, 'request') as Promise<[unknown, NodeJS.EventEmitter]>;
-      const sent = make().send(call({ signal: controller.signal }), server.instance);
+      const sent = make().send(call(), server.instance, new CallContext({ signal: controller.signal }));
       const [, response] = await arrived;
       const cancelled = once(response, 'close');
       const reason = new Error('the caller gave up');
@@ -159,7 +165,7 @@ describe.each<TransportName>(['axios', 'undici'])('the %s transport over real HT
       const server = await serve('users-1');
       const connected = once(server.server, 'connection') as Promise<[Socket]>;
       const transport = make();
-      await transport.send(call(), server.instance);
+      await transport.send(call(), server.instance, new CallContext());
       const [socket] = await connected;
       expect(socket.destroyed).toBe(false); // kept alive between calls
       await transport.close();
@@ -280,10 +286,10 @@ describe('UndiciTransport pools', () => {
     const transport = new UndiciTransport({ maxPools: 2 });
     const [a, b, c] = await Promise.all([serve('users-a'), serve('users-b'), serve('users-c')]);
     try {
-      await transport.send(call(), a.server.instance);
-      await transport.send(call(), b.server.instance);
-      await transport.send(call(), a.server.instance); // a is now the most recently used
-      await transport.send(call(), c.server.instance);
+      await transport.send(call(), a.server.instance, new CallContext());
+      await transport.send(call(), b.server.instance, new CallContext());
+      await transport.send(call(), a.server.instance, new CallContext()); // a is now the most recently used
+      await transport.send(call(), c.server.instance, new CallContext());
       expect(transport.pools).toBe(2);
       const [socketB] = await b.connected;
       await closed(socketB);
@@ -298,7 +304,7 @@ describe('UndiciTransport pools', () => {
     const transport = new UndiciTransport();
     await transport.close();
     const { server } = await serve('users-a');
-    await expect(transport.send(call(), server.instance)).rejects.toMatchObject({ code: 'CLOSED' });
+    await expect(transport.send(call(), server.instance, new CallContext())).rejects.toMatchObject({ code: 'CLOSED' });
     expect(() => new UndiciTransport({ maxPools: 0 })).toThrow(ConfigError);
     const registry = new MemoryRegistry();
     const discovery = new Discovery(registry);

@@ -1,6 +1,11 @@
+import type { CallContext } from './call-context.js';
 import type { ServiceInstance } from './service-instance.js';
 
-/** An outbound HTTP call to a service, named by the service, never by an address. */
+/**
+ * An outbound HTTP call to a service, named by the service, never by an address. A call is
+ * plain data: what travels beside it (the signal, the deadline, the attempt, the chosen
+ * instance) is in its {@link CallContext}, so copying a call with a spread loses nothing.
+ */
 export interface Call {
   /** Logical name of the target service. */
   readonly service: string;
@@ -11,18 +16,6 @@ export interface Call {
   readonly headers: Readonly<Record<string, string>>;
   /** Request body; objects are sent as JSON. */
   readonly body?: unknown;
-  /** Cancels the call when aborted. */
-  readonly signal?: AbortSignal;
-  /** Ids of instances this call must not be sent to (ones an earlier attempt found dead). */
-  readonly avoid?: ReadonlySet<string>;
-}
-
-/**
- * A call with its instance chosen: what per-attempt filters (a per-instance breaker, a timeout,
- * fault injection) and the transport see. One {@link Call} may make several attempts.
- */
-export interface Attempt extends Call {
-  readonly instance: ServiceInstance;
 }
 
 /** The answer to a {@link Call}: whatever HTTP status the instance answered with. */
@@ -34,33 +27,34 @@ export interface Reply<T = unknown> {
   readonly instance: ServiceInstance;
 }
 
-/** A call as a function (Finagle's "your server as a function"). */
-export type Service<C = Call, R = Reply> = (call: C) => Promise<R>;
+/** A call as a function (Finagle's "your server as a function"): the call, and its context beside it. */
+export type Service = (call: Call, context: CallContext) => Promise<Reply>;
 
 /**
  * One governance concern around a {@link Service}: it may change the call, decide not to make
- * it, retry it, or observe the reply, and calls `next` to go on.
+ * it, retry it, or observe the reply, and calls `next` to go on. What it learns or decides for
+ * the stages below (an instance, a signal) goes in the context, never in the call.
  *
  * @example
- * const stamp: Filter = (call, next) =>
- *   next({ ...call, headers: { ...call.headers, 'x-caller': 'forum' } });
+ * const stamp: Filter = (call, context, next) =>
+ *   next({ ...call, headers: { ...call.headers, 'x-caller': 'forum' } }, context);
  */
-export type Filter<C = Call, R = Reply> = (call: C, next: Service<C, R>) => Promise<R>;
+export type Filter = (call: Call, context: CallContext, next: Service) => Promise<Reply>;
 
 /**
  * Wraps `service` in `filters`, the first filter outermost. The chain is built once here, so
  * a call through it allocates nothing for the composition itself.
  *
  * @example
- * const send = compose([trace, metrics], service);
- * const reply = await send(call);
+ * const send = compose([stamp], async (call) => ({ status: 204, headers: {}, body: null, instance }));
+ * const reply = await send(call, new CallContext());
  */
-export function compose<C, R>(filters: readonly Filter<C, R>[], service: Service<C, R>): Service<C, R> {
+export function compose(filters: readonly Filter[], service: Service): Service {
   let next = service;
   for (let i = filters.length - 1; i >= 0; i--) {
-    const filter = filters[i] as Filter<C, R>;
+    const filter = filters[i] as Filter;
     const inner = next;
-    next = (call) => filter(call, inner);
+    next = (call, context) => filter(call, context, inner);
   }
   return next;
 }

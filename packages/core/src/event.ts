@@ -18,10 +18,11 @@ export class Emitter<T> {
   readonly #onListenerError: (error: unknown) => void;
 
   /**
-   * @param onListenerError receives what a listener throws. By default the error is rethrown on
-   *   a later tick, so that it is reported as uncaught instead of being lost.
+   * @param onListenerError receives what a listener throws. By default the error is logged
+   *   with `console.error` and the other listeners still run: a bug in a log or metrics listener
+   *   must never crash the service (the rule of opentelemetry-js).
    */
-  constructor(onListenerError: (error: unknown) => void = rethrowLater) {
+  constructor(onListenerError: (error: unknown) => void = logListenerError) {
     this.#onListenerError = onListenerError;
   }
 
@@ -54,8 +55,6 @@ export class Emitter<T> {
   }
 }
 
-function rethrowLater(error: unknown): void {
-  queueMicrotask(() => {
-    throw error;
-  });
+function logListenerError(error: unknown): void {
+  console.error('@trellis: an event listener threw; the event went on to the other listeners', error);
 }

@@ -1,6 +1,9 @@
 export { compose } from './call.js';
-export type { Attempt, Call, Reply, Service, Filter } from './call.js';
+export type { Call, Filter, Reply, Service } from './call.js';
+export { AttributeKey, CallContext } from './call-context.js';
+export type { CallContextInit } from './call-context.js';
 export type { InstanceHealth } from './instance-health.js';
+export type { InstanceSource } from './instance-source.js';
 export { ManualClock, sleep, systemClock } from './clock.js';
 export type { Clock, Timer } from './clock.js';
 export { toDisposable } from './disposable.js';
@@ -20,3 +23,21 @@ export { Emitter } from './event.js';
 export type { Event } from './event.js';
 export { instanceOrigin } from './service-instance.js';
 export type { InstanceMeta, ServiceInstance } from './service-instance.js';
+export { filterStage, Stack } from './stack.js';
+export type { Stage, StageEnv, StageRole } from './stack.js';
+export { Telemetry } from './telemetry.js';
+export type {
+  AttemptEnded,
+  AttemptStarted,
+  CircuitState,
+  CircuitStateChanged,
+  FallbackAnswered,
+  FaultInjected,
+  HedgeSent,
+  InstancePicked,
+  LimitRejected,
+  RetryRefused,
+  RetryScheduled,
+  TelemetryEvent,
+  TimedOut,
+} from './telemetry.js';

@@ -1,4 +1,4 @@
-import { compose, type Call, type Filter, type Reply, type Service } from '@trellis/core';
+import { CallContext, compose, type Call, type Filter, type Service } from '@trellis/core';
 
 const instance = {
   id: 'users-1',
@@ -11,9 +11,9 @@ const instance = {
 const call: Call = { service: 'users', method: 'GET', path: '/users/1', headers: {} };
 
 function recordingFilter(name: string, log: string[]): Filter {
-  return async (c, next) => {
+  return async (c, ctx, next) => {
     log.push(`${name}>`);
-    const reply = await next(c);
+    const reply = await next(c, ctx);
     log.push(`<${name}`);
     return reply;
   };
@@ -27,7 +27,7 @@ describe('compose', () => {
       return { status: 200, headers: {}, body: c.path, instance };
     };
     const send = compose([recordingFilter('a', log), recordingFilter('b', log)], terminal);
-    const reply = await send(call);
+    const reply = await send(call, new CallContext());
     expect(reply.body).toBe('/users/1');
     expect(log).toEqual(['a>', 'b>', 'service', '<b', '<a']);
   });
@@ -38,13 +38,13 @@ describe('compose', () => {
   });
 
   it('lets a filter change the call and the reply', async () => {
-    const addHeader: Filter = (c, next) => next({ ...c, headers: { ...c.headers, 'x-caller': 'forum' } });
-    const upper: Filter<Call, Reply> = async (c, next) => {
-      const reply = await next(c);
+    const addHeader: Filter = (c, ctx, next) => next({ ...c, headers: { ...c.headers, 'x-caller': 'forum' } }, ctx);
+    const upper: Filter = async (c, ctx, next) => {
+      const reply = await next(c, ctx);
       return { ...reply, body: String(reply.body).toUpperCase() };
     };
     const echo: Service = async (c) => ({ status: 200, headers: {}, body: c.headers['x-caller'], instance });
-    await expect(compose([upper, addHeader], echo)(call)).resolves.toMatchObject({ body: 'FORUM' });
+    await expect(compose([upper, addHeader], echo)(call, new CallContext())).resolves.toMatchObject({ body: 'FORUM' });
   });
 
   it('lets a filter answer without calling next', async () => {
@@ -54,7 +54,7 @@ describe('compose', () => {
       reached.push('service');
       return { status: 200, headers: {}, body: 'ok', instance };
     };
-    const reply = await compose([shortCircuit], terminal)(call);
+    const reply = await compose([shortCircuit], terminal)(call, new CallContext());
     expect(reply.status).toBe(429);
     expect(reached).toEqual([]);
   });
@@ -62,18 +62,21 @@ describe('compose', () => {
   it('propagates a rejection from the service through every filter', async () => {
     const log: string[] = [];
     const failing: Service = () => Promise.reject(new Error('boom'));
-    await expect(compose([recordingFilter('a', log)], failing)(call)).rejects.toThrow('boom');
+    await expect(compose([recordingFilter('a', log)], failing)(call, new CallContext())).rejects.toThrow('boom');
     expect(log).toEqual(['a>']);
   });
 
   it('builds a chain that can be called many times independently', async () => {
     let count = 0;
-    const counting: Filter = (c, next) => {
+    const counting: Filter = (c, ctx, next) => {
       count++;
-      return next(c);
+      return next(c, ctx);
     };
     const send = compose([counting], async (c) => ({ status: 200, headers: {}, body: c.path, instance }));
-    const replies = await Promise.all([send(call), send({ ...call, path: '/users/2' })]);
+    const replies = await Promise.all([
+      send(call, new CallContext()),
+      send({ ...call, path: '/users/2' }, new CallContext()),
+    ]);
     expect(replies.map((r) => r.body)).toEqual(['/users/1', '/users/2']);
     expect(count).toBe(2);
   });

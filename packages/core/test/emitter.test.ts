@@ -48,6 +48,34 @@ describe('Emitter', () => {
     expect((errors[0] as Error).message).toBe('listener bug');
   });
 
+  it('by default logs what a listener throws and never rethrows it, so a bug in a listener cannot crash the process', async () => {
+    const logged: unknown[][] = [];
+    const original = console.error;
+    console.error = (...args: unknown[]) => logged.push(args);
+    const uncaught: unknown[] = [];
+    const onUncaught = (error: unknown): void => {
+      uncaught.push(error);
+    };
+    process.on('uncaughtException', onUncaught);
+    try {
+      const emitter = new Emitter<number>();
+      const seen: number[] = [];
+      emitter.event(() => {
+        throw new Error('listener bug');
+      });
+      emitter.event((v) => seen.push(v));
+      expect(() => emitter.emit(1)).not.toThrow();
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(seen).toEqual([1]);
+      expect(logged).toHaveLength(1);
+      expect((logged[0]?.[1] as Error).message).toBe('listener bug');
+      expect(uncaught).toEqual([]);
+    } finally {
+      console.error = original;
+      process.off('uncaughtException', onUncaught);
+    }
+  });
+
   it('forgets every listener on clear', () => {
     const emitter = new Emitter<number>();
     const seen: number[] = [];

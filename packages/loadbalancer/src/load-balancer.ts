@@ -2,12 +2,10 @@ import {
   Emitter,
   systemClock,
   ConfigError,
-  type Attempt,
   type Call,
   type Clock,
   type Filter,
   type InstanceHealth,
-  type Reply,
   type ServiceInstance,
 } from '@trellis/core';
 import { createStrategy, defaultStrategyName, type StrategyName } from './create-strategy.js';
@@ -58,20 +56,20 @@ export interface PanicChange {
  * rather than fail), and the strategy picks among the rest.
  *
  * A LoadBalancer is itself a {@link Strategy}, so it goes where one goes (a ServiceClient's
- * `strategy`); add its {@link LoadBalancer.feedback} filter to the attempt filters so that the
- * strategy learns latencies and calls in flight.
+ * `strategy`, whose instance selection stage reports each attempt to it so that the strategy
+ * learns latencies and calls in flight).
  *
  * @throws ConfigError for invalid rules (naming the field), an unknown strategy name, or a
  *   panic threshold outside [0, 1].
  * @example
  * const lb = new LoadBalancer({ caller: 'forum', health: breakers, rules: canaryRules });
- * const users = new ServiceClient({ service: 'users', discovery, strategy: lb, attemptFilters: [lb.feedback] });
+ * const users = new ServiceClient({ service: 'users', discovery, strategy: lb });
  * lb.update(parseRoutingRules(jsonFromKv)); // all or nothing
  */
 export class LoadBalancer extends Strategy {
   readonly name: string;
   /** The attempt filter that reports each attempt's start, end and duration to the strategy. */
-  readonly feedback: Filter<Attempt, Reply>;
+  readonly feedback: Filter;
   readonly #strategy: Strategy;
   readonly #router: Router;
   readonly #health: InstanceHealth | undefined;
@@ -116,6 +114,11 @@ export class LoadBalancer extends Strategy {
   /** The routing rules in force. */
   get rules(): RoutingRules {
     return this.#router.rules;
+  }
+
+  /** The route the last pick took (see {@link Router.lastRoute}). */
+  get lastRoute(): string | undefined {
+    return this.#router.lastRoute;
   }
 
   /** True while the last pick had to use ejected instances. */

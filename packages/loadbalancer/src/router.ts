@@ -89,6 +89,8 @@ interface Table {
   readonly matchers: readonly CallMatcher[];
   readonly destinations: readonly CompiledDestination[];
   readonly fallback: CompiledDestination | undefined;
+  /** Each route's name, or its position "routes[i]", for telemetry. */
+  readonly names: readonly string[];
 }
 
 /**
@@ -131,15 +133,27 @@ export class Router {
    * The instances `call` may go to: those of the first matching route's destination, of the
    * default destination, or all of them. May be empty when the destination has no instance.
    */
+  /**
+   * The route the last call took: its name (or "routes[i]"), "default", or undefined when no
+   * rule applied. Read it right after {@link route}, as the instance selection stage does.
+   */
+  lastRoute: string | undefined;
+
   route(instances: readonly ServiceInstance[], call: Call): readonly ServiceInstance[] {
     const table = this.#table;
     const matchers = table.matchers;
     for (let i = 0; i < matchers.length; i++) {
       if ((matchers[i] as CallMatcher)(call)) {
+        this.lastRoute = table.names[i];
         return (table.destinations[i] as CompiledDestination).apply(instances, this.#random);
       }
     }
-    return table.fallback === undefined ? instances : table.fallback.apply(instances, this.#random);
+    if (table.fallback === undefined) {
+      this.lastRoute = undefined;
+      return instances;
+    }
+    this.lastRoute = 'default';
+    return table.fallback.apply(instances, this.#random);
   }
 
   #compile(rules: RoutingRules): Table {
@@ -151,6 +165,7 @@ export class Router {
       matchers: routes.map((route) => (route.match === undefined ? () => true : buildMatcher(route.match, options))),
       destinations: routes.map((route) => new CompiledDestination(route)),
       fallback: valid.default === undefined ? undefined : new CompiledDestination(valid.default),
+      names: routes.map((route, i) => route.name ?? `routes[${i}]`),
     };
   }
 }

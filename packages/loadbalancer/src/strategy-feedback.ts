@@ -1,26 +1,27 @@
-import { systemClock, type Attempt, type Clock, type Filter, type Reply } from '@trellis/core';
+import { systemClock, type Clock, type Filter } from '@trellis/core';
 import type { Strategy } from './strategy.js';
 
 /**
- * The attempt filter that tells a strategy when each attempt starts and ends, how long it
+ * A per-attempt filter that tells a strategy when each attempt starts and ends, how long it
  * took, and whether it failed (threw, or a 5xx status): what least outstanding, peak EWMA and
- * bounded loads learn from. Put it among a client's attempt filters, outermost, so that the
- * time measured includes what the other attempt filters add (a breaker's wait, a timeout).
+ * bounded loads learn from. A ServiceClient's instance selection stage does this itself; this
+ * filter is for a stack of your own, just after the stage that sets `context.instance`.
  * For a strategy that reads no feedback it passes attempts straight through.
  *
  * @example
  * const strategy = new P2CPeakEwma();
- * new ServiceClient({ service: 'users', discovery, strategy, attemptFilters: [strategyFeedback(strategy)] });
+ * const feedback = filterStage('feedback', strategyFeedback(strategy), 'attempt');
  */
-export function strategyFeedback(strategy: Strategy, clock: Clock = systemClock): Filter<Attempt, Reply> {
-  if (!strategy.usesFeedback) return (attempt, next) => next(attempt);
-  return async (attempt, next) => {
-    const instance = attempt.instance;
+export function strategyFeedback(strategy: Strategy, clock: Clock = systemClock): Filter {
+  if (!strategy.usesFeedback) return (call, context, next) => next(call, context);
+  return async (call, context, next) => {
+    const instance = context.instance;
+    if (instance === undefined) return next(call, context);
     strategy.attemptStarted(instance);
     const started = clock.now();
     let failed = true;
     try {
-      const reply = await next(attempt);
+      const reply = await next(call, context);
       failed = reply.status >= 500;
       return reply;
     } finally {

@@ -1,9 +1,10 @@
 import {
+  CallContext,
   compose,
   ConfigError,
   ManualClock,
   sleep,
-  type Attempt,
+  type Call,
   type InstanceHealth,
   type Reply,
   type ServiceInstance,
@@ -169,6 +170,13 @@ describe('LoadBalancer', () => {
   });
 });
 
+/** A context with its instance chosen, as the instance selection stage leaves it. */
+function at(instance: ServiceInstance): CallContext {
+  const context = new CallContext();
+  context.instance = instance;
+  return context;
+}
+
 describe('strategy feedback', () => {
   const reply = (instance: ServiceInstance, status: number): Reply => ({ status, headers: {}, body: null, instance });
 
@@ -177,16 +185,18 @@ describe('strategy feedback', () => {
     const feedback = strategyFeedback(lo);
     let release: (status: number) => void = () => {};
     const pending = feedback(
-      { ...call(), instance: a },
-      (attempt) => new Promise<Reply>((resolve) => (release = (status) => resolve(reply(attempt.instance, status)))),
+      call(),
+      at(a),
+      (_c, ctx) =>
+        new Promise<Reply>(
+          (resolve) => (release = (status) => resolve(reply(ctx.instance as ServiceInstance, status))),
+        ),
     );
     expect(lo.outstanding(a)).toBe(1);
     release(503);
     expect((await pending).status).toBe(503);
     expect(lo.outstanding(a)).toBe(0);
-    await expect(feedback({ ...call(), instance: a }, () => Promise.reject(new Error('reset')))).rejects.toThrow(
-      'reset',
-    );
+    await expect(feedback(call(), at(a), () => Promise.reject(new Error('reset')))).rejects.toThrow('reset');
     expect(lo.outstanding(a)).toBe(0);
   });
 
@@ -202,18 +212,18 @@ describe('strategy feedback', () => {
       }
     })();
     const feedback = strategyFeedback(spy, clock);
-    const slow = (status: number) => async (attempt: Attempt) => {
+    const slow = (status: number) => async (_c: Call, ctx: CallContext) => {
       await sleep(clock, 40);
-      return reply(attempt.instance, status);
+      return reply(ctx.instance as ServiceInstance, status);
     };
-    const first = feedback({ ...call(), instance: a }, slow(200));
+    const first = feedback(call(), at(a), slow(200));
     await clock.advanceAsync(40);
     await first;
-    const second = feedback({ ...call(), instance: b }, slow(500));
+    const second = feedback(call(), at(b), slow(500));
     await clock.advanceAsync(40);
     await second;
-    await feedback({ ...call(), instance: c }, async () => reply(c, 404));
-    await expect(feedback({ ...call(), instance: c }, () => Promise.reject(new Error('refused')))).rejects.toThrow();
+    await feedback(call(), at(c), async () => reply(c, 404));
+    await expect(feedback(call(), at(c), () => Promise.reject(new Error('refused')))).rejects.toThrow();
     expect(seen).toEqual([
       ['a', 40, false],
       ['b', 40, true],
@@ -224,17 +234,21 @@ describe('strategy feedback', () => {
 
   it('passes attempts straight through for a strategy that reads no feedback', async () => {
     const feedback = strategyFeedback(new RoundRobin());
-    const attempt = { ...call(), instance: a };
-    await expect(feedback(attempt, async (x) => reply(x.instance, 200))).resolves.toMatchObject({ status: 200 });
+    await expect(
+      feedback(call(), at(a), async (_c, ctx) => reply(ctx.instance as ServiceInstance, 200)),
+    ).resolves.toMatchObject({
+      status: 200,
+    });
   });
 
   it('lets a load balancer steer concurrent calls away from a 10x slower instance', async () => {
     const clock = new ManualClock();
     const lb = new LoadBalancer({ clock, random: seeded(31) });
     const latency: Record<string, number> = { a: 5, b: 5, c: 50 };
-    const send = compose<Attempt, Reply>([lb.feedback], async (attempt) => {
-      await sleep(clock, latency[attempt.instance.id] ?? 0);
-      return reply(attempt.instance, 200);
+    const send = compose([lb.feedback], async (_c, ctx) => {
+      const chosen = ctx.instance as ServiceInstance;
+      await sleep(clock, latency[chosen.id] ?? 0);
+      return reply(chosen, 200);
     });
     const served: Record<string, number> = {};
     const worker = async (): Promise<void> => {
@@ -242,7 +256,7 @@ describe('strategy feedback', () => {
         const chosen = lb.select(all, call());
         if (chosen === undefined) throw new Error('no instance');
         served[chosen.id] = (served[chosen.id] ?? 0) + 1;
-        await send({ ...call(), instance: chosen });
+        await send(call(), at(chosen));
       }
     };
     const workers = Promise.all(Array.from({ length: 8 }, worker));

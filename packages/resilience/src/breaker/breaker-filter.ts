@@ -1,4 +1,12 @@
-import { TrellisError, type Attempt, type Call, type Filter, type Reply, type Service } from '@trellis/core';
+import {
+  TrellisError,
+  type Call,
+  type CallContext,
+  type Reply,
+  type Service,
+  type Stage,
+  type StageEnv,
+} from '@trellis/core';
 import type { CircuitBreaker } from './circuit-breaker.js';
 import type { CircuitBreakerRegistry } from './circuit-breaker-registry.js';
 
@@ -32,47 +40,76 @@ export function isTargetError(error: unknown): boolean {
 }
 
 /**
- * A filter with one breaker per target service, for `ServiceClient`'s `filters`: calls to a
- * service whose breaker is open fail at once with a non-retryable {@link CircuitOpenError}.
+ * The stage with one breaker per target service, for a client's `filters`: calls to a service
+ * whose breaker is open fail at once with a non-retryable {@link CircuitOpenError}.
  *
  * @example
  * const services = new CircuitBreakerRegistry({ minimumCalls: 20 });
- * new ServiceClient({ service: 'users', discovery, filters: [fallback({ body: [] }), serviceCircuitBreaker(services)] });
+ * new ServiceClient({ service: 'users', discovery, filters: [new Fallback({ body: [] }), serviceCircuitBreaker(services)] });
  */
 export function serviceCircuitBreaker(
   registry: CircuitBreakerRegistry,
   options: CircuitBreakerFilterOptions = {},
-): Filter<Call, Reply> {
+): Stage {
   const isFailureReply = options.isFailureReply ?? isServerErrorReply;
   const isFailureError = options.isFailureError ?? isTargetError;
-  return (call, next) => guard(registry.get(call.service), call, next, isFailureReply, isFailureError);
+  return {
+    name: 'service-breaker',
+    role: 'service-breaker',
+    level: 'call',
+    make(env) {
+      forwardStates(registry, env);
+      return (call, context, next) =>
+        guard(registry.get(call.service), call, context, next, isFailureReply, isFailureError);
+    },
+  };
 }
 
 /**
- * A filter with one breaker per instance, for `ServiceClient`'s `attemptFilters`: an attempt on
- * an instance whose breaker is open fails at once with a retryable {@link CircuitOpenError}
- * naming the instance, and the registry (as `InstanceHealth`) ejects that instance from load
- * balancing until its probe succeeds.
+ * The stage with one breaker per instance (a ServiceClient has one, named "breaker"): an
+ * attempt on an instance whose breaker is open fails at once with a retryable
+ * {@link CircuitOpenError} naming the instance, and the registry (as `InstanceHealth`) ejects
+ * that instance from load balancing until its probe succeeds.
  *
  * @example
- * const instances = new CircuitBreakerRegistry({ resetTimeoutMs: 5_000 });
- * new ServiceClient({ service: 'users', discovery, attemptFilters: [instanceCircuitBreaker(instances)] });
+ * const breakers = new CircuitBreakerRegistry({ resetTimeoutMs: 5_000 });
+ * new ServiceClient({ service: 'users', discovery, breakers });
  */
 export function instanceCircuitBreaker(
   registry: CircuitBreakerRegistry,
   options: CircuitBreakerFilterOptions = {},
-): Filter<Attempt, Reply> {
+): Stage {
   const isFailureReply = options.isFailureReply ?? isServerErrorReply;
   const isFailureError = options.isFailureError ?? isTargetError;
-  return (attempt, next) =>
-    guard(registry.get(attempt.service, attempt.instance.id), attempt, next, isFailureReply, isFailureError);
+  return {
+    name: 'breaker',
+    role: 'breaker',
+    level: 'attempt',
+    make(env) {
+      forwardStates(registry, env);
+      return (call, context, next) => {
+        const instance = context.instance;
+        if (instance === undefined) return next(call, context);
+        return guard(registry.get(call.service, instance.id), call, context, next, isFailureReply, isFailureError);
+      };
+    },
+  };
+}
+
+// A registry may be shared by the clients of a process: each client reports its own service's.
+function forwardStates(registry: CircuitBreakerRegistry, env: StageEnv): void {
+  const subscription = registry.onStateChanged((change) => {
+    if (change.service === env.service) env.telemetry.emit(change);
+  });
+  env.onClose(() => subscription.dispose());
 }
 
 // One function for both levels, taking the predicates as arguments so that no closure is made per call.
-async function guard<C extends Call>(
+async function guard(
   breaker: CircuitBreaker,
-  call: C,
-  next: Service<C, Reply>,
+  call: Call,
+  context: CallContext,
+  next: Service,
   isFailureReply: (reply: Reply) => boolean,
   isFailureError: (error: unknown) => boolean,
 ): Promise<Reply> {
@@ -82,9 +119,9 @@ async function guard<C extends Call>(
   const started = timed ? breaker.clock.now() : 0;
   let reply: Reply;
   try {
-    reply = await next(call);
+    reply = await next(call, context);
   } catch (error) {
-    if (call.signal?.aborted === true || !judge(breaker, isFailureError, error)) {
+    if (context.aborted || !judge(breaker, isFailureError, error)) {
       breaker.release();
     } else {
       const ended = timed ? breaker.clock.now() : undefined;

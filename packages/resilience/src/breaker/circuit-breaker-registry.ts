@@ -3,17 +3,13 @@ import {
   ConfigError,
   Emitter,
   systemClock,
+  type CircuitStateChanged,
   type Disposable,
   type Event,
   type InstanceHealth,
   type ServiceInstance,
 } from '@trellis/core';
-import {
-  CircuitBreaker,
-  resolveConfig,
-  type CircuitBreakerConfig,
-  type CircuitStateChange,
-} from './circuit-breaker.js';
+import { CircuitBreaker, resolveConfig, type CircuitBreakerConfig } from './circuit-breaker.js';
 
 export interface CircuitBreakerRegistryOptions extends CircuitBreakerConfig {
   /** Policy for some services, by service name, in place of the options above (not merged with them). */
@@ -39,21 +35,21 @@ export interface CircuitBreakerRegistryOptions extends CircuitBreakerConfig {
  *
  * @throws ConfigError naming the field, for bad options.
  * @example
- * const instances = new CircuitBreakerRegistry({ failureRateThreshold: 50, minimumCalls: 10 });
- * const client = new ServiceClient({ service: 'users', discovery, attemptFilters: [instanceCircuitBreaker(instances)] });
- * discovery.onChanged(({ instances: list }) => instances.retain(list.map((i) => i.id)));
+ * const breakers = new CircuitBreakerRegistry({ failureRateThreshold: 0.5, minimumCalls: 10 });
+ * const users = new ServiceClient({ service: 'users', discovery, breakers });
+ * breakers.onStateChanged((change) => log.warn(change, 'breaker changed state'));
  */
 export class CircuitBreakerRegistry implements InstanceHealth, Disposable {
   readonly #breakers = new Map<string, CircuitBreaker>();
   readonly #config: CircuitBreakerConfig;
   readonly #services: ReadonlyMap<string, CircuitBreakerConfig>;
   readonly #idleTimeoutMs: number;
-  readonly #stateChanged = new Emitter<CircuitStateChange>();
+  readonly #stateChanged = new Emitter<CircuitStateChanged>();
   #lastSweep: number;
   #disposed = false;
 
   /** State changes of every breaker of this registry. */
-  readonly onStateChange: Event<CircuitStateChange> = this.#stateChanged.event;
+  readonly onStateChanged: Event<CircuitStateChanged> = this.#stateChanged.event;
 
   constructor(options: CircuitBreakerRegistryOptions = {}) {
     const { services = {}, idleTimeoutMs = 600_000, ...config } = options;
@@ -133,7 +129,7 @@ export class CircuitBreakerRegistry implements InstanceHealth, Disposable {
     const config = own === undefined ? this.#config : withClock(own, this.#config.clock);
     const breaker = new CircuitBreaker({ ...config, service, ...(instance === undefined ? {} : { instance }) });
     // Forward to the registry's listeners; the breaker's emitter is cleared when it is disposed.
-    breaker.onStateChange((change) => this.#stateChanged.emit(change));
+    breaker.onStateChanged((change) => this.#stateChanged.emit(change));
     this.#breakers.set(instance ?? service, breaker);
     return breaker;
   }

@@ -1,17 +1,24 @@
 import { EventEmitter } from 'node:events';
 import OpossumBreaker from 'opossum';
-import { ConfigError, Emitter, systemClock, type Clock, type Disposable, type Event } from '@trellis/core';
+import {
+  ConfigError,
+  Emitter,
+  systemClock,
+  type CircuitState,
+  type CircuitStateChanged,
+  type Clock,
+  type Disposable,
+  type Event,
+} from '@trellis/core';
+import { neverAborted, type Policy } from '../shared/policy.js';
 import { CircuitOpenError } from './circuit-open-error.js';
 import { SlidingWindow } from './sliding-window.js';
-
-/** Where a breaker stands: `closed` lets calls through, `open` refuses them, `half-open` lets one probe through. */
-export type CircuitState = 'closed' | 'open' | 'half-open';
 
 /** The policy numbers of a breaker, shared by every breaker of a {@link CircuitBreakerRegistry}. */
 export interface CircuitBreakerConfig {
   /**
-   * Percentage of failed calls in the window at or above which the breaker opens, in (0, 100];
-   * default 50. opossum's `errorThresholdPercentage`.
+   * Share of failed calls in the window at or above which the breaker opens, in (0, 1];
+   * default 0.5. opossum's `errorThresholdPercentage`, as a fraction.
    */
   readonly failureRateThreshold?: number;
   /** Calls the window must hold before the failure rate can open the breaker; default 20. opossum's `volumeThreshold`. */
@@ -38,25 +45,12 @@ export interface CircuitBreakerOptions extends CircuitBreakerConfig {
   readonly instance?: string;
 }
 
-/** A breaker changed state. */
-export interface CircuitStateChange {
-  readonly service: string;
-  /** The instance id, for a per-instance breaker. */
-  readonly instance: string | undefined;
-  readonly from: CircuitState;
-  readonly to: CircuitState;
-  /** Calls in the window when the change happened (before a closing breaker empties it). */
-  readonly calls: number;
-  /** Failure percentage of those calls; 0 when there were none. */
-  readonly failureRate: number;
-}
-
 /** A breaker's counts, for health pages and tests. */
 export interface CircuitSnapshot {
   readonly state: CircuitState;
   readonly calls: number;
   readonly failures: number;
-  /** Failure percentage of the calls in the window; 0 when there are none. */
+  /** Share of the calls in the window that failed, from 0 to 1; 0 when there are none. */
   readonly failureRate: number;
 }
 
@@ -87,11 +81,11 @@ const neverFired = (): Promise<void> => Promise.resolve();
  *
  * @throws ConfigError (`INVALID_CONFIG`) naming the field, for a bad option.
  * @example
- * const breaker = new CircuitBreaker({ service: 'users', failureRateThreshold: 50, slowCallMs: 2_000 });
- * breaker.onStateChange((c) => log.warn(`${c.service}: ${c.from} -> ${c.to}`));
- * const user = await breaker.execute(() => fetchUser(1));
+ * const breaker = new CircuitBreaker({ service: 'users', failureRateThreshold: 0.5, slowCallMs: 2_000 });
+ * breaker.onStateChanged((c) => log.warn(`${c.service}: ${c.from} -> ${c.to}`));
+ * const rows = await breaker.execute((signal) => db.query('select * from users', { signal }));
  */
-export class CircuitBreaker implements Disposable {
+export class CircuitBreaker implements Disposable, Policy {
   readonly service: string;
   readonly instance: string | undefined;
   readonly #opossum: OpossumBreaker;
@@ -101,7 +95,7 @@ export class CircuitBreaker implements Disposable {
   readonly #minimumCalls: number;
   readonly #resetTimeoutMs: number;
   readonly #slowCallMs: number;
-  readonly #stateChanged = new Emitter<CircuitStateChange>();
+  readonly #stateChanged = new Emitter<CircuitStateChanged>();
   #state = CLOSED;
   #probing = false;
   #probeStartedAt = 0;
@@ -109,7 +103,7 @@ export class CircuitBreaker implements Disposable {
   #lastActivity: number;
 
   /** Every change of state, with the service and instance the breaker guards. */
-  readonly onStateChange: Event<CircuitStateChange> = this.#stateChanged.event;
+  readonly onStateChanged: Event<CircuitStateChanged> = this.#stateChanged.event;
 
   constructor(options: CircuitBreakerOptions) {
     const config = resolveConfig(options);
@@ -125,7 +119,7 @@ export class CircuitBreaker implements Disposable {
     this.#opossum = new OpossumBreaker(neverFired, {
       name: options.instance === undefined ? options.service : `${options.service}/${options.instance}`,
       resetTimeout: config.resetTimeoutMs,
-      errorThresholdPercentage: config.failureRateThreshold,
+      errorThresholdPercentage: config.failureRateThreshold * 100,
       volumeThreshold: config.minimumCalls,
       rollingCountTimeout: config.windowMs,
       rollingCountBuckets: 1,
@@ -179,7 +173,7 @@ export class CircuitBreaker implements Disposable {
   snapshot(): CircuitSnapshot {
     if (this.#state === CLOSED) this.#window.roll(this.#clock.now());
     const { calls, failures } = this.#window;
-    return { state: this.state, calls, failures, failureRate: calls === 0 ? 0 : (failures * 100) / calls };
+    return { state: this.state, calls, failures, failureRate: calls === 0 ? 0 : failures / calls };
   }
 
   /**
@@ -239,14 +233,19 @@ export class CircuitBreaker implements Disposable {
    * failure, a slow success too).
    * @throws CircuitOpenError when the breaker refuses the call, or what `fn` throws.
    */
-  async execute<T>(fn: () => Promise<T>): Promise<T> {
+  async execute<T>(fn: (signal: AbortSignal) => Promise<T>, signal?: AbortSignal): Promise<T> {
     if (!this.tryAcquire()) throw this.rejection();
     const timed = this.measuresDuration;
     const started = timed ? this.#clock.now() : 0;
     let value: T;
     try {
-      value = await fn();
+      value = await fn(signal ?? neverAborted);
     } catch (error) {
+      // A call the caller cancelled says nothing of the target's health.
+      if (signal?.aborted === true) {
+        this.release();
+        throw error;
+      }
       const ended = timed ? this.#clock.now() : undefined;
       this.onFailure(ended === undefined ? 0 : ended - started, ended);
       throw error;
@@ -289,9 +288,7 @@ export class CircuitBreaker implements Disposable {
   #shouldOpen(): boolean {
     const window = this.#window;
     return (
-      window.calls >= this.#minimumCalls &&
-      window.failures * 100 >= this.#threshold * window.calls &&
-      !this.#opossum.warmUp
+      window.calls >= this.#minimumCalls && window.failures >= this.#threshold * window.calls && !this.#opossum.warmUp
     );
   }
 
@@ -308,12 +305,13 @@ export class CircuitBreaker implements Disposable {
     if (state === CLOSED) this.#window.reset();
     if (!this.#stateChanged.hasListeners) return;
     this.#stateChanged.emit({
+      type: 'circuit-state-changed',
       service: this.service,
       instance: this.instance,
       from: stateNames[from] as CircuitState,
       to: stateNames[state] as CircuitState,
       calls,
-      failureRate: calls === 0 ? 0 : (failures * 100) / calls,
+      failureRate: calls === 0 ? 0 : failures / calls,
     });
   }
 }
@@ -336,7 +334,7 @@ interface ResolvedConfig {
  */
 export function resolveConfig(config: CircuitBreakerConfig, prefix = 'breaker'): ResolvedConfig {
   const resolved: ResolvedConfig = {
-    failureRateThreshold: config.failureRateThreshold ?? 50,
+    failureRateThreshold: config.failureRateThreshold ?? 0.5,
     minimumCalls: config.minimumCalls ?? 20,
     windowMs: config.windowMs ?? 10_000,
     windowBuckets: config.windowBuckets ?? 10,
@@ -350,7 +348,7 @@ export function resolveConfig(config: CircuitBreakerConfig, prefix = 'breaker'):
     if (!ok) throw new ConfigError(`${prefix}.${field}`, `${problem}, got ${resolved[field]}`);
   };
   const { failureRateThreshold: rate, minimumCalls, windowMs, windowBuckets, resetTimeoutMs, slowCallMs } = resolved;
-  check('failureRateThreshold', rate > 0 && rate <= 100, 'must be a percentage above 0 and at most 100');
+  check('failureRateThreshold', rate > 0 && rate <= 1, 'must be a share above 0 and at most 1');
   check('minimumCalls', Number.isInteger(minimumCalls) && minimumCalls >= 1, 'must be a whole number >= 1');
   check('windowMs', Number.isFinite(windowMs) && windowMs > 0, 'must be a positive number of milliseconds');
   check(

@@ -1,32 +1,26 @@
 import {
+  CallContext,
   ConfigError,
   Emitter,
   systemClock,
-  type Attempt,
   type Call,
   type Clock,
   type Event,
   type Filter,
-  type Reply,
-  type Service,
+  type HedgeSent,
+  type Stage,
+  type StageEnv,
 } from '@trellis/core';
 import { DeadlineQueue, type DeadlineEntry } from '../shared/deadline-queue.js';
 import { isIdempotent } from '../shared/idempotency.js';
-import { LatencyWindow } from './latency-window.js';
-import { ChildSignal, LazySignalCall, type SignalSource } from '../shared/lazy-signal-call.js';
+import { forward, type Policy } from '../shared/policy.js';
 import { RetryBudget } from '../retry/retry-budget.js';
-
-/** What Hedging tells its listeners when it sends a second attempt. */
-export interface HedgeEvent {
-  readonly service: string;
-  /** The instance of the slow first attempt, when known. */
-  readonly firstInstance: string | undefined;
-}
+import { LatencyWindow } from './latency-window.js';
 
 export interface HedgingOptions {
   /** Send the second attempt after this fixed delay. Without it, after the `percentile` of recent latencies. */
   readonly delayMs?: number;
-  /** The latency percentile after which a call is hedged; default 0.95. */
+  /** The latency percentile after which a call is hedged, from 0 to 1; default 0.95. */
   readonly percentile?: number;
   /** Calls recorded in the window before the percentile is trusted; default 20 (no hedging before). */
   readonly minSamples?: number;
@@ -34,45 +28,47 @@ export interface HedgingOptions {
   readonly windowMs?: number;
   /**
    * The budget hedges draw from: each call deposits, each hedge withdraws. Default its own
-   * `RetryBudget({ percentCanRetry: 0.05, minRetriesPerSecond: 1 })`: at most 5% more load.
+   * `RetryBudget({ retryShare: 0.05, minRetriesPerSecond: 1 })`: at most 5% more load.
    */
   readonly budget?: RetryBudget;
-  /** Whether a call may be sent twice; default an idempotent method or an `Idempotency-Key` header. */
+  /** Whether a call may be sent twice; default the per-call `idempotent`, else its method or an `Idempotency-Key` header. */
   readonly idempotent?: (call: Call) => boolean;
+  /** What {@link Hedging.execute}'s events name as the service; default "execute". */
+  readonly service?: string;
   readonly clock?: Clock;
 }
 
 /**
  * Hedged requests (Dean and Barroso, "The Tail at Scale"): when an idempotent call has not
  * answered after the `percentile` of recent latencies (or a fixed `delayMs`), a second attempt
- * is sent, to another instance; the first answer wins and the other attempt is cancelled.
- * Hedges draw from a {@link RetryBudget}, so that they add a bounded share of load.
+ * is sent, to another instance than the first went to; the first answer wins and the other
+ * attempt is cancelled. Hedges draw from a {@link RetryBudget}, so that they add a bounded share
+ * of load. A failure is left to the retry stage: a hedge waits for slowness, not errors.
  *
- * Two filters: `filter` among a ServiceClient's call filters (inside `retry()`), and
- * `attemptFilter` first among its attempt filters, where it learns which instance the first
- * attempt went to so that the hedge avoids it.
+ * A stage between retry and instance selection (a ServiceClient's `hedging` option), so that
+ * each attempt of a race picks its own instance and the hedge reads where the first one went.
  *
  * @throws ConfigError from the constructor for an option out of range, naming it.
  * @example
- * const hedging = new Hedging({ percentile: 0.95 });
- * new ServiceClient({ service: 'users', discovery, filters: [retry(), hedging.filter], attemptFilters: [hedging.attemptFilter] });
+ * const users = new ServiceClient({ service: 'users', discovery, hedging: { percentile: 0.95 } });
  */
-export class Hedging {
+export class Hedging implements Stage, Policy {
+  readonly name = 'hedging';
+  readonly role = 'hedging';
+  readonly level = 'call';
   readonly percentile: number;
   readonly minSamples: number;
-  readonly filter: Filter<Call, Reply>;
-  readonly attemptFilter: Filter<Attempt, Reply>;
-  readonly #hedged = new Emitter<HedgeEvent>();
+  readonly #hedged = new Emitter<HedgeSent>();
   /** A second attempt is sent. */
-  readonly onHedge: Event<HedgeEvent> = this.#hedged.event;
+  readonly onHedgeSent: Event<HedgeSent> = this.#hedged.event;
   readonly #fixedDelayMs: number | undefined;
   readonly #clock: Clock;
   readonly #budget: RetryBudget;
-  readonly #idempotent: (call: Call) => boolean;
+  readonly #idempotent: ((call: Call) => boolean) | undefined;
+  readonly #service: string;
   readonly #latencies: LatencyWindow;
-  readonly #queue: DeadlineQueue<Race>;
+  readonly #queue: DeadlineQueue<Race<unknown>>;
   readonly #recomputeEveryMs: number;
-  readonly #owner: RaceOwner;
   #delayMs: number | undefined;
   #recomputeAt = Number.NEGATIVE_INFINITY;
 
@@ -81,43 +77,27 @@ export class Hedging {
     const minSamples = options.minSamples ?? 20;
     const windowMs = options.windowMs ?? 10_000;
     if (options.delayMs !== undefined && !(Number.isFinite(options.delayMs) && options.delayMs > 0)) {
-      throw new ConfigError('delayMs', `must be a positive number of milliseconds, got ${options.delayMs}`);
+      throw new ConfigError('hedging.delayMs', `must be a positive number of milliseconds, got ${options.delayMs}`);
     }
-    if (!(percentile > 0 && percentile < 1))
-      throw new ConfigError('percentile', `must be between 0 and 1, got ${percentile}`);
+    if (!(percentile > 0 && percentile < 1)) {
+      throw new ConfigError('hedging.percentile', `must be between 0 and 1, got ${percentile}`);
+    }
     if (!(Number.isInteger(minSamples) && minSamples >= 1)) {
-      throw new ConfigError('minSamples', `must be an integer >= 1, got ${minSamples}`);
+      throw new ConfigError('hedging.minSamples', `must be an integer >= 1, got ${minSamples}`);
     }
     if (!(Number.isFinite(windowMs) && windowMs > 0)) {
-      throw new ConfigError('windowMs', `must be a positive number of milliseconds, got ${windowMs}`);
+      throw new ConfigError('hedging.windowMs', `must be a positive number of milliseconds, got ${windowMs}`);
     }
     this.percentile = percentile;
     this.minSamples = minSamples;
     this.#fixedDelayMs = options.delayMs;
     this.#clock = options.clock ?? systemClock;
-    this.#budget =
-      options.budget ?? new RetryBudget({ percentCanRetry: 0.05, minRetriesPerSecond: 1, clock: this.#clock });
-    this.#idempotent = options.idempotent ?? isIdempotent;
+    this.#budget = options.budget ?? new RetryBudget({ retryShare: 0.05, minRetriesPerSecond: 1, clock: this.#clock });
+    this.#idempotent = options.idempotent;
+    this.#service = options.service ?? 'execute';
     this.#latencies = new LatencyWindow(this.#clock, windowMs);
-    this.#queue = new DeadlineQueue<Race>(this.#clock);
+    this.#queue = new DeadlineQueue<Race<unknown>>(this.#clock);
     this.#recomputeEveryMs = windowMs / 20;
-    this.#owner = {
-      record: (ms) => {
-        if (this.#fixedDelayMs === undefined) this.#latencies.record(ms);
-      },
-      tryHedge: (call, first) => {
-        if (!this.#budget.tryWithdraw()) return false;
-        if (this.#hedged.hasListeners) this.#hedged.emit({ service: call.service, firstInstance: first });
-        return true;
-      },
-      settled: (race) => this.#queue.remove(race),
-    };
-    this.filter = (call, next) => this.#send(call, next);
-    this.attemptFilter = (attempt, next) => {
-      const source = LazySignalCall.sourceOf(attempt);
-      if (source instanceof Leg) source.instance = attempt.instance.id;
-      return next(attempt);
-    };
   }
 
   /** The delay after which a call is hedged now; undefined while too few latencies are known. */
@@ -132,81 +112,98 @@ export class Hedging {
     return this.#delayMs;
   }
 
-  #send(call: Call, next: Service<Call, Reply>): Promise<Reply> {
+  make(env: StageEnv): Filter {
+    forward(env, this.onHedgeSent);
+    return this.filter;
+  }
+
+  /** The HTTP filter, for a stack of your own: put it after retry and before instance selection. */
+  readonly filter: Filter = (call, context, next) => {
+    const idempotent = this.#idempotent?.(call) ?? context.idempotent ?? isIdempotent(call);
+    return this.#race(call.service, context, idempotent, (leg) => next(call, leg));
+  };
+
+  /**
+   * Runs `fn`, and once more in parallel when the first run is slow (same rule as for calls);
+   * the first to succeed wins and the other's signal aborts. Only for work that may run twice.
+   */
+  execute<T>(fn: (signal: AbortSignal) => Promise<T>, signal?: AbortSignal): Promise<T> {
+    const context = new CallContext(signal === undefined ? {} : { signal });
+    return this.#race(this.#service, context, true, (leg) => fn(leg.signal as AbortSignal));
+  }
+
+  /** @internal */
+  record(ms: number): void {
+    if (this.#fixedDelayMs === undefined) this.#latencies.record(ms);
+  }
+
+  /** @internal */
+  tryHedge(service: string, first: string | undefined): boolean {
+    if (!this.#budget.tryWithdraw()) return false;
+    if (this.#hedged.hasListeners) this.#hedged.emit({ type: 'hedge-sent', service, firstInstance: first });
+    return true;
+  }
+
+  /** @internal */
+  settled(race: Race<unknown>): void {
+    this.#queue.remove(race);
+  }
+
+  #race<T>(
+    service: string,
+    context: CallContext,
+    idempotent: boolean,
+    run: (leg: CallContext) => Promise<T>,
+  ): Promise<T> {
     this.#budget.deposit();
     const started = this.#clock.now();
-    const delay = this.#idempotent(call) ? this.delayMs : undefined;
+    const delay = idempotent ? this.delayMs : undefined;
     if (delay === undefined) {
-      return next(call).then((reply) => {
-        this.#owner.record(this.#clock.now() - started);
-        return reply;
+      return run(context).then((value) => {
+        this.record(this.#clock.now() - started);
+        return value;
       });
     }
-    return new Promise<Reply>((resolve, reject) => {
-      const race = new Race(this.#owner, this.#clock, call, next, started + delay, resolve, reject);
-      this.#queue.add(race);
+    return new Promise<T>((resolve, reject) => {
+      const race = new Race<T>(this, this.#clock, service, context, run, started + delay, resolve, reject);
+      this.#queue.add(race as Race<unknown>);
       race.start();
     });
   }
 }
 
-/** What a race needs of its Hedging, kept off Hedging's public surface. */
-interface RaceOwner {
-  record(ms: number): void;
-  tryHedge(call: Call, first: string | undefined): boolean;
-  settled(race: Race): void;
-}
-
-/** One of the (at most two) attempts of a hedged call: the source of its lazily made signal. */
-class Leg implements SignalSource {
-  /** The instance this leg went to, once the attempt filter saw it. */
-  instance: string | undefined;
-  readonly #signal: ChildSignal;
-
-  constructor(parent: Call) {
-    this.#signal = new ChildSignal(() => parent.signal);
-  }
-
-  signal(): AbortSignal {
-    return this.#signal.get();
-  }
-
-  /** The race is over: cancel this leg if it still runs (with a reason), and stop following the parent. */
-  finish(cancelReason: unknown): void {
-    if (cancelReason === undefined) this.#signal.detach();
-    else this.#signal.cancel(cancelReason);
-  }
-}
-
-/** A hedged call: its legs, and the deadline after which the second leg starts. */
-class Race implements DeadlineEntry {
+/** A hedged call: its legs (forked contexts, each with its own signal and instance), and when the second starts. */
+class Race<T> implements DeadlineEntry {
   readonly deadline: number;
   prev: DeadlineEntry | undefined;
   next: DeadlineEntry | undefined;
-  readonly #owner: RaceOwner;
+  readonly #owner: Hedging;
   readonly #clock: Clock;
-  readonly #call: Call;
-  readonly #send: Service<Call, Reply>;
-  readonly #resolve: (reply: Reply) => void;
+  readonly #service: string;
+  readonly #context: CallContext;
+  readonly #run: (leg: CallContext) => Promise<T>;
+  readonly #resolve: (value: T) => void;
   readonly #reject: (error: unknown) => void;
   readonly #started: number;
-  readonly #legs: Leg[] = [];
+  readonly #legs: CallContext[] = [];
   #running = 0;
   #done = false;
 
   constructor(
-    owner: RaceOwner,
+    owner: Hedging,
     clock: Clock,
-    call: Call,
-    send: Service<Call, Reply>,
+    service: string,
+    context: CallContext,
+    run: (leg: CallContext) => Promise<T>,
     deadline: number,
-    resolve: (reply: Reply) => void,
+    resolve: (value: T) => void,
     reject: (error: unknown) => void,
   ) {
     this.#owner = owner;
     this.#clock = clock;
-    this.#call = call;
-    this.#send = send;
+    this.#service = service;
+    this.#context = context;
+    this.#run = run;
     this.deadline = deadline;
     this.#resolve = resolve;
     this.#reject = reject;
@@ -214,53 +211,56 @@ class Race implements DeadlineEntry {
   }
 
   start(): void {
-    this.#run(this.#call.avoid);
+    this.#send(this.#context.avoid);
   }
 
   /** The hedging delay passed with no answer: send the second leg, if the budget allows. */
   expire(): void {
-    const first = this.#legs[0]?.instance;
-    if (this.#done || this.#call.signal?.aborted === true || !this.#owner.tryHedge(this.#call, first)) return;
-    this.#run(first === undefined ? this.#call.avoid : new Set(this.#call.avoid).add(first));
+    // The instance selection stage wrote the first leg's instance into its context.
+    const first = this.#legs[0]?.instance?.id;
+    if (this.#done || this.#context.aborted || !this.#owner.tryHedge(this.#service, first)) return;
+    this.#send(first === undefined ? this.#context.avoid : new Set(this.#context.avoid).add(first));
   }
 
-  #run(avoid: ReadonlySet<string> | undefined): void {
-    const leg = new Leg(this.#call);
+  #send(avoid: ReadonlySet<string> | undefined): void {
+    const leg = this.#context.forkCancellable();
+    leg.avoid = avoid;
     this.#legs.push(leg);
     this.#running++;
-    let sent: Promise<Reply>;
+    let sent: Promise<T>;
     try {
-      sent = this.#send(new LazySignalCall(this.#call, leg, { avoid }) as unknown as Call);
+      sent = this.#run(leg);
     } catch (error) {
       sent = Promise.reject(error);
     }
     sent.then(
-      (reply) => this.#won(leg, reply),
+      (value) => this.#won(leg, value),
       (error: unknown) => this.#lost(error),
     );
   }
 
-  #won(winner: Leg, reply: Reply): void {
+  #won(winner: CallContext, value: T): void {
     if (this.#done) return;
     this.#end();
     this.#owner.record(this.#clock.now() - this.#started);
-    for (const leg of this.#legs)
-      leg.finish(leg === winner ? undefined : new Error('another hedged attempt answered first'));
-    this.#resolve(reply);
+    for (const leg of this.#legs) {
+      if (leg === winner) leg.detach();
+      else leg.cancel(new Error('another hedged attempt answered first'));
+    }
+    this.#resolve(value);
   }
 
   #lost(error: unknown): void {
     this.#running--;
-    // Wait for a leg still running. Once none is, fail: a failure is for retry() to handle, not
-    // for a hedge (which waits for slowness, not errors).
+    // Wait for a leg still running. Once none is, fail: a failure is for the retry stage.
     if (this.#done || this.#running > 0) return;
     this.#end();
-    for (const leg of this.#legs) leg.finish(undefined);
+    for (const leg of this.#legs) leg.detach();
     this.#reject(error);
   }
 
   #end(): void {
     this.#done = true;
-    this.#owner.settled(this);
+    this.#owner.settled(this as Race<unknown>);
   }
 }

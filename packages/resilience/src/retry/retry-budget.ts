@@ -5,8 +5,8 @@ export interface RetryBudgetOptions {
   readonly ttlMs?: number;
   /** Retries allowed per second however few calls are made (the floor); default 10. */
   readonly minRetriesPerSecond?: number;
-  /** Retries allowed as a share of calls over the last `ttlMs`; default 0.2 (20%). */
-  readonly percentCanRetry?: number;
+  /** Retries allowed as a share of calls over the last `ttlMs`, from 0 to 1; default 0.2 (a fifth). */
+  readonly retryShare?: number;
   readonly clock?: Clock;
 }
 
@@ -16,7 +16,7 @@ const unit = 1_000;
 const slices = 10;
 
 /**
- * Finagle's retry budget: retries may be at most `percentCanRetry` of the calls made over the
+ * Finagle's retry budget: retries may be at most `retryShare` of the calls made over the
  * last `ttlMs`, plus a floor of `minRetriesPerSecond`, so that when a dependency fails, retries
  * add at most that share of load instead of multiplying it (3 attempts each would triple it).
  * Every call deposits, every retry withdraws; both count for `ttlMs` and then expire, in ten
@@ -26,13 +26,13 @@ const slices = 10;
  *
  * @throws ConfigError from the constructor for an option out of range, naming it.
  * @example
- * const budget = new RetryBudget({ percentCanRetry: 0.1 });
- * filters: [retry({ budget })]
+ * const budget = new RetryBudget({ retryShare: 0.1 });
+ * new ServiceClient({ service: 'users', discovery, retry: { budget } });
  */
 export class RetryBudget {
   readonly ttlMs: number;
   readonly minRetriesPerSecond: number;
-  readonly percentCanRetry: number;
+  readonly retryShare: number;
   readonly #clock: Clock;
   readonly #deposit: number;
   readonly #reserve: number;
@@ -45,21 +45,21 @@ export class RetryBudget {
   constructor(options: RetryBudgetOptions = {}) {
     const ttlMs = options.ttlMs ?? 10_000;
     const minRetriesPerSecond = options.minRetriesPerSecond ?? 10;
-    const percentCanRetry = options.percentCanRetry ?? 0.2;
+    const retryShare = options.retryShare ?? 0.2;
     if (!(Number.isFinite(ttlMs) && ttlMs >= 1_000)) {
       throw new ConfigError('ttlMs', `must be a number of milliseconds >= 1000, got ${ttlMs}`);
     }
     if (!(Number.isFinite(minRetriesPerSecond) && minRetriesPerSecond >= 0)) {
       throw new ConfigError('minRetriesPerSecond', `must be a number >= 0, got ${minRetriesPerSecond}`);
     }
-    if (!(Number.isFinite(percentCanRetry) && percentCanRetry >= 0 && percentCanRetry <= 10)) {
-      throw new ConfigError('percentCanRetry', `must be a number from 0 to 10, got ${percentCanRetry}`);
+    if (!(Number.isFinite(retryShare) && retryShare >= 0 && retryShare <= 1)) {
+      throw new ConfigError('retryShare', `must be a share from 0 to 1, got ${retryShare}`);
     }
     this.ttlMs = ttlMs;
     this.minRetriesPerSecond = minRetriesPerSecond;
-    this.percentCanRetry = percentCanRetry;
+    this.retryShare = retryShare;
     this.#clock = options.clock ?? systemClock;
-    this.#deposit = Math.round(percentCanRetry * unit);
+    this.#deposit = Math.round(retryShare * unit);
     this.#reserve = Math.round(minRetriesPerSecond * (ttlMs / 1_000) * unit);
     this.#sliceMs = ttlMs / slices;
     this.#sliceStart = this.#clock.now();

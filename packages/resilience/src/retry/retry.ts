@@ -7,32 +7,45 @@ import {
   systemClock,
   TrellisError,
   type Call,
+  type CallContext,
   type Clock,
   type Event,
   type Filter,
   type Reply,
+  type RetryRefused,
+  type RetryScheduled,
+  type Stage,
+  type StageEnv,
 } from '@trellis/core';
 import { isIdempotent } from '../shared/idempotency.js';
-import { withCall } from '../shared/lazy-signal-call.js';
+import { forward, neverAborted, type Policy } from '../shared/policy.js';
 import { RetryBudget } from './retry-budget.js';
 
 export interface RetryOptions {
   /** Attempts in all, the first included; default 3. */
   readonly maxAttempts?: number;
-  /** Cap of the first backoff; each later one doubles, up to `maxDelayMs`; default 25 ms. */
-  readonly baseDelayMs?: number;
+  /** Cap of the first backoff; each later one doubles, up to `backoffMaxMs`; default 25 ms. */
+  readonly backoffBaseMs?: number;
   /** Largest backoff cap; default 250 ms. */
-  readonly maxDelayMs?: number;
+  readonly backoffMaxMs?: number;
   /**
-   * The budget retries draw from; default a new `RetryBudget()` (20% of calls over 10 s plus
-   * 10 per second) for this filter alone. `false` retries without a budget (not advised).
+   * The budget retries draw from; default a new `RetryBudget()` (a fifth of calls over 10 s
+   * plus 10 per second) for this policy alone. `false` retries without a budget (not advised).
    */
   readonly budget?: RetryBudget | false;
   /**
-   * Whether a call may run twice. Default: its method is idempotent (GET, HEAD, OPTIONS, TRACE,
-   * PUT, DELETE), or the call carries an `Idempotency-Key` header (the call opts in).
+   * Whether a call may run twice. Default: the caller's per-call `idempotent`, else its method
+   * is idempotent (GET, HEAD, OPTIONS, TRACE, PUT, DELETE) or it carries an `Idempotency-Key`.
    */
   readonly idempotent?: (call: Call) => boolean;
+  /**
+   * For {@link Retry.execute}: whether an error is worth another try. Default: Trellis errors
+   * that say `retryable`, and any error that is not a Trellis error.
+   */
+  readonly retryOn?: (error: unknown) => boolean;
+  /** What {@link Retry.execute}'s events name as their `service` (a database, a queue); default "execute". */
+  readonly service?: string;
+  /** Time for backoffs and the budget; default the system clock (a client hands its own). */
   readonly clock?: Clock;
   /** Uniform in [0, 1): draws the jitter; default Math.random. */
   readonly random?: () => number;
@@ -40,82 +53,97 @@ export interface RetryOptions {
 
 const retryableStatuses = new Set([502, 503, 504]);
 
-/** What a retry filter tells its listeners when it tries a call again. */
-export interface RetryEvent {
-  readonly service: string;
-  /** The attempt that failed, from 1. */
-  readonly attempt: number;
-  /** The instance that failed, when known. */
-  readonly instance: string | undefined;
-  /** Why: `HTTP 503`, or the error's code (`CONNECTION_FAILED`, `TIMEOUT`, `CIRCUIT_OPEN`, …). */
-  readonly reason: string;
-  /** The backoff before the next attempt (0 for a call that never reached an instance). */
-  readonly delayMs: number;
-}
-
-/** A retry filter, with events for metrics and logs. */
-export interface RetryFilter extends Filter<Call, Reply> {
-  /** A call is tried again. */
-  readonly onRetry: Event<RetryEvent>;
-  /** A retryable failure was not retried because the budget was spent: a sign of a wide outage. */
-  readonly onBudgetExhausted: Event<{ readonly service: string; readonly attempt: number }>;
-}
-
 /** A failure the call may be tried again after, and whether it certainly never reached an instance. */
 type Verdict = 'final' | 'not-sent' | 'sent';
 
 /**
- * Tries a call again after a retryable failure, each time on another instance when one is
- * left (the failed instance joins `call.avoid`), within a {@link RetryBudget}.
+ * Tries a failed call again, each time on another instance when one is left (the failed
+ * instance joins `context.avoid`), within a {@link RetryBudget}.
  *
- * Retryable: a connection refused or reset, a 502 / 503 / 504 answer, and Trellis errors marked
- * `retryable` (an attempt's TIMEOUT, a per-instance breaker's CIRCUIT_OPEN). What may have reached
- * an instance is retried only for an idempotent call; what certainly did not (refused, open
- * circuit) is retried for any call, at once. Other retries wait a backoff with full jitter:
- * uniform in [0, min(maxDelayMs, baseDelayMs × 2^(n-1))) before retry n, on the injected clock;
- * the call's signal ends the wait. When attempts or the budget run out, the last answer is
- * returned or the last error thrown, as they were.
+ * As a stage (a ServiceClient has one, named "retry"): retryable are a connection refused or
+ * reset, a 502 / 503 / 504 answer, and Trellis errors marked `retryable` (an attempt's TIMEOUT,
+ * a per-instance breaker's CIRCUIT_OPEN). What may have reached an instance is retried only for
+ * an idempotent call; what certainly did not (refused, open circuit) is retried for any call, at
+ * once. Other retries wait a backoff with full jitter: uniform in
+ * [0, min(backoffMaxMs, backoffBaseMs × 2^(n-1))) before retry n, on the injected clock; the
+ * call's signal ends the wait. When attempts or the budget run out, the last answer is returned
+ * or the last error thrown, as they were. A call made with `retry: false` is tried once.
  *
- * This subsumes ServiceClient's built-in `failover()`: use one or the other, not both.
+ * Beyond HTTP, {@link execute} retries any async function the same way.
  *
  * @throws ConfigError for an option out of range, naming it.
  * @example
- * const budget = new RetryBudget();
- * new ServiceClient({ service: 'users', discovery, filters: [retry({ budget, maxAttempts: 3 })] });
+ * const users = new ServiceClient({ service: 'users', discovery, retry: { maxAttempts: 2 } });
+ * const retry = new Retry({ service: 'orders-db', maxAttempts: 4 });
+ * const rows = await retry.execute((signal) => db.query('select * from orders', { signal }));
  */
-export function retry(options: RetryOptions = {}): RetryFilter {
-  const maxAttempts = options.maxAttempts ?? 3;
-  const baseDelayMs = options.baseDelayMs ?? 25;
-  const maxDelayMs = options.maxDelayMs ?? 250;
-  const clock = options.clock ?? systemClock;
-  const random = options.random ?? Math.random;
-  const idempotent = options.idempotent ?? isIdempotent;
-  if (!(Number.isInteger(maxAttempts) && maxAttempts >= 1)) {
-    throw new ConfigError('maxAttempts', `must be an integer >= 1, got ${maxAttempts}`);
-  }
-  if (!(Number.isFinite(baseDelayMs) && baseDelayMs >= 0)) {
-    throw new ConfigError('baseDelayMs', `must be a number of milliseconds >= 0, got ${baseDelayMs}`);
-  }
-  if (!(Number.isFinite(maxDelayMs) && maxDelayMs >= baseDelayMs)) {
-    throw new ConfigError('maxDelayMs', `must be a number of milliseconds >= baseDelayMs, got ${maxDelayMs}`);
-  }
-  const budget = options.budget === false ? undefined : (options.budget ?? new RetryBudget({ clock }));
+export class Retry implements Stage, Policy {
+  readonly name = 'retry';
+  readonly role = 'retry';
+  readonly level = 'call';
+  readonly maxAttempts: number;
+  readonly backoffBaseMs: number;
+  readonly backoffMaxMs: number;
+  readonly budget: RetryBudget | undefined;
+  readonly #idempotent: ((call: Call) => boolean) | undefined;
+  readonly #retryOn: (error: unknown) => boolean;
+  readonly #label: string;
+  readonly #clock: Clock;
+  readonly #random: () => number;
+  readonly #scheduled = new Emitter<RetryScheduled>();
+  readonly #refused = new Emitter<RetryRefused>();
+  /** A call is tried again. */
+  readonly onRetryScheduled: Event<RetryScheduled> = this.#scheduled.event;
+  /** A retryable failure was not retried because the budget was spent: a sign of a wide outage. */
+  readonly onRetryRefused: Event<RetryRefused> = this.#refused.event;
 
-  const retried = new Emitter<RetryEvent>();
-  const exhausted = new Emitter<{ readonly service: string; readonly attempt: number }>();
+  constructor(options: RetryOptions = {}) {
+    const maxAttempts = options.maxAttempts ?? 3;
+    const backoffBaseMs = options.backoffBaseMs ?? 25;
+    const backoffMaxMs = options.backoffMaxMs ?? 250;
+    if (!(Number.isInteger(maxAttempts) && maxAttempts >= 1)) {
+      throw new ConfigError('retry.maxAttempts', `must be an integer >= 1, got ${maxAttempts}`);
+    }
+    if (!(Number.isFinite(backoffBaseMs) && backoffBaseMs >= 0)) {
+      throw new ConfigError('retry.backoffBaseMs', `must be a number of milliseconds >= 0, got ${backoffBaseMs}`);
+    }
+    if (!(Number.isFinite(backoffMaxMs) && backoffMaxMs >= backoffBaseMs)) {
+      throw new ConfigError(
+        'retry.backoffMaxMs',
+        `must be a number of milliseconds >= backoffBaseMs, got ${backoffMaxMs}`,
+      );
+    }
+    this.maxAttempts = maxAttempts;
+    this.backoffBaseMs = backoffBaseMs;
+    this.backoffMaxMs = backoffMaxMs;
+    this.#clock = options.clock ?? systemClock;
+    this.#random = options.random ?? Math.random;
+    this.#idempotent = options.idempotent;
+    this.#retryOn = options.retryOn ?? ((error) => !TrellisError.is(error) || error.retryable);
+    this.#label = options.service ?? 'execute';
+    this.budget = options.budget === false ? undefined : (options.budget ?? new RetryBudget({ clock: this.#clock }));
+  }
 
-  const filter: Filter<Call, Reply> = async (call, next) => {
-    budget?.deposit();
-    let current = call;
+  /** The stage's filter; its events go to the stack's telemetry too. */
+  make(env: StageEnv): Filter {
+    forward(env, this.onRetryScheduled, this.onRetryRefused);
+    return this.filter;
+  }
+
+  /** The HTTP filter, for a stack of your own. */
+  readonly filter: Filter = async (call, context, next) => {
+    if (!context.retry) return next(call, context);
+    this.budget?.deposit();
+    let current = context;
     let avoiding = false;
     let backoffs = 0;
-    for (let attempt = 1; attempt <= maxAttempts; attempt++) {
+    for (let attempt = 1; attempt <= this.maxAttempts; attempt++) {
       let verdict: Verdict;
       let failed: string | undefined;
       let reply: Reply | undefined;
       let error: unknown;
       try {
-        reply = await next(current);
+        reply = await next(call, current);
         if (!retryableStatuses.has(reply.status)) return reply;
         verdict = 'sent';
         failed = reply.instance.id;
@@ -123,7 +151,7 @@ export function retry(options: RetryOptions = {}): RetryFilter {
         if (NoInstancesError.is(caught) && avoiding) {
           // Every instance left was avoided: try them again rather than fail for want of a
           // fresh one (a single instance answering 503 deserves its retries too).
-          current = withCall(current, { avoid: call.avoid });
+          current = this.#next(context, current.attempt, context.avoid);
           avoiding = false;
           attempt--;
           continue;
@@ -132,39 +160,103 @@ export function retry(options: RetryOptions = {}): RetryFilter {
         verdict = verdictOf(caught);
         failed = TrellisError.is(caught) ? caught.instance : undefined;
       }
-      let giveUp =
+      const giveUp =
         verdict === 'final' ||
-        attempt >= maxAttempts ||
-        (verdict === 'sent' && !idempotent(call)) ||
-        current.signal?.aborted === true;
-      if (!giveUp && budget !== undefined && !budget.tryWithdraw()) {
-        giveUp = true;
-        if (exhausted.hasListeners) exhausted.emit({ service: call.service, attempt });
-      }
+        attempt >= this.maxAttempts ||
+        (verdict === 'sent' && !this.#mayRepeat(call, context)) ||
+        context.aborted ||
+        !this.#withdraw(call.service, attempt);
       if (giveUp) {
         if (reply !== undefined) return reply;
         throw error;
       }
-      const delay = verdict === 'sent' ? random() * Math.min(maxDelayMs, baseDelayMs * 2 ** backoffs++) : 0;
-      if (retried.hasListeners) {
+      const delay = verdict === 'sent' ? this.#delay(backoffs++) : 0;
+      if (this.#scheduled.hasListeners) {
         const reason = reply !== undefined ? `HTTP ${reply.status}` : TrellisError.is(error) ? error.code : 'error';
-        retried.emit({ service: call.service, attempt, instance: failed, reason, delayMs: delay });
+        this.#scheduled.emit({
+          type: 'retry-scheduled',
+          service: call.service,
+          attempt,
+          instance: failed,
+          reason,
+          delayMs: delay,
+        });
       }
-      if (delay > 0) await sleep(clock, delay, current.signal);
-      if (failed !== undefined) {
-        current = withCall(current, { avoid: new Set(current.avoid).add(failed) });
-        avoiding = true;
-      }
+      if (delay > 0) await sleep(this.#clock, delay, context.signal);
+      if (failed !== undefined) avoiding = true;
+      current = this.#next(
+        context,
+        current.attempt + 1,
+        failed === undefined ? current.avoid : new Set(current.avoid).add(failed),
+      );
     }
     // Unreachable: the last attempt returns or throws above.
     throw new Error('retry: attempts exhausted without an outcome');
   };
-  return Object.assign(filter, { onRetry: retried.event, onBudgetExhausted: exhausted.event });
+
+  /**
+   * Runs `fn`, and again after a failure that {@link RetryOptions.retryOn} accepts, with the same
+   * backoff and budget as calls, until it succeeds, attempts run out or `signal` aborts.
+   * @throws the last error of `fn`, or the signal's reason.
+   */
+  async execute<T>(fn: (signal: AbortSignal) => Promise<T>, signal?: AbortSignal): Promise<T> {
+    const given = signal ?? neverAborted;
+    this.budget?.deposit();
+    for (let attempt = 1, backoffs = 0; ; attempt++) {
+      try {
+        return await fn(given);
+      } catch (error) {
+        if (
+          attempt >= this.maxAttempts ||
+          given.aborted ||
+          !this.#retryOn(error) ||
+          !this.#withdraw(this.#label, attempt)
+        ) {
+          throw error;
+        }
+        const delay = this.#delay(backoffs++);
+        if (this.#scheduled.hasListeners) {
+          const reason = TrellisError.is(error) ? error.code : error instanceof Error ? error.name : 'error';
+          this.#scheduled.emit({
+            type: 'retry-scheduled',
+            service: this.#label,
+            attempt,
+            instance: undefined,
+            reason,
+            delayMs: delay,
+          });
+        }
+        if (delay > 0) await sleep(this.#clock, delay, signal);
+      }
+    }
+  }
+
+  #next(context: CallContext, attempt: number, avoid: ReadonlySet<string> | undefined): CallContext {
+    const next = context.fork();
+    next.attempt = attempt;
+    next.avoid = avoid;
+    return next;
+  }
+
+  #mayRepeat(call: Call, context: CallContext): boolean {
+    if (this.#idempotent !== undefined) return this.#idempotent(call);
+    return context.idempotent ?? isIdempotent(call);
+  }
+
+  #withdraw(service: string, attempt: number): boolean {
+    if (this.budget === undefined || this.budget.tryWithdraw()) return true;
+    if (this.#refused.hasListeners) this.#refused.emit({ type: 'retry-refused', service, attempt, reason: 'budget' });
+    return false;
+  }
+
+  #delay(backoffs: number): number {
+    return this.#random() * Math.min(this.backoffMaxMs, this.backoffBaseMs * 2 ** backoffs);
+  }
 }
 
 function verdictOf(error: unknown): Verdict {
   if (ConnectionError.is(error)) return error.sent ? 'sent' : 'not-sent';
   if (!TrellisError.is(error) || !error.retryable) return 'final';
   // An open per-instance breaker refused the call here: the instance never saw it.
-  return (error.code as string) === 'CIRCUIT_OPEN' ? 'not-sent' : 'sent';
+  return error.code === 'CIRCUIT_OPEN' ? 'not-sent' : 'sent';
 }

@@ -1,126 +1,152 @@
 import {
+  CallContext,
   ConfigError,
   Emitter,
   systemClock,
-  type Attempt,
-  type Call,
   type Clock,
   type Event,
   type Filter,
   type Reply,
-  type ServiceInstance,
+  type Stage,
+  type StageEnv,
+  type TimedOut,
+  type Timer,
 } from '@trellis/core';
 import { DeadlineQueue, type DeadlineEntry } from '../shared/deadline-queue.js';
-import { ChildSignal, LazySignalCall, type SignalSource } from '../shared/lazy-signal-call.js';
-import { TimeoutError, type TimeoutScope } from './timeout-error.js';
-
-/** A timeout filter, with an event for metrics and logs. */
-export interface TimeoutFilter<C extends Call> extends Filter<C, Reply> {
-  /** A call ran out of time (emitted before the caller sees the error). */
-  readonly onTimeout: Event<TimeoutError>;
-}
+import { forward, type Policy } from '../shared/policy.js';
+import { TimeoutError } from './timeout-error.js';
 
 export interface TimeoutOptions {
   /** The time limit. */
   readonly timeoutMs: number;
+  /** What {@link Timeout.execute}'s errors and events name as the service; default "execute". */
+  readonly service?: string;
+  /** Default the system clock (a client hands its own). */
   readonly clock?: Clock;
 }
 
 /**
- * A per-attempt time limit (an attempt filter): an attempt that has not settled after
- * `timeoutMs` is cancelled through its signal and fails with a retryable {@link TimeoutError},
- * so that a retry outside can try another instance.
+ * A per-attempt time limit: an attempt that has not settled after `timeoutMs` is cancelled
+ * through its context's signal and fails with a retryable {@link TimeoutError}, so that the
+ * retry stage can try another instance. A ServiceClient has one, named "attempt-timeout"
+ * (10 s by default).
  *
- * Cheap on the hot path: no timer per call (one clock timer per filter, for the oldest call in
- * flight) and no AbortSignal unless something below reads `attempt.signal` (the transport does;
- * the signal then also follows the call's own signal).
- *
- * @throws ConfigError for a `timeoutMs` that is not a positive number.
- * @example
- * new ServiceClient({ service: 'users', discovery, attemptFilters: [attemptTimeout(500)] });
- */
-export function attemptTimeout(options: number | TimeoutOptions): TimeoutFilter<Attempt> {
-  return timeoutFilter<Attempt>('attempt', options);
-}
-
-/**
- * An overall time limit for a call (a call filter, outside retry): when `timeoutMs` have passed
- * since the call began, across all its attempts and backoff waits, the call fails with a
- * non-retryable {@link TimeoutError} and whatever is in flight is cancelled through its signal.
- *
- * For the cancellation to reach the transport, filters below must copy the call with
- * `withCall()`, not a spread (a spread drops the lazily made signal).
+ * Cheap on the hot path: no timer per call (one clock timer for the oldest call in flight) and
+ * no AbortSignal unless something below reads `context.signal` (the transport does).
  *
  * @throws ConfigError for a `timeoutMs` that is not a positive number.
  * @example
- * new ServiceClient({ service: 'users', discovery, filters: [deadline(2_000), retry()] });
+ * const users = new ServiceClient({ service: 'users', discovery, attemptTimeoutMs: 500 });
+ * const timeout = new Timeout({ timeoutMs: 200, service: 'orders-db' });
+ * const rows = await timeout.execute((signal) => db.query('select 1', { signal }));
  */
-export function deadline(options: number | TimeoutOptions): TimeoutFilter<Call> {
-  return timeoutFilter<Call>('deadline', options);
-}
+export class Timeout implements Stage, Policy {
+  readonly name = 'attempt-timeout';
+  readonly role = 'timeout';
+  readonly timeoutMs: number;
+  readonly #clock: Clock;
+  readonly #service: string;
+  readonly #queue: DeadlineQueue<Pending>;
+  readonly #timedOut = new Emitter<TimedOut>();
+  /** A call ran out of time (emitted before the caller sees the error). */
+  readonly onTimedOut: Event<TimedOut> = this.#timedOut.event;
 
-function timeoutFilter<C extends Call>(scope: TimeoutScope, options: number | TimeoutOptions): TimeoutFilter<C> {
-  const { timeoutMs, clock = systemClock } = typeof options === 'number' ? { timeoutMs: options } : options;
-  if (!(Number.isFinite(timeoutMs) && timeoutMs > 0)) {
-    throw new ConfigError('timeoutMs', `must be a positive number of milliseconds, got ${timeoutMs}`);
+  constructor(options: TimeoutOptions) {
+    const timeoutMs = options.timeoutMs;
+    if (!(Number.isFinite(timeoutMs) && timeoutMs > 0)) {
+      throw new ConfigError('timeoutMs', `must be a positive number of milliseconds, got ${timeoutMs}`);
+    }
+    this.timeoutMs = timeoutMs;
+    this.#clock = options.clock ?? systemClock;
+    this.#service = options.service ?? 'execute';
+    this.#queue = new DeadlineQueue<Pending>(this.#clock);
   }
-  const queue = new DeadlineQueue<Pending>(clock);
-  const timedOut = new Emitter<TimeoutError>();
-  const filter: Filter<C, Reply> = (call, next) =>
-    new Promise<Reply>((resolve, reject) => {
-      const pending = new Pending(call, scope, timeoutMs, clock.now() + timeoutMs, reject, timedOut);
-      queue.add(pending);
-      let sent: Promise<Reply>;
+
+  make(env: StageEnv): Filter {
+    forward(env, this.onTimedOut);
+    return this.filter;
+  }
+
+  /** The HTTP filter, for a stack of your own. */
+  readonly filter: Filter = (call, context, next) => {
+    const child = context.forkCancellable();
+    return this.#run(call.service, context.instance?.id, child, () => next(call, child));
+  };
+
+  /**
+   * Runs `fn` with a signal that aborts after `timeoutMs` (or when `signal` does).
+   * @throws TimeoutError when the time runs out first; what `fn` throws otherwise.
+   */
+  execute<T>(fn: (signal: AbortSignal) => Promise<T>, signal?: AbortSignal): Promise<T> {
+    const child = new CallContext(signal === undefined ? {} : { signal }).forkCancellable();
+    return this.#run(this.#service, undefined, child, () => fn(child.signal as AbortSignal));
+  }
+
+  #run<T>(service: string, instance: string | undefined, child: CallContext, start: () => Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const pending = new Pending(this, service, instance, child, reject as (error: unknown) => void);
+      this.#queue.add(pending);
+      let sent: Promise<T>;
       try {
-        sent = next(new LazySignalCall(call, pending) as unknown as C);
+        sent = start();
       } catch (error) {
         sent = Promise.reject(error);
       }
       sent.then(
-        (reply) => {
-          if (pending.settle(queue)) resolve(reply);
+        (value) => {
+          if (pending.settle(this.#queue)) resolve(value);
         },
         (error: unknown) => {
-          if (pending.settle(queue)) reject(error);
+          if (pending.settle(this.#queue)) reject(error);
         },
       );
     });
-  return Object.assign(filter, { onTimeout: timedOut.event });
+  }
+
+  /** @internal */
+  get deadlineMs(): number {
+    return this.#clock.now() + this.timeoutMs;
+  }
+
+  /** @internal */
+  report(error: TimeoutError): void {
+    if (this.#timedOut.hasListeners) {
+      this.#timedOut.emit({
+        type: 'timed-out',
+        service: error.service ?? this.#service,
+        instance: error.instance,
+        scope: error.scope,
+        timeoutMs: error.timeoutMs,
+      });
+    }
+  }
 }
 
-/** One call in flight under a time limit: a node of the queue, and the source of its signal. */
-class Pending implements SignalSource, DeadlineEntry {
+/** One call in flight under a time limit: a node of the queue. */
+class Pending implements DeadlineEntry {
   readonly deadline: number;
   prev: DeadlineEntry | undefined;
   next: DeadlineEntry | undefined;
-  readonly #call: Call & { readonly instance?: ServiceInstance };
-  readonly #scope: TimeoutScope;
-  readonly #timeoutMs: number;
+  readonly #owner: Timeout;
+  readonly #service: string;
+  readonly #instance: string | undefined;
+  readonly #child: CallContext;
   readonly #reject: (error: unknown) => void;
-  readonly #timedOut: Emitter<TimeoutError>;
-  readonly #signal: ChildSignal;
   #done = false;
 
   constructor(
-    call: Call,
-    scope: TimeoutScope,
-    timeoutMs: number,
-    deadline: number,
+    owner: Timeout,
+    service: string,
+    instance: string | undefined,
+    child: CallContext,
     reject: (error: unknown) => void,
-    timedOut: Emitter<TimeoutError>,
   ) {
-    this.#call = call;
-    this.#scope = scope;
-    this.#timeoutMs = timeoutMs;
-    this.deadline = deadline;
+    this.#owner = owner;
+    this.deadline = owner.deadlineMs;
+    this.#service = service;
+    this.#instance = instance;
+    this.#child = child;
     this.#reject = reject;
-    this.#timedOut = timedOut;
-    // Only when read is the outer signal read, so an outer timeout's signal stays unmade as well.
-    this.#signal = new ChildSignal(() => call.signal);
-  }
-
-  signal(): AbortSignal {
-    return this.#signal.get();
   }
 
   /** The call settled by itself: true if it was in time (its outcome stands). */
@@ -128,7 +154,7 @@ class Pending implements SignalSource, DeadlineEntry {
     if (this.#done) return false;
     this.#done = true;
     queue.remove(this);
-    this.#signal.detach();
+    this.#child.detach();
     return true;
   }
 
@@ -136,9 +162,100 @@ class Pending implements SignalSource, DeadlineEntry {
   expire(): void {
     if (this.#done) return;
     this.#done = true;
-    const error = new TimeoutError(this.#scope, this.#timeoutMs, this.#call.service, this.#call.instance?.id);
-    this.#signal.cancel(error);
-    this.#timedOut.emit(error);
+    const error = new TimeoutError('attempt', this.#owner.timeoutMs, this.#service, this.#instance);
+    this.#child.cancel(error);
+    this.#owner.report(error);
     this.#reject(error);
   }
+}
+
+export interface DeadlineOptions {
+  /** A limit for every call of the stack, from when it starts; default none (only the calls' own deadlines). */
+  readonly timeoutMs?: number;
+}
+
+/**
+ * The stage that holds a call to its deadline, retries and backoffs included: the earlier of
+ * the call's own (per-call `timeoutMs`, or the remaining time of the inbound request it is made
+ * for) and `timeoutMs` from when it starts. When the deadline passes, whatever is in flight is
+ * cancelled, no further attempt starts, and the call fails with a non-retryable
+ * {@link TimeoutError} (`scope: 'deadline'`). A call with no deadline passes straight through.
+ * A ServiceClient has one, named "deadline".
+ *
+ * @throws ConfigError for a `timeoutMs` that is not a positive number.
+ * @example
+ * const users = new ServiceClient({ service: 'users', discovery, deadlineMs: 2_000 });
+ */
+export function deadline(options: DeadlineOptions = {}): Stage {
+  const { timeoutMs } = options;
+  if (timeoutMs !== undefined && !(Number.isFinite(timeoutMs) && timeoutMs > 0)) {
+    throw new ConfigError('deadlineMs', `must be a positive number of milliseconds, got ${timeoutMs}`);
+  }
+  return {
+    name: 'deadline',
+    role: 'deadline',
+    level: 'call',
+    make(env) {
+      const { clock, telemetry } = env;
+      const filter: Filter = (call, context, next) => {
+        const now = clock.now();
+        const own = timeoutMs === undefined ? undefined : now + timeoutMs;
+        const due =
+          context.deadline === undefined ? own : own === undefined ? context.deadline : Math.min(own, context.deadline);
+        if (due === undefined) return next(call, context);
+        const limitMs = Math.max(0, Math.round(due - now));
+        const expired = (): TimeoutError => {
+          const error = new TimeoutError('deadline', limitMs, call.service);
+          if (telemetry.enabled) {
+            telemetry.emit({
+              type: 'timed-out',
+              service: call.service,
+              instance: undefined,
+              scope: 'deadline',
+              timeoutMs: limitMs,
+            });
+          }
+          return error;
+        };
+        // Nothing starts once the time is up (an inbound request that arrived with none left).
+        if (due <= now) return Promise.reject(expired());
+        const child = context.forkCancellable();
+        child.deadline = due;
+        return new Promise<Reply>((resolve, reject) => {
+          let done = false;
+          // A per-call timer: deadlines of different calls come in any order (each inbound
+          // request brings its own), so one queue for all does not fit.
+          const timer: Timer = clock.setTimer(due - now, () => {
+            if (done) return;
+            done = true;
+            const error = expired();
+            child.cancel(error);
+            reject(error);
+          });
+          const settle = (): boolean => {
+            if (done) return false;
+            done = true;
+            timer.cancel();
+            child.detach();
+            return true;
+          };
+          let sent: Promise<Reply>;
+          try {
+            sent = next(call, child);
+          } catch (error) {
+            sent = Promise.reject(error);
+          }
+          sent.then(
+            (reply) => {
+              if (settle()) resolve(reply);
+            },
+            (error: unknown) => {
+              if (settle()) reject(error);
+            },
+          );
+        });
+      };
+      return filter;
+    },
+  };
 }

@@ -1,11 +1,9 @@
 import { jest } from '@jest/globals';
 import {
-  compose,
   ConnectionError,
   ManualClock,
   NoInstancesError,
   TrellisError,
-  type Attempt,
   type Call,
   type Reply,
   type ServiceInstance,
@@ -17,7 +15,9 @@ import {
   isTargetError,
   serviceCircuitBreaker,
 } from '@trellis/resilience';
-import { instance } from '../fixtures.js';
+import { adapt, composeStages, instance, type CallLike } from '../fixtures.js';
+
+type Attempt = CallLike & { readonly instance: ServiceInstance };
 
 let clock: ManualClock;
 let registry: CircuitBreakerRegistry;
@@ -39,7 +39,7 @@ const reply = (status: number, target: ServiceInstance = a): Reply => ({
 beforeEach(() => {
   jest.useFakeTimers();
   clock = new ManualClock(0);
-  registry = new CircuitBreakerRegistry({ minimumCalls: 4, failureRateThreshold: 50, resetTimeoutMs: 1_000, clock });
+  registry = new CircuitBreakerRegistry({ minimumCalls: 4, failureRateThreshold: 0.5, resetTimeoutMs: 1_000, clock });
 });
 
 afterEach(() => {
@@ -49,7 +49,7 @@ afterEach(() => {
 
 describe('instanceCircuitBreaker', () => {
   it('counts 5xx replies and connection errors as failures, 4xx as successes', async () => {
-    const filter = instanceCircuitBreaker(registry);
+    const filter = adapt(instanceCircuitBreaker(registry));
     await filter(attemptOn(a), async () => reply(404));
     await filter(attemptOn(a), async () => reply(200));
     await filter(attemptOn(a), async () => reply(503));
@@ -62,13 +62,13 @@ describe('instanceCircuitBreaker', () => {
   });
 
   it('returns the failing reply as it is, without throwing', async () => {
-    const filter = instanceCircuitBreaker(registry);
+    const filter = adapt(instanceCircuitBreaker(registry));
     const answer = await filter(attemptOn(a), async () => reply(500));
     expect(answer.status).toBe(500);
   });
 
   it('refuses an attempt on an open instance without sending it, with a retryable error naming the instance', async () => {
-    const filter = instanceCircuitBreaker(registry);
+    const filter = adapt(instanceCircuitBreaker(registry));
     for (let i = 0; i < 4; i++) await filter(attemptOn(a), async () => reply(502));
     let sent = 0;
     const refused = await filter(attemptOn(a), async () => {
@@ -83,7 +83,7 @@ describe('instanceCircuitBreaker', () => {
   });
 
   it('ignores errors raised locally, and calls the caller cancelled', async () => {
-    const filter = instanceCircuitBreaker(registry);
+    const filter = adapt(instanceCircuitBreaker(registry));
     const limited = new TrellisError('RATE_LIMITED', 'limited', { retryable: true });
     for (let i = 0; i < 5; i++) {
       await expect(
@@ -103,7 +103,7 @@ describe('instanceCircuitBreaker', () => {
   });
 
   it('gives the probe back when its outcome is ignored, so that another probe can go', async () => {
-    const filter = instanceCircuitBreaker(registry);
+    const filter = adapt(instanceCircuitBreaker(registry));
     for (let i = 0; i < 4; i++) await filter(attemptOn(a), async () => reply(500));
     jest.advanceTimersByTime(1_000);
     const controller = new AbortController();
@@ -119,7 +119,7 @@ describe('instanceCircuitBreaker', () => {
   });
 
   it('lets only one probe through while half-open, and closes on its success', async () => {
-    const filter = instanceCircuitBreaker(registry);
+    const filter = adapt(instanceCircuitBreaker(registry));
     for (let i = 0; i < 4; i++) await filter(attemptOn(a), async () => reply(500));
     jest.advanceTimersByTime(1_000);
     let finishProbe: (r: Reply) => void = () => undefined;
@@ -140,7 +140,7 @@ describe('instanceCircuitBreaker', () => {
   it('counts slow successes as failures, timed with the injected clock', async () => {
     const slow = new CircuitBreakerRegistry({ minimumCalls: 2, slowCallMs: 100, clock });
     try {
-      const filter = instanceCircuitBreaker(slow);
+      const filter = adapt(instanceCircuitBreaker(slow));
       await filter(attemptOn(a), async () => {
         clock.advance(99);
         return reply(200);
@@ -158,10 +158,12 @@ describe('instanceCircuitBreaker', () => {
   });
 
   it('takes its own idea of failure', async () => {
-    const filter = instanceCircuitBreaker(registry, {
-      isFailureReply: (r) => r.status === 429 || r.status >= 500,
-      isFailureError: (e) => isTargetError(e) && !NoInstancesError.is(e),
-    });
+    const filter = adapt(
+      instanceCircuitBreaker(registry, {
+        isFailureReply: (r) => r.status === 429 || r.status >= 500,
+        isFailureError: (e) => isTargetError(e) && !NoInstancesError.is(e),
+      }),
+    );
     await filter(attemptOn(a), async () => reply(429));
     await expect(
       filter(attemptOn(a), async () => {
@@ -172,11 +174,13 @@ describe('instanceCircuitBreaker', () => {
   });
 
   it('gives the permission back when a failure predicate throws', async () => {
-    const filter = instanceCircuitBreaker(registry, {
-      isFailureReply: () => {
-        throw new Error('bad predicate');
-      },
-    });
+    const filter = adapt(
+      instanceCircuitBreaker(registry, {
+        isFailureReply: () => {
+          throw new Error('bad predicate');
+        },
+      }),
+    );
     for (let i = 0; i < 4; i++) await filter(attemptOn(a), async () => reply(500)).catch(() => undefined);
     const breaker = registry.get('users', 'users-1');
     breaker.onFailure(); // not through the filter: the predicate counts nothing
@@ -186,7 +190,7 @@ describe('instanceCircuitBreaker', () => {
 
 describe('serviceCircuitBreaker', () => {
   it('keeps one breaker per service and refuses with a non-retryable error when it is open', async () => {
-    const filter = serviceCircuitBreaker(registry);
+    const filter = adapt(serviceCircuitBreaker(registry));
     for (let i = 0; i < 4; i++) {
       await expect(
         filter(call, async () => {
@@ -215,8 +219,8 @@ describe('outlier ejection through InstanceHealth', () => {
       const from = candidates.length > 0 ? candidates : all;
       return from[turn++ % from.length] as ServiceInstance;
     };
-    const send = compose([instanceCircuitBreaker(registry)], async (attempt: Attempt) =>
-      reply(healthy.get(attempt.instance.id) === true ? 200 : 503, attempt.instance),
+    const send = composeStages([instanceCircuitBreaker(registry)], async (attempt: CallLike) =>
+      reply(healthy.get(attempt.instance?.id ?? '') === true ? 200 : 503, attempt.instance),
     );
     const served = async (calls: number): Promise<string[]> => {
       const ids: string[] = [];

@@ -1,11 +1,7 @@
 import { jest } from '@jest/globals';
 import { ConfigError, ManualClock } from '@trellis/core';
-import {
-  CircuitBreaker,
-  CircuitOpenError,
-  type CircuitBreakerOptions,
-  type CircuitStateChange,
-} from '@trellis/resilience';
+import type { CircuitStateChanged } from '@trellis/core';
+import { CircuitBreaker, CircuitOpenError, type CircuitBreakerOptions } from '@trellis/resilience';
 
 // opossum's reset and warm-up timers are real setTimeouts: Jest's fake timers drive them, and
 // the ManualClock drives the window and call durations.
@@ -25,7 +21,7 @@ afterEach(() => {
 function breaker(options: Partial<CircuitBreakerOptions> = {}): CircuitBreaker {
   const b = new CircuitBreaker({
     service: 'users',
-    failureRateThreshold: 50,
+    failureRateThreshold: 0.5,
     minimumCalls: 4,
     windowMs: 10_000,
     windowBuckets: 10,
@@ -67,7 +63,7 @@ describe('CircuitBreaker: closed to open', () => {
     const b = breaker();
     fail(b, 3);
     expect(b.state).toBe('closed');
-    expect(b.snapshot()).toEqual({ state: 'closed', calls: 3, failures: 3, failureRate: 100 });
+    expect(b.snapshot()).toEqual({ state: 'closed', calls: 3, failures: 3, failureRate: 1 });
   });
 
   it('opens on the failure that brings the window to the minimum volume at the threshold', () => {
@@ -84,7 +80,7 @@ describe('CircuitBreaker: closed to open', () => {
     succeed(b, 7);
     fail(b, 3); // 30%
     expect(b.state).toBe('closed');
-    expect(b.snapshot().failureRate).toBe(30);
+    expect(b.snapshot().failureRate).toBeCloseTo(0.3);
   });
 
   it('does not open on successes, even with failures above the threshold before the minimum volume', () => {
@@ -272,8 +268,8 @@ describe('CircuitBreaker: warm-up', () => {
 describe('CircuitBreaker: events', () => {
   it('reports every change of state with the service and instance', () => {
     const b = breaker({ instance: 'users-1' });
-    const changes: CircuitStateChange[] = [];
-    b.onStateChange((c) => changes.push(c));
+    const changes: CircuitStateChanged[] = [];
+    b.onStateChanged((c) => changes.push(c));
     succeed(b, 2);
     fail(b, 2);
     toHalfOpen(b);
@@ -281,18 +277,58 @@ describe('CircuitBreaker: events', () => {
     toHalfOpen(b);
     succeed(b, 1);
     expect(changes).toEqual([
-      { service: 'users', instance: 'users-1', from: 'closed', to: 'open', calls: 4, failureRate: 50 },
-      { service: 'users', instance: 'users-1', from: 'open', to: 'half-open', calls: 4, failureRate: 50 },
-      { service: 'users', instance: 'users-1', from: 'half-open', to: 'open', calls: 4, failureRate: 50 },
-      { service: 'users', instance: 'users-1', from: 'open', to: 'half-open', calls: 4, failureRate: 50 },
-      { service: 'users', instance: 'users-1', from: 'half-open', to: 'closed', calls: 4, failureRate: 50 },
+      {
+        type: 'circuit-state-changed',
+        service: 'users',
+        instance: 'users-1',
+        from: 'closed',
+        to: 'open',
+        calls: 4,
+        failureRate: 0.5,
+      },
+      {
+        type: 'circuit-state-changed',
+        service: 'users',
+        instance: 'users-1',
+        from: 'open',
+        to: 'half-open',
+        calls: 4,
+        failureRate: 0.5,
+      },
+      {
+        type: 'circuit-state-changed',
+        service: 'users',
+        instance: 'users-1',
+        from: 'half-open',
+        to: 'open',
+        calls: 4,
+        failureRate: 0.5,
+      },
+      {
+        type: 'circuit-state-changed',
+        service: 'users',
+        instance: 'users-1',
+        from: 'open',
+        to: 'half-open',
+        calls: 4,
+        failureRate: 0.5,
+      },
+      {
+        type: 'circuit-state-changed',
+        service: 'users',
+        instance: 'users-1',
+        from: 'half-open',
+        to: 'closed',
+        calls: 4,
+        failureRate: 0.5,
+      },
     ]);
   });
 
   it('stops reporting once the subscription is disposed', () => {
     const b = breaker();
     const changes: string[] = [];
-    const subscription = b.onStateChange((c) => changes.push(c.to));
+    const subscription = b.onStateChanged((c) => changes.push(c.to));
     openIt(b);
     subscription.dispose();
     toHalfOpen(b);
@@ -303,7 +339,7 @@ describe('CircuitBreaker: events', () => {
 describe('CircuitBreaker: configuration and lifecycle', () => {
   it.each([
     ['failureRateThreshold', 0],
-    ['failureRateThreshold', 101],
+    ['failureRateThreshold', 1.01],
     ['minimumCalls', 0],
     ['minimumCalls', 1.5],
     ['windowMs', 0],

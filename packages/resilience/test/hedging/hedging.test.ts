@@ -1,5 +1,5 @@
-import { compose, ManualClock, type Attempt, type Call, type Reply, type ServiceInstance } from '@trellis/core';
-import { Hedging, RetryBudget, withCall, type HedgingOptions } from '@trellis/resilience';
+import { CallContext, compose, ManualClock, type Call, type Reply, type ServiceInstance } from '@trellis/core';
+import { Hedging, RetryBudget, type HedgingOptions } from '@trellis/resilience';
 import { configField, get, instances } from '../fixtures.js';
 
 interface Sent {
@@ -10,26 +10,25 @@ interface Sent {
 }
 
 /**
- * Stands for ServiceClient: picks the first instance not avoided, copies the call with
- * withCall, and runs the hedging attempt filter before a downstream that answers when told.
+ * Stands for ServiceClient's instance selection: picks the first instance not avoided, writes
+ * it into the attempt's context, and hands on to a downstream that answers when told.
  */
 function setUp(options: HedgingOptions, clock = new ManualClock()) {
   const hedging = new Hedging({ clock, ...options });
   const sent: Sent[] = [];
-  const attempt = compose<Attempt, Reply>([hedging.attemptFilter], (a) => {
+  const chain = compose([hedging.filter], async (_call, context) => {
+    const instance = instances.find((i) => !context.avoid?.has(i.id)) as ServiceInstance;
+    context.instance = instance;
     return new Promise<Reply>((resolve, reject) => {
       sent.push({
-        instance: a.instance.id,
-        signal: a.signal,
-        answer: (status = 200) => resolve({ status, headers: {}, body: a.instance.id, instance: a.instance }),
+        instance: instance.id,
+        signal: context.signal,
+        answer: (status = 200) => resolve({ status, headers: {}, body: instance.id, instance }),
         fail: reject,
       });
     });
   });
-  const send = compose<Call, Reply>([hedging.filter], async (call) => {
-    const instance = instances.find((i) => !call.avoid?.has(i.id)) as ServiceInstance;
-    return attempt(withCall(call, { instance }) as Attempt);
-  });
+  const send = (call: Call): Promise<Reply> => chain(call, new CallContext());
   return { clock, hedging, sent, send };
 }
 
@@ -39,7 +38,7 @@ describe('Hedging', () => {
   it('sends a second attempt to another instance after the delay; the first answer wins and the other is cancelled', async () => {
     const { clock, sent, send, hedging } = setUp({ delayMs: 50 });
     const hedges: unknown[] = [];
-    hedging.onHedge((e) => hedges.push(e));
+    hedging.onHedgeSent((e) => hedges.push(e));
     const result = send(get);
     await flush();
     expect(sent.map((s) => s.instance)).toEqual(['users-1']);
@@ -53,7 +52,7 @@ describe('Hedging', () => {
     expect((await result).body).toBe('users-2');
     expect(sent[0]?.signal?.aborted).toBe(true);
     expect(sent[1]?.signal?.aborted).toBe(false);
-    expect(hedges).toEqual([{ service: 'users', firstInstance: 'users-1' }]);
+    expect(hedges).toEqual([{ type: 'hedge-sent', service: 'users', firstInstance: 'users-1' }]);
   });
 
   it('sends nothing more when the first attempt answers in time', async () => {
@@ -78,7 +77,7 @@ describe('Hedging', () => {
 
   it('hedges only within its budget', async () => {
     const clock = new ManualClock();
-    const budget = new RetryBudget({ clock, ttlMs: 1_000, minRetriesPerSecond: 1, percentCanRetry: 0 });
+    const budget = new RetryBudget({ clock, ttlMs: 1_000, minRetriesPerSecond: 1, retryShare: 0 });
     const { sent, send } = setUp({ delayMs: 50, budget }, clock);
     void send(get);
     void send(get);
@@ -132,9 +131,31 @@ describe('Hedging', () => {
   });
 
   it('rejects options out of range, naming the field', () => {
-    expect(configField(() => new Hedging({ delayMs: 0 }))).toBe('delayMs');
-    expect(configField(() => new Hedging({ percentile: 1 }))).toBe('percentile');
-    expect(configField(() => new Hedging({ minSamples: 0 }))).toBe('minSamples');
-    expect(configField(() => new Hedging({ windowMs: -1 }))).toBe('windowMs');
+    expect(configField(() => new Hedging({ delayMs: 0 }))).toBe('hedging.delayMs');
+    expect(configField(() => new Hedging({ percentile: 1 }))).toBe('hedging.percentile');
+    expect(configField(() => new Hedging({ minSamples: 0 }))).toBe('hedging.minSamples');
+    expect(configField(() => new Hedging({ windowMs: -1 }))).toBe('hedging.windowMs');
+  });
+
+  it('hedges any idempotent async function with execute(): the first to succeed wins, the other is aborted', async () => {
+    const clock = new ManualClock();
+    const hedging = new Hedging({ clock, delayMs: 50, service: 'search-index' });
+    const signals: AbortSignal[] = [];
+    const answers: Array<(v: string) => void> = [];
+    const result = hedging.execute(
+      (signal) =>
+        new Promise<string>((resolve) => {
+          signals.push(signal);
+          answers.push(resolve);
+        }),
+    );
+    await flush();
+    clock.advance(50);
+    await flush();
+    expect(signals).toHaveLength(2);
+    answers[1]?.('second');
+    expect(await result).toBe('second');
+    expect(signals[0]?.aborted).toBe(true);
+    expect(signals[1]?.aborted).toBe(false);
   });
 });

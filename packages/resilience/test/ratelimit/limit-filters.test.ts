@@ -1,14 +1,14 @@
-import { compose, ManualClock, type Call, type Reply, type ServiceInstance } from '@trellis/core';
+import { ManualClock, type Call, type Reply, type ServiceInstance } from '@trellis/core';
 import {
+  Bulkhead,
   BulkheadFullError,
-  bulkhead,
   ConcurrencyLimit,
   PerKey,
-  rateLimit,
+  RateLimit,
   RateLimitedError,
   TokenBucket,
 } from '@trellis/resilience';
-import { configField } from '../fixtures.js';
+import { composeStages, configField } from '../fixtures.js';
 
 const instance: ServiceInstance = {
   id: 'mail-1',
@@ -30,10 +30,10 @@ describe('rateLimit filter', () => {
   it('lets calls through within the rate and refuses the rest with RATE_LIMITED and retryAfterMs', async () => {
     const clock = new ManualClock();
     let sent = 0;
-    const filter = rateLimit(new TokenBucket({ ratePerSecond: 2, burst: 1, clock }));
+    const filter = new RateLimit(new TokenBucket({ ratePerSecond: 2, burst: 1, clock }));
     const rejected: unknown[] = [];
     filter.onRejected((e) => rejected.push(e));
-    const send = compose([filter], async () => {
+    const send = composeStages([filter], async () => {
       sent++;
       return ok;
     });
@@ -42,7 +42,9 @@ describe('rateLimit filter', () => {
     expect(RateLimitedError.is(error)).toBe(true);
     expect(error).toMatchObject({ code: 'RATE_LIMITED', retryAfterMs: 500, service: 'mail', retryable: false });
     expect(sent).toBe(1);
-    expect(rejected).toEqual([error]);
+    expect(rejected).toEqual([
+      { type: 'limit-rejected', service: 'mail', limit: 'rate', scope: '"mail"', retryAfterMs: 500 },
+    ]);
     clock.advance(500);
     expect(await send(call())).toBe(ok);
   });
@@ -50,8 +52,8 @@ describe('rateLimit filter', () => {
   it('limits per key of the call, naming the key in the error', async () => {
     const clock = new ManualClock();
     const perUser = new PerKey({ clock, create: () => new TokenBucket({ ratePerSecond: 1, burst: 1, clock }) });
-    const send = compose(
-      [rateLimit({ perKey: perUser, key: (c: Call) => c.headers['x-user'] ?? 'anonymous' }, { name: 'mail-out' })],
+    const send = composeStages(
+      [new RateLimit({ perKey: perUser, key: (c: Call) => c.headers['x-user'] ?? 'anonymous' }, { name: 'mail-out' })],
       async () => ok,
     );
     await send(call({ 'x-user': 'ada' }));
@@ -61,7 +63,23 @@ describe('rateLimit filter', () => {
 
   it('refuses a per-key choice without a key function', () => {
     const perKey = new PerKey({ create: () => new TokenBucket({ ratePerSecond: 1 }) });
-    expect(configField(() => rateLimit({ perKey } as never))).toBe('key');
+    expect(configField(() => new RateLimit({ perKey } as never))).toBe('key');
+  });
+});
+
+describe('execute', () => {
+  it('limits any async function: a rate limit refuses beyond its rate, a bulkhead beyond its slots', async () => {
+    const clock = new ManualClock();
+    const rate = new RateLimit(new TokenBucket({ ratePerSecond: 1, burst: 1, clock }), { name: 'orders-db' });
+    await expect(rate.execute(async () => 'rows')).resolves.toBe('rows');
+    await expect(rate.execute(async () => 'rows')).rejects.toMatchObject({ code: 'RATE_LIMITED', retryAfterMs: 1_000 });
+    const pool = new Bulkhead(new ConcurrencyLimit({ maxConcurrent: 1, clock }));
+    let release: () => void = () => undefined;
+    const held = pool.execute(() => new Promise<void>((resolve) => (release = resolve)));
+    await expect(pool.execute(async () => 'second')).rejects.toMatchObject({ code: 'BULKHEAD_FULL' });
+    release();
+    await held;
+    await expect(pool.execute(async () => 'third')).resolves.toBe('third');
   });
 });
 
@@ -69,16 +87,27 @@ describe('bulkhead filter', () => {
   it('holds a slot for the whole call, refuses beyond the limit, and frees the slot on success and failure', async () => {
     const limit = new ConcurrencyLimit({ maxConcurrent: 1, clock: new ManualClock() });
     const pending: Array<{ resolve: (r: Reply) => void; reject: (e: unknown) => void }> = [];
-    const filter = bulkhead(limit);
+    const filter = new Bulkhead(limit);
     const rejected: unknown[] = [];
     filter.onRejected((e) => rejected.push(e));
-    const send = compose([filter], () => new Promise<Reply>((resolve, reject) => pending.push({ resolve, reject })));
+    const send = composeStages(
+      [filter],
+      () => new Promise<Reply>((resolve, reject) => pending.push({ resolve, reject })),
+    );
     const first = send(call());
     await Promise.resolve();
     expect(limit.active).toBe(1);
     const refused: unknown = await send(call()).catch((e: unknown) => e);
     expect(BulkheadFullError.is(refused)).toBe(true);
-    expect(rejected).toEqual([refused]);
+    expect(rejected).toEqual([
+      {
+        type: 'limit-rejected',
+        service: 'mail',
+        limit: 'concurrency',
+        scope: '"concurrency"',
+        retryAfterMs: undefined,
+      },
+    ]);
     pending[0]?.resolve(ok);
     expect(await first).toBe(ok);
     expect(limit.active).toBe(0);
@@ -95,7 +124,7 @@ describe('bulkhead filter', () => {
     const release: Array<() => void> = [];
     const started: number[] = [];
     let n = 0;
-    const send = compose([bulkhead(limit)], () => {
+    const send = composeStages([new Bulkhead(limit)], () => {
       const id = ++n;
       started.push(id);
       return new Promise<Reply>((resolve) => release.push(() => resolve({ ...ok, body: id })));

@@ -5,7 +5,7 @@ import { configField } from '../fixtures.js';
 describe('RetryBudget', () => {
   it('allows the floor of retries per second over the window even with no calls', () => {
     const clock = new ManualClock();
-    const budget = new RetryBudget({ ttlMs: 1_000, minRetriesPerSecond: 3, percentCanRetry: 0, clock });
+    const budget = new RetryBudget({ ttlMs: 1_000, minRetriesPerSecond: 3, retryShare: 0, clock });
     expect(budget.balance).toBe(3);
     expect([1, 2, 3, 4].map(() => budget.tryWithdraw())).toEqual([true, true, true, false]);
     expect(budget.balance).toBe(0);
@@ -13,7 +13,7 @@ describe('RetryBudget', () => {
 
   it('adds the configured share of calls: 10 calls at 20% buy 2 retries beyond the floor', () => {
     const clock = new ManualClock();
-    const budget = new RetryBudget({ ttlMs: 1_000, minRetriesPerSecond: 1, percentCanRetry: 0.2, clock });
+    const budget = new RetryBudget({ ttlMs: 1_000, minRetriesPerSecond: 1, retryShare: 0.2, clock });
     for (let i = 0; i < 10; i++) budget.deposit();
     expect(budget.balance).toBe(3);
     expect([1, 2, 3, 4].map(() => budget.tryWithdraw())).toEqual([true, true, true, false]);
@@ -21,7 +21,7 @@ describe('RetryBudget', () => {
 
   it('forgets deposits and withdrawals once they are older than the window', () => {
     const clock = new ManualClock();
-    const budget = new RetryBudget({ ttlMs: 10_000, minRetriesPerSecond: 0, percentCanRetry: 0.5, clock });
+    const budget = new RetryBudget({ ttlMs: 10_000, minRetriesPerSecond: 0, retryShare: 0.5, clock });
     for (let i = 0; i < 4; i++) budget.deposit();
     clock.advance(5_000);
     for (let i = 0; i < 4; i++) budget.deposit();
@@ -54,6 +54,6 @@ describe('RetryBudget', () => {
   it('rejects options out of range, naming the field', () => {
     expect(configField(() => new RetryBudget({ ttlMs: 10 }))).toBe('ttlMs');
     expect(configField(() => new RetryBudget({ minRetriesPerSecond: -1 }))).toBe('minRetriesPerSecond');
-    expect(configField(() => new RetryBudget({ percentCanRetry: 11 }))).toBe('percentCanRetry');
+    expect(configField(() => new RetryBudget({ retryShare: 1.5 }))).toBe('retryShare');
   });
 });

@@ -1,4 +1,5 @@
 import {
+  CallContext,
   compose,
   ConnectionError,
   ManualClock,
@@ -6,10 +7,11 @@ import {
   TrellisError,
   UpstreamStatusError,
   type Call,
+  type CallContextInit,
   type Reply,
   type ServiceInstance,
 } from '@trellis/core';
-import { retry, RetryBudget, TimeoutError, type RetryOptions } from '@trellis/resilience';
+import { Retry, RetryBudget, TimeoutError, type RetryOptions } from '@trellis/resilience';
 import { configField, get, instances } from '../fixtures.js';
 
 const post: Call = { ...get, method: 'POST', body: { name: 'Ada' } };
@@ -25,9 +27,9 @@ interface Seen {
  */
 function downstream(clock: ManualClock, script: Array<number | ((instance: ServiceInstance) => unknown)>) {
   const seen: Seen[] = [];
-  const send = async (call: Call): Promise<Reply> => {
-    seen.push({ at: clock.now(), avoid: [...(call.avoid ?? [])] });
-    const instance = instances.find((i) => !call.avoid?.has(i.id));
+  const send = async (_call: Call, context: CallContext): Promise<Reply> => {
+    seen.push({ at: clock.now(), avoid: [...(context.avoid ?? [])] });
+    const instance = instances.find((i) => !context.avoid?.has(i.id));
     if (instance === undefined) throw new NoInstancesError('users', 'all avoided');
     const step = script.shift() ?? 200;
     if (typeof step === 'number') return { status: step, headers: {}, body: null, instance };
@@ -39,9 +41,15 @@ function downstream(clock: ManualClock, script: Array<number | ((instance: Servi
 function setUp(script: Parameters<typeof downstream>[1], options: RetryOptions = {}) {
   const clock = new ManualClock();
   const down = downstream(clock, script);
-  const filter = retry({ clock, random: () => 0.5, budget: false, ...options });
-  const send = compose([filter], down.send);
+  const filter = new Retry({ clock, random: () => 0.5, budget: false, ...options });
+  const send = over(filter, down.send);
   return { clock, send, seen: down.seen, filter };
+}
+
+/** The retry filter around `down`, called with a fresh context per call. */
+function over(filter: Retry, down: (call: Call, context: CallContext) => Promise<Reply>) {
+  const chain = compose([filter.filter], down);
+  return (call: Call, init?: CallContextInit) => chain(call, new CallContext(init));
 }
 
 const refused = (i: ServiceInstance): ConnectionError =>
@@ -51,9 +59,9 @@ const reset = (i: ServiceInstance): ConnectionError =>
 
 describe('retry', () => {
   it('retries a 503 on another instance each time, after backoffs with full jitter, and returns the last answer', async () => {
-    const { clock, send, seen, filter } = setUp([503, 502, 504], { baseDelayMs: 100, maxDelayMs: 1_000 });
+    const { clock, send, seen, filter } = setUp([503, 502, 504], { backoffBaseMs: 100, backoffMaxMs: 1_000 });
     const events: unknown[] = [];
-    filter.onRetry((e) => events.push(e));
+    filter.onRetryScheduled((e) => events.push(e));
     const result = send(get);
     await clock.advanceAsync(1_000);
     expect((await result).status).toBe(504);
@@ -64,8 +72,8 @@ describe('retry', () => {
       { at: 150, avoid: ['users-1', 'users-2'] },
     ]);
     expect(events).toEqual([
-      { service: 'users', attempt: 1, instance: 'users-1', reason: 'HTTP 503', delayMs: 50 },
-      { service: 'users', attempt: 2, instance: 'users-2', reason: 'HTTP 502', delayMs: 100 },
+      { type: 'retry-scheduled', service: 'users', attempt: 1, instance: 'users-1', reason: 'HTTP 503', delayMs: 50 },
+      { type: 'retry-scheduled', service: 'users', attempt: 2, instance: 'users-2', reason: 'HTTP 502', delayMs: 100 },
     ]);
   });
 
@@ -77,11 +85,11 @@ describe('retry', () => {
     expect(seen).toHaveLength(2);
   });
 
-  it('caps each backoff at maxDelayMs', async () => {
+  it('caps each backoff at backoffMaxMs', async () => {
     const { clock, send, seen } = setUp([503, 503, 503, 503], {
       maxAttempts: 4,
-      baseDelayMs: 100,
-      maxDelayMs: 150,
+      backoffBaseMs: 100,
+      backoffMaxMs: 150,
       random: () => 0.999,
     });
     const result = send(get);
@@ -145,9 +153,9 @@ describe('retry', () => {
     const clock = new ManualClock();
     const only = instances[0] as ServiceInstance;
     const seen: string[][] = [];
-    const send = compose([retry({ clock, random: () => 0, budget: false })], async (call: Call): Promise<Reply> => {
-      seen.push([...(call.avoid ?? [])]);
-      if (call.avoid?.has(only.id)) throw new NoInstancesError('users', 'all avoided');
+    const send = over(new Retry({ clock, random: () => 0, budget: false }), async (_call, context): Promise<Reply> => {
+      seen.push([...(context.avoid ?? [])]);
+      if (context.avoid?.has(only.id)) throw new NoInstancesError('users', 'all avoided');
       return { status: seen.length === 1 ? 503 : 200, headers: {}, body: null, instance: only };
     });
     expect((await send(get)).status).toBe(200);
@@ -156,15 +164,15 @@ describe('retry', () => {
 
   it('stops when the budget is spent, returning the last answer', async () => {
     const clock = new ManualClock();
-    const budget = new RetryBudget({ clock, ttlMs: 1_000, minRetriesPerSecond: 1, percentCanRetry: 0 });
+    const budget = new RetryBudget({ clock, ttlMs: 1_000, minRetriesPerSecond: 1, retryShare: 0 });
     const down = downstream(clock, [503, 503, 503, 503]);
-    const filter = retry({ clock, random: () => 0, budget });
+    const filter = new Retry({ clock, random: () => 0, budget });
     const exhausted: unknown[] = [];
-    filter.onBudgetExhausted((e) => exhausted.push(e));
-    const send = compose([filter], down.send);
+    filter.onRetryRefused((e) => exhausted.push(e));
+    const send = over(filter, down.send);
     expect((await send(get)).status).toBe(503);
     expect(down.seen).toHaveLength(2); // one retry: the floor of 1 per second
-    expect(exhausted).toEqual([{ service: 'users', attempt: 2 }]); // the second retry found it spent
+    expect(exhausted).toEqual([{ type: 'retry-refused', service: 'users', attempt: 2, reason: 'budget' }]); // the second retry found it spent
     expect((await send(get)).status).toBe(503);
     expect(down.seen).toHaveLength(3); // budget spent: no retry
   });
@@ -172,12 +180,12 @@ describe('retry', () => {
   it('ends a backoff wait when the call is aborted, with the signal reason', async () => {
     const clock = new ManualClock();
     const down = downstream(clock, [503]);
-    const send = compose(
-      [retry({ clock, random: () => 0.9, budget: false, baseDelayMs: 1_000, maxDelayMs: 1_000 })],
+    const send = over(
+      new Retry({ clock, random: () => 0.9, budget: false, backoffBaseMs: 1_000, backoffMaxMs: 1_000 }),
       down.send,
     );
     const caller = new AbortController();
-    const result = send({ ...get, signal: caller.signal }).catch((e: unknown) => e);
+    const result = send(get, { signal: caller.signal }).catch((e: unknown) => e);
     await clock.advanceAsync(100);
     caller.abort(new Error('caller left'));
     expect(await result).toEqual(new Error('caller left'));
@@ -195,8 +203,56 @@ describe('retry', () => {
   });
 
   it('rejects options out of range, naming the field', () => {
-    expect(configField(() => retry({ maxAttempts: 0 }))).toBe('maxAttempts');
-    expect(configField(() => retry({ baseDelayMs: -1 }))).toBe('baseDelayMs');
-    expect(configField(() => retry({ baseDelayMs: 100, maxDelayMs: 10 }))).toBe('maxDelayMs');
+    expect(configField(() => new Retry({ maxAttempts: 0 }))).toBe('retry.maxAttempts');
+    expect(configField(() => new Retry({ backoffBaseMs: -1 }))).toBe('retry.backoffBaseMs');
+    expect(configField(() => new Retry({ backoffBaseMs: 100, backoffMaxMs: 10 }))).toBe('retry.backoffMaxMs');
+  });
+
+  it('turns off for a call made with retry: false, and trusts a per-call idempotent: true for a POST', async () => {
+    const a = setUp([503, 200]);
+    expect((await a.send(get, { retry: false })).status).toBe(503);
+    expect(a.seen).toHaveLength(1);
+    const b = setUp([reset]);
+    const result = b.send(post, { idempotent: true });
+    await b.clock.advanceAsync(100);
+    expect((await result).status).toBe(200);
+    expect(b.seen).toHaveLength(2);
+  });
+
+  it('retries any async function with execute(), handing it the signal, and gives up on a non-retryable Trellis error', async () => {
+    const clock = new ManualClock();
+    const retry = new Retry({ clock, random: () => 0.5, budget: false, service: 'orders-db', maxAttempts: 3 });
+    const events: unknown[] = [];
+    retry.onRetryScheduled((e) => events.push(e));
+    const caller = new AbortController();
+    const signals: AbortSignal[] = [];
+    let runs = 0;
+    const result = retry.execute(async (signal) => {
+      signals.push(signal);
+      if (++runs < 3) throw new Error('deadlock detected');
+      return 'rows';
+    }, caller.signal);
+    await clock.advanceAsync(1_000);
+    expect(await result).toBe('rows');
+    expect(signals).toEqual([caller.signal, caller.signal, caller.signal]);
+    expect(events).toEqual([
+      {
+        type: 'retry-scheduled',
+        service: 'orders-db',
+        attempt: 1,
+        instance: undefined,
+        reason: 'Error',
+        delayMs: 12.5,
+      },
+      { type: 'retry-scheduled', service: 'orders-db', attempt: 2, instance: undefined, reason: 'Error', delayMs: 25 },
+    ]);
+    let tries = 0;
+    await expect(
+      retry.execute(async () => {
+        tries++;
+        throw new UpstreamStatusError('orders-db', 'db-1', 400, null);
+      }),
+    ).rejects.toMatchObject({ status: 400 });
+    expect(tries).toBe(1);
   });
 });

@@ -1,0 +1,171 @@
+import { Emitter, type Event } from './event.js';
+
+/** Where a breaker stands: `closed` lets calls through, `open` refuses them, `half-open` lets probes through. */
+export type CircuitState = 'closed' | 'open' | 'half-open';
+
+/** An instance was chosen for an attempt, and why. */
+export interface InstancePicked {
+  readonly type: 'instance-picked';
+  readonly service: string;
+  readonly instance: string;
+  readonly attempt: number;
+  /** The strategy that picked, e.g. "p2c-peak-ewma". */
+  readonly strategy: string;
+  /** The routing rule whose destination the instance came from, when rules are set. */
+  readonly route: string | undefined;
+  /** True when every routed instance was ejected and one was used anyway (panic). */
+  readonly panic: boolean;
+}
+
+/** An attempt left for an instance. */
+export interface AttemptStarted {
+  readonly type: 'attempt-started';
+  readonly service: string;
+  readonly instance: string;
+  readonly attempt: number;
+}
+
+/** An attempt ended: answered (any status), failed, or was cancelled. */
+export interface AttemptEnded {
+  readonly type: 'attempt-ended';
+  readonly service: string;
+  readonly instance: string;
+  readonly attempt: number;
+  /** `success`: a status below 500; `failure`: 5xx or an error; `cancelled`: the caller or a stage above gave up. */
+  readonly outcome: 'success' | 'failure' | 'cancelled';
+  /** The HTTP status, when the instance answered. */
+  readonly status: number | undefined;
+  /** The error's code (`CONNECTION_FAILED`, `TIMEOUT`, ...), when it threw. */
+  readonly error: string | undefined;
+  readonly durationMs: number;
+}
+
+/** A failed attempt will be tried again. */
+export interface RetryScheduled {
+  readonly type: 'retry-scheduled';
+  readonly service: string;
+  /** The attempt that failed, from 1. */
+  readonly attempt: number;
+  /** The instance that failed, when known. */
+  readonly instance: string | undefined;
+  /** Why: `HTTP 503`, or the error's code (`CONNECTION_FAILED`, `TIMEOUT`, `CIRCUIT_OPEN`, ...). */
+  readonly reason: string;
+  /** The backoff before the next attempt (0 for an attempt that never reached an instance). */
+  readonly delayMs: number;
+}
+
+/** A retryable failure was not retried because the retry budget was spent: a sign of a wide outage. */
+export interface RetryRefused {
+  readonly type: 'retry-refused';
+  readonly service: string;
+  readonly attempt: number;
+  readonly reason: 'budget';
+}
+
+/** A hedged (second) attempt was sent because the first was slow. */
+export interface HedgeSent {
+  readonly type: 'hedge-sent';
+  readonly service: string;
+  /** The instance of the slow first attempt, when known. */
+  readonly firstInstance: string | undefined;
+}
+
+/** A time limit ran out. */
+export interface TimedOut {
+  readonly type: 'timed-out';
+  readonly service: string;
+  readonly instance: string | undefined;
+  /** `attempt`: one attempt's limit; `deadline`: the whole call's. */
+  readonly scope: 'attempt' | 'deadline';
+  readonly timeoutMs: number;
+}
+
+/** A circuit breaker changed state. */
+export interface CircuitStateChanged {
+  readonly type: 'circuit-state-changed';
+  readonly service: string;
+  /** The instance id, for a per-instance breaker. */
+  readonly instance: string | undefined;
+  readonly from: CircuitState;
+  readonly to: CircuitState;
+  /** Calls in the window when the change happened (before a closing breaker empties it). */
+  readonly calls: number;
+  /** Share of those calls that failed, from 0 to 1; 0 when there were none. */
+  readonly failureRate: number;
+}
+
+/** Fault injection delayed or aborted an attempt. */
+export interface FaultInjected {
+  readonly type: 'fault-injected';
+  readonly service: string;
+  readonly instance: string;
+  readonly kind: 'delay' | 'abort';
+  /** The rule's name, or its position "faults[i]". */
+  readonly rule: string;
+}
+
+/** A rate limit or a concurrency limit (bulkhead) refused a call. */
+export interface LimitRejected {
+  readonly type: 'limit-rejected';
+  readonly service: string;
+  readonly limit: 'rate' | 'concurrency';
+  /** What was limited: the limiter's name and key. */
+  readonly scope: string;
+  /** For a rate limit, when the same key can next be served. */
+  readonly retryAfterMs: number | undefined;
+}
+
+/** A fallback answered in place of the target. */
+export interface FallbackAnswered {
+  readonly type: 'fallback-answered';
+  readonly service: string;
+  /** The code of the failure it answered for. */
+  readonly cause: string;
+}
+
+/** Every decision of a governed call, one union: switch on `type`. */
+export type TelemetryEvent =
+  | InstancePicked
+  | AttemptStarted
+  | AttemptEnded
+  | RetryScheduled
+  | RetryRefused
+  | HedgeSent
+  | TimedOut
+  | CircuitStateChanged
+  | FaultInjected
+  | LimitRejected
+  | FallbackAnswered;
+
+/**
+ * The one sink every stage of a stack reports to, and that metrics, tracing and logs subscribe
+ * to. Stages check {@link enabled} before building an event, so that a sink nobody listens to
+ * costs a field read. A listener that throws is reported to `onListenerError` (logged by
+ * default) and never reaches the call.
+ *
+ * @example
+ * const telemetry = new Telemetry();
+ * telemetry.onEvent((e) => { if (e.type === 'retry-scheduled') log.info(e, 'retrying'); });
+ * const users = new ServiceClient({ service: 'users', discovery, telemetry });
+ */
+export class Telemetry {
+  readonly #emitter: Emitter<TelemetryEvent>;
+  /** Subscribes to every event; dispose the result to unsubscribe. */
+  readonly onEvent: Event<TelemetryEvent>;
+
+  /** @param onListenerError receives what a listener throws; default {@link Emitter}'s (logged). */
+  constructor(onListenerError?: (error: unknown) => void) {
+    this.#emitter = new Emitter<TelemetryEvent>(onListenerError);
+    this.onEvent = this.#emitter.event;
+  }
+
+  /** True when someone listens. */
+  get enabled(): boolean {
+    return this.#emitter.hasListeners;
+  }
+
+  /** Reports an event to every listener. */
+  emit(event: TelemetryEvent): void {
+    this.#emitter.emit(event);
+  }
+}
