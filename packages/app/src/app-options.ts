@@ -44,7 +44,7 @@ export interface AppOptions {
   readonly drainMs?: number;
   /**
    * How every client of this app calls: strategy, routing rules, retry, timeouts, filters.
-   * Default P2C over peak EWMA, `retry()`'s defaults, a 10 s attempt timeout.
+   * Default P2C over peak EWMA, `Retry`'s defaults, a 10 s attempt timeout.
    */
   readonly client?: Omit<ServiceClientOptions, 'service' | 'discovery' | 'caller' | 'breakers' | 'clock' | 'telemetry'>;
   /** Thresholds of the per-instance circuit breakers the app's clients share. */

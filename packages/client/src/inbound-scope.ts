@@ -17,7 +17,8 @@ const storage = new AsyncLocalStorage<InboundScope>();
  * nothing has to be passed by hand through the service's own code).
  *
  * @example
- * http.addHook('onRequest', (request, reply, done) => inboundScope.run({ signal, deadline }, done));
+ * app.http.addHook('onRequest', (_request, _reply, done) => inboundScope.run({ signal, deadline: clock.now() + 500 }, done));
+ * const inbound = inboundScope.current(); // inside a handler: the request's signal and deadline
  */
 export const inboundScope = {
   /** Runs `fn` (and everything it starts) inside `scope`. */

@@ -96,7 +96,10 @@ export interface ServiceClientOptions {
    * Edits of the stack before it is built: insert before or after a named stage, replace one,
    * remove one.
    * @example
-   * stack: (s) => s.insertAfter('breaker', filterStage('audit', audit, 'attempt')).remove('hedging')
+   * const client = new ServiceClient({
+   *   service: 'users', discovery,
+   *   stack: (s) => s.insertAfter('breaker', filterStage('audit', audit, 'attempt')).remove('hedging'),
+   * });
    */
   readonly stack?: (stack: Stack) => void;
 }

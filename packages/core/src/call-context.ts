@@ -7,7 +7,7 @@ import type { ServiceInstance } from './service-instance.js';
  * @example
  * const tenant = new AttributeKey<string>('tenant');
  * context.set(tenant, 'acme');
- * context.get(tenant); // 'acme', typed string | undefined
+ * const who = context.get(tenant); // 'acme', typed string | undefined
  */
 export class AttributeKey<T> {
   readonly name: string;
@@ -44,8 +44,8 @@ const cancellable = Symbol('cancellable');
  * through the stack without them.
  *
  * @example
- * const context = new CallContext({ signal: AbortSignal.timeout(1_000) });
- * const reply = await send(call, context);
+ * const root = new CallContext({ signal: AbortSignal.timeout(1_000) });
+ * const reply = await service(call, root);
  */
 export class CallContext {
   /** The context this one was forked from. */

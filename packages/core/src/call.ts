@@ -46,7 +46,7 @@ export type Filter = (call: Call, context: CallContext, next: Service) => Promis
  * a call through it allocates nothing for the composition itself.
  *
  * @example
- * const send = compose([stamp], async (call) => ({ status: 204, headers: {}, body: null, instance }));
+ * const send = compose([trace, metrics], async () => ({ status: 204, headers: {}, body: null, instance }));
  * const reply = await send(call, new CallContext());
  */
 export function compose(filters: readonly Filter[], service: Service): Service {

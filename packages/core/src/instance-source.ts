@@ -5,7 +5,7 @@ import type { ServiceInstance } from './service-instance.js';
  * one; a fixed list in a test is another. The client depends on this, not on the registry.
  *
  * @example
- * const fixed: InstanceSource = { instances: async () => [users1, users2] };
+ * const fixed: InstanceSource = { instances: async () => [a, b] };
  */
 export interface InstanceSource {
   /**

@@ -70,8 +70,9 @@ export interface Stage {
  * A stage made of a plain filter.
  *
  * @example
- * stack.insertBefore('retry', filterStage('stamp', (call, context, next) =>
- *   next({ ...call, headers: { ...call.headers, 'x-caller': 'forum' } }, context)));
+ * const stamp = filterStage('stamp', (call, context, next) =>
+ *   next({ ...call, headers: { ...call.headers, 'x-caller': 'forum' } }, context));
+ * new ServiceClient({ service: 'users', discovery, stack: (s) => s.insertBefore('retry', stamp) });
  */
 export function filterStage(name: string, filter: Filter, level?: 'call' | 'attempt'): Stage {
   return { name, level, make: () => filter };
@@ -84,8 +85,9 @@ export function filterStage(name: string, filter: Filter, level?: 'call' | 'atte
  * @throws ConfigError from every edit that names no stage of the stack, adds a name twice, or
  *   adds a second stage of a role there may be one of (naming the stage that has it).
  * @example
- * const stack = new Stack([deadlineStage, retryStage, selectStage, transportStage]);
- * stack.insertAfter('retry', filterStage('audit', audit)).remove('deadline');
+ * const stack = new Stack([new Retry(), filterStage('send', (c, ctx) => service(c, ctx))]);
+ * stack.insertAfter('retry', filterStage('audit', audit)).remove('retry');
+ * const governed = stack.build({ service: 'users', clock, random: Math.random, telemetry: new Telemetry() });
  */
 export class Stack {
   #stages: Stage[];

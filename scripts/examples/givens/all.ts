@@ -6,7 +6,7 @@
 import type { FastifyReply } from 'fastify';
 import type { TrellisApp } from '@trellis/app';
 import type { ServiceClient, Transport } from '@trellis/client';
-import type { Attempt, Call, Clock, Filter, Reply, Service, ServiceInstance } from '@trellis/core';
+import type { Call, CallContext, Clock, Filter, Reply, Service, ServiceInstance } from '@trellis/core';
 import type {
   CircuitBreakerRegistry,
   ConcurrencyLimit,
@@ -39,7 +39,7 @@ export declare const transport: Transport;
 
 // One call on its way.
 export declare const call: Call;
-export declare const attempt: Attempt;
+export declare const context: CallContext;
 export declare const instance: ServiceInstance;
 export declare const instances: readonly ServiceInstance[];
 export declare const healthy: readonly ServiceInstance[];
@@ -54,6 +54,9 @@ export declare const service: Service;
 export declare function send(): Promise<Reply>;
 export declare const trace: Filter;
 export declare const metrics: Filter;
+export declare const audit: Filter;
+/** A database client whose queries take an AbortSignal, as pg's and mysql2's do. */
+export declare const db: { query(sql: string, options?: { readonly signal?: AbortSignal }): Promise<unknown[]> };
 
 // Limits.
 export declare const limit: ConcurrencyLimit;

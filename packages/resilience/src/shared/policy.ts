@@ -5,7 +5,8 @@ import type { Disposable, Event, StageEnv, TelemetryEvent } from '@trellis/core'
  * signal to honour (a timeout or a hedge may cancel it); `signal` cancels the whole execution.
  *
  * @example
- * const rows = await retry.execute((signal) => db.query('select 1', { signal }), request.signal);
+ * const policy: Policy = new Retry({ service: 'orders-db' });
+ * const rows = await policy.execute((s) => db.query('select 1', { signal: s }), signal);
  */
 export interface Policy {
   execute<T>(fn: (signal: AbortSignal) => Promise<T>, signal?: AbortSignal): Promise<T>;
