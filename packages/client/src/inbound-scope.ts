@@ -6,7 +6,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
  * clock). A TrellisApp opens one per inbound request; a ServiceClient reads it for each call.
  */
 export interface InboundScope {
-  readonly signal: AbortSignal | undefined;
+  readonly signal: AbortSignal;
   readonly deadline: number | undefined;
 }
 
