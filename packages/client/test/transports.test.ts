@@ -109,7 +109,7 @@ describe.each<TransportName>(['axios', 'undici'])('the %s transport over real HT
         res.end(JSON.stringify({ trace: req.headers['x-trace'] }));
       });
       const forwarded = { 'x-trace': 't-1', 'keep-alive': 'timeout=5', upgrade: 'h2c' };
-      const reply = await make().send(call({ headers: forwarded }), server.instance);
+      const reply = await make().send(call({ headers: forwarded }), server.instance, new CallContext());
       expect(reply).toMatchObject({ status: 200, body: { trace: 't-1' } });
     });
 
