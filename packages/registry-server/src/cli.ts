@@ -2,6 +2,7 @@
 import { isIP } from 'node:net';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { ConfigError } from '@trellis/core';
+import { runAclCommand } from './acl/acl-cli.js';
 import { advertiseAddress, datacenterName, isAnyAddress, nodeName } from './catalog/node-identity.js';
 import { logLevels, RegistryServer, type LogLevel } from './registry-server.js';
 
@@ -44,6 +45,9 @@ function checkedBy(check: (value: string) => string): (value: string) => string 
     }
   };
 }
+
+// `trellis-registry acl ...` talks to a running server instead of being one.
+if (process.argv[2] === 'acl') process.exit(await runAclCommand(process.argv.slice(3)));
 
 const program = new Command('trellis-registry')
   .description('The Trellis registry server: a Consul-compatible HTTP API on one machine.')

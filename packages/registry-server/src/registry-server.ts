@@ -216,6 +216,9 @@ export class RegistryServer implements Closeable {
       enableScriptChecks: options.enableScriptChecks === true,
     });
     const log = this.#app.log;
+    if (this.#acl?.initialTokenRevoked === true) {
+      log.warn('the initial management token was rotated or deleted: the secret given for it grants nothing');
+    }
     this.#catalog.onChange((change: CatalogChange) => {
       if (change.type === 'check') {
         const level = change.status === 'critical' ? 'info' : 'debug';

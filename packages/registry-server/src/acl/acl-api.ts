@@ -148,6 +148,22 @@ export function registerAclApi(app: FastifyInstance, acl: AclStore | undefined):
       return json(reply, tokenJson(store(), identity.token, true));
     },
   });
+  // Trellis's own (Consul cannot change a SecretID): a new secret for a token, the old one
+  // revoked at once; `self` names the calling token. The body may give the new `SecretID`.
+  routes('/v1/acl/token/:accessorId/rotate', {
+    PUT: guarded(async (request, reply) => {
+      const named = idParam(request, 'accessorId');
+      const accessorId = named === 'self' ? (identityOf(request)?.token.accessorId ?? '') : named;
+      const body =
+        typeof request.body === 'string' && request.body.trim() !== '' ? decodeBody(request.body) : undefined;
+      const secretId = body === undefined ? undefined : stringField(body, 'SecretID');
+      const token =
+        secretId === undefined || secretId === ''
+          ? store().rotateToken(accessorId)
+          : store().rotateToken(accessorId, secretId);
+      return json(reply, tokenJson(store(), token, true));
+    }),
+  });
   routes('/v1/acl/token/:accessorId', {
     GET: guarded(async (request, reply) => {
       const token = store().token(idParam(request, 'accessorId'));

@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { Emitter, type Event } from '@trellis/core';
 import { Authorizer } from './acl-authorizer.js';
 import { AclRulesError, parseAclRules, type AclRules } from './acl-rules.js';
@@ -30,6 +30,11 @@ export interface AclState {
   readonly index: number;
   readonly policies: readonly AclPolicy[];
   readonly tokens: readonly AclToken[];
+  /**
+   * SHA-256 (hex) of initial management secrets that were rotated away or deleted, so that
+   * `initialManagementToken` given again on a later start does not bring a revoked secret back.
+   */
+  readonly revokedInitialSecrets?: readonly string[];
 }
 
 /** What changed; `index` is the store's index after the change. */
@@ -106,6 +111,7 @@ export class AclStore {
   readonly #changed = new Emitter<AclChange>();
   readonly #initialSecret: string;
   readonly #defaultAllow: boolean;
+  #revokedInitial = new Set<string>();
   #index = 1;
 
   /** Fires after every change, with what changed; a journal may also save {@link exportState}. */
@@ -265,15 +271,56 @@ export class AclStore {
     const token = this.#tokens.get(accessorId);
     if (token === undefined) return false;
     this.#tokens.delete(accessorId);
-    this.#accessorOfSecret.delete(token.secretId);
+    this.#revoke(token);
     const index = ++this.#index;
     this.#changed.emit({ type: 'token-deleted', accessorId, index });
     return true;
   }
 
+  /**
+   * Gives a token a new secret, keeping its accessor ID and policies: the old secret resolves
+   * to nothing from now on. For the initial management token, the old secret also stays
+   * revoked when it is given again as `initialManagementToken` on a later start.
+   * @param secretId the new secret; default a random UUID.
+   * @throws AclNotFoundError for an unknown accessor ID; AclInputError for the anonymous token
+   *   or a secret in use.
+   * @example
+   * const { secretId } = acl.rotateToken(acl.resolve('root')?.token.accessorId ?? '');
+   */
+  rotateToken(accessorId: string, secretId: string = randomUUID()): AclToken {
+    const existing = this.#tokens.get(accessorId);
+    if (existing === undefined) throw new AclNotFoundError();
+    if (accessorId === anonymousAccessorId) throw new AclInputError('The anonymous token has no secret to rotate');
+    if (typeof secretId !== 'string' || secretId === '' || secretId === anonymousSecret) {
+      throw new AclInputError('Invalid Token: SecretID must be a non-empty string other than "anonymous"');
+    }
+    if (this.#accessorOfSecret.has(secretId)) throw new AclInputError('Invalid Token: SecretID is already in use');
+    const index = ++this.#index;
+    const token: AclToken = { ...existing, secretId, modifyIndex: index };
+    this.#revoke(existing);
+    this.#setToken(token);
+    this.#changed.emit({ type: 'token-saved', token, index });
+    return token;
+  }
+
+  /** Whether the initial management secret of this store's options was rotated away or deleted. */
+  get initialTokenRevoked(): boolean {
+    return this.#revokedInitial.has(secretHash(this.#initialSecret));
+  }
+
   /** The whole state as plain JSON (built-ins included), for a journal or a snapshot. */
   exportState(): AclState {
-    return { index: this.#index, policies: this.policies(), tokens: this.tokens() };
+    return {
+      index: this.#index,
+      policies: this.policies(),
+      tokens: this.tokens(),
+      ...(this.#revokedInitial.size === 0 ? {} : { revokedInitialSecrets: [...this.#revokedInitial] }),
+    };
+  }
+
+  #revoke(token: AclToken): void {
+    this.#accessorOfSecret.delete(token.secretId);
+    if (token.secretId === this.#initialSecret) this.#revokedInitial.add(secretHash(token.secretId));
   }
 
   /**
@@ -301,6 +348,11 @@ export class AclStore {
         throw new AclInputError('invalid ACL state: a token lacks AccessorID, SecretID or policy IDs');
       }
     }
+    const revoked = state.revokedInitialSecrets ?? [];
+    if (!Array.isArray(revoked) || revoked.some((hash) => typeof hash !== 'string')) {
+      throw new AclInputError('invalid ACL state: revokedInitialSecrets must be a list of strings');
+    }
+    this.#revokedInitial = new Set(revoked);
     this.#policies.clear();
     this.#parsed.clear();
     this.#tokens.clear();
@@ -359,6 +411,14 @@ export class AclStore {
       });
     };
     builtinToken(anonymousAccessorId, anonymousSecret, 'Anonymous Token', []);
-    builtinToken(randomUUID(), this.#initialSecret, 'Initial Management Token', [globalManagementPolicyId]);
+    if (!this.initialTokenRevoked) {
+      builtinToken(randomUUID(), this.#initialSecret, 'Initial Management Token', [globalManagementPolicyId]);
+    }
   }
+}
+
+// Revoked secrets are kept as hashes: the data directory then holds no secret that still works
+// anywhere (the old one may live on in a deployment's environment).
+function secretHash(secret: string): string {
+  return createHash('sha256').update(secret).digest('hex');
 }

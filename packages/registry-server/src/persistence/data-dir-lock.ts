@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { DataDirError } from './data-dir.js';
+import { DataDirError, fileMode } from './data-dir.js';
 
 const lockFile = 'LOCK';
 
@@ -39,7 +39,7 @@ export function lockDir(dir: string): string {
   const self = ownerOf(process.pid);
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
-      fs.writeFileSync(file, lockText(self), { flag: 'wx', mode: 0o600 });
+      fs.writeFileSync(file, lockText(self), { flag: 'wx', mode: fileMode });
       return file;
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') {

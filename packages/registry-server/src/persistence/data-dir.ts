@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import path from 'node:path';
 import { promisify } from 'node:util';
 
 const write = promisify(fs.write);
@@ -20,8 +21,17 @@ export class DataDirError extends Error {
   }
 }
 
-/** Creates the data directory when missing, and checks that it is a directory we may write. */
-export function prepareDir(dir: string): void {
+/** The data directory's mode: only its owner may list or enter it; it holds every ACL secret. */
+export const dirMode = 0o700;
+/** The mode of every file in it: read and written by the owner only. */
+export const fileMode = 0o600;
+
+/**
+ * Creates the data directory when missing (mode 0700), checks that it is a directory we may
+ * write, and tightens a directory or files in it that others may read to 0700 / 0600, telling
+ * `warn` what it changed: the journal and snapshot hold every ACL secret in plain text.
+ */
+export function prepareDir(dir: string, warn: (message: string) => void): void {
   let stat: fs.Stats | undefined;
   try {
     stat = fs.statSync(dir);
@@ -32,10 +42,31 @@ export function prepareDir(dir: string): void {
   }
   if (stat !== undefined && !stat.isDirectory()) throw new DataDirError(dir, 'not a directory');
   try {
-    if (stat === undefined) fs.mkdirSync(dir, { recursive: true });
+    if (stat === undefined) fs.mkdirSync(dir, { recursive: true, mode: dirMode });
     fs.accessSync(dir, fs.constants.R_OK | fs.constants.W_OK | fs.constants.X_OK);
   } catch (error) {
     throw new DataDirError(dir, `cannot create or write (${String(error)})`, { cause: error });
+  }
+  tighten(dir, dirMode, warn);
+  for (const name of fs.readdirSync(dir)) {
+    const file = path.join(dir, name);
+    if (fs.lstatSync(file).isFile()) tighten(file, fileMode, warn);
+  }
+}
+
+// Only group and other bits are taken away; a failure (not the owner) is told, not fatal.
+function tighten(file: string, mode: number, warn: (message: string) => void): void {
+  const current = fs.statSync(file).mode & 0o777;
+  if ((current & 0o077) === 0) return;
+  try {
+    fs.chmodSync(file, current & mode);
+    warn(
+      `trellis-registry: ${file} was readable by others (mode ${current.toString(8)}); changed to ${(current & mode).toString(8)}`,
+    );
+  } catch (error) {
+    warn(
+      `trellis-registry: ${file} is readable by others (mode ${current.toString(8)}) and cannot be changed: ${String(error)}`,
+    );
   }
 }
 

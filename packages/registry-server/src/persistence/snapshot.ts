@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { DataDirError, isObject, syncDirAsync, writeAll } from './data-dir.js';
+import { DataDirError, fileMode, isObject, syncDirAsync, writeAll } from './data-dir.js';
 
 const fsync = promisify(fs.fsync);
 const open = promisify(fs.open);
@@ -68,7 +68,7 @@ export async function writeSnapshot(dir: string, state: SnapshotState): Promise<
   const body = JSON.stringify({ format: snapshotFormat, version: 1, ...state });
   const target = path.join(dir, snapshotFile);
   const temp = `${target}.tmp`;
-  const tempFd = await open(temp, 'w');
+  const tempFd = await open(temp, 'w', fileMode);
   try {
     await writeAll(tempFd, Buffer.from(body, 'utf8'));
     await fsync(tempFd);

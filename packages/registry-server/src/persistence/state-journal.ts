@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { DataDirError, isObject, prepareDir, syncDir, syncDirAsync, writeAll } from './data-dir.js';
+import { DataDirError, fileMode, isObject, prepareDir, syncDir, syncDirAsync, writeAll } from './data-dir.js';
 import { lockDir, unlockDir } from './data-dir-lock.js';
 import { mergeMeta, readSnapshot, snapshotFile, writeSnapshot } from './snapshot.js';
 
@@ -126,7 +126,7 @@ export class StateJournal {
     if (compact !== undefined && (!Number.isSafeInteger(compact) || compact < 1)) {
       throw new RangeError('compactAfterBytes must be a positive integer');
     }
-    prepareDir(dir);
+    prepareDir(dir, options.warn ?? ((message) => process.stderr.write(`${message}\n`)));
     const lock = lockDir(dir);
     try {
       return StateJournal.#load(dir, lock, options);
@@ -158,7 +158,7 @@ export class StateJournal {
     const bytes = replayJournal(journalPath, records, meta, warn);
     let fd: number;
     try {
-      fd = fs.openSync(journalPath, 'a');
+      fd = fs.openSync(journalPath, 'a', fileMode);
       syncDir(dir);
     } catch (error) {
       throw new DataDirError(journalPath, `cannot open the journal for writing (${String(error)})`, { cause: error });
@@ -310,7 +310,7 @@ export class StateJournal {
       records[kind] = values;
     }
     await writeSnapshot(this.#dir, { generation, meta: this.#meta(), records });
-    const nextFd = await open(path.join(this.#dir, journalName(generation)), 'a');
+    const nextFd = await open(path.join(this.#dir, journalName(generation)), 'a', fileMode);
     await syncDirAsync(this.#dir);
     const oldFd = this.#fd;
     const oldGeneration = this.#generation;
