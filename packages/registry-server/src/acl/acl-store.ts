@@ -352,7 +352,7 @@ export class AclStore {
     if (!Array.isArray(revoked) || revoked.some((hash) => typeof hash !== 'string')) {
       throw new AclInputError('invalid ACL state: revokedInitialSecrets must be a list of strings');
     }
-    this.#revokedInitial = new Set(revoked);
+    this.#revokedInitial = new Set<string>(revoked);
     this.#policies.clear();
     this.#parsed.clear();
     this.#tokens.clear();
