@@ -9,6 +9,9 @@ import { exited, killCliChildren, listeningUrl } from './cli-process.js';
 const dirs: string[] = [];
 const servers: RegistryServer[] = [];
 const children: ChildProcess[] = [];
+// The servers that are PID 1 of their own namespace (host pids), killed directly in afterEach:
+// a SIGKILL to unshare alone can leave them running.
+const pid1s: number[] = [];
 
 function tempDir(): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-lock-'));
@@ -18,6 +21,13 @@ function tempDir(): string {
 
 afterEach(async () => {
   await Promise.all(servers.splice(0).map((server) => server.close()));
+  for (const pid of pid1s.splice(0)) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // Already gone.
+    }
+  }
   for (const child of children.splice(0)) {
     if (child.exitCode === null && child.signalCode === null) {
       child.kill('SIGKILL');
@@ -110,7 +120,9 @@ const canUnshare =
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
     children.push(child);
-    return { child, url: await listeningUrl(child) };
+    const url = await listeningUrl(child);
+    pid1s.push(Number(fs.readFileSync(`/proc/${child.pid}/task/${child.pid}/children`, 'utf8').trim()));
+    return { child, url };
   }
 
   it('starts again after kill -9, instead of taking its own stale lock for a live one', async () => {
@@ -119,7 +131,7 @@ const canUnshare =
     expect(await (await fetch(`${first.url}/v1/kv/a`, { method: 'PUT', body: '1' })).text()).toBe('true');
     expect(fs.readFileSync(path.join(dir, 'LOCK'), 'utf8').split('\n')[0]).toBe('1');
     // The server is unshare's child; SIGKILL to it ends the namespace, as docker kill does.
-    const inner = Number(fs.readFileSync(`/proc/${first.child.pid}/task/${first.child.pid}/children`, 'utf8').trim());
+    const inner = pid1s[0] ?? 0;
     const done = exited(first.child);
     process.kill(inner, 'SIGKILL');
     await done;
