@@ -3,6 +3,7 @@ import { registerAclApi } from '../acl/acl-api.js';
 import { registerAclEnforcement } from '../acl/acl-enforcement.js';
 import { registerAgentApi } from '../catalog/agent-api.js';
 import { registerCatalogApi } from '../catalog/catalog-api.js';
+import { registerBodyEncoding } from './body-encoding.js';
 import { text } from './consul-http.js';
 import { registerDatacenterCheck } from './datacenter-check.js';
 import { registerDashboard } from '../dashboard/dashboard.js';
@@ -33,6 +34,7 @@ export function registerHttpApi(app: FastifyInstance, context: ServerContext): v
   });
   // Before the route modules, so that every scope (KV's too) inherits the hooks.
   registerDatacenterCheck(app, context.node.datacenter);
+  registerBodyEncoding(app);
   if (context.acl !== undefined) registerAclEnforcement(app, context.acl);
   registerAclApi(app, context.acl);
   registerAgentApi(app, context);
