@@ -9,4 +9,5 @@ export type {
   ListeningAddress,
   LogLevel,
   RegistryServerOptions,
+  RegistryServerStats,
 } from './registry-server.js';

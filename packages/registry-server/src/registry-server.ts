@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import { ConfigError, systemClock, type Clock, type Closeable } from '@trellis/core';
 import { AclInputError, AclStore } from './acl/acl-store.js';
+import { AnswerCache } from './http/answer-cache.js';
 import { BlockingQueries } from './http/blocking-query.js';
 import { Catalog, topicsOf, type CatalogChange } from './catalog/catalog.js';
 import { nodeMeta, type NodeInfo } from './catalog/consul-json.js';
@@ -65,6 +66,27 @@ export interface RegistryServerOptions {
    * anyone who can register a check could then run any program as this server's user.
    */
   readonly enableScriptChecks?: boolean;
+  /**
+   * Bytes of cached read answers (plain and gzipped) kept at most, least recently read out
+   * first; default 64 MiB.
+   */
+  readonly answerCacheMaxBytes?: number;
+}
+
+/**
+ * What {@link RegistryServer.stats} reports: the sizes of everything that grows with requests,
+ * so that a test or a dashboard can see them level off.
+ */
+export interface RegistryServerStats {
+  /** Blocking queries held now. */
+  readonly heldQueries: number;
+  /** Read answers cached, and their bytes (plain and gzipped). */
+  readonly answerCacheEntries: number;
+  readonly answerCacheBytes: number;
+  /** Deleted KV keys whose tombstone is kept (reaped 15 minutes after the deletion). */
+  readonly kvTombstones: number;
+  /** Service names whose last index is kept (reaped 15 minutes after the last one is gone). */
+  readonly topicIndexes: number;
 }
 
 /** ACLs of {@link RegistryServer}: off unless `enabled`; then requests need a token's rights. */
@@ -108,7 +130,8 @@ export class RegistryServer implements Closeable {
   readonly #app: FastifyInstance;
   readonly #catalog: Catalog;
   readonly #blocking: BlockingQueries;
-  readonly #kv = new KvStore();
+  readonly #kv: KvStore;
+  readonly #answers: AnswerCache;
   readonly #sessions: SessionStore;
   readonly #acl: AclStore | undefined;
   readonly #journal: StateJournal | undefined;
@@ -143,8 +166,16 @@ export class RegistryServer implements Closeable {
       address,
       meta,
     };
-    this.#catalog = new Catalog({ clock: options.clock ?? systemClock });
-    this.#blocking = new BlockingQueries({ clock: options.clock ?? systemClock });
+    const clock = options.clock ?? systemClock;
+    this.#catalog = new Catalog({ clock });
+    const catalog = this.#catalog;
+    this.#blocking = new BlockingQueries({
+      clock,
+      // A service name's index may go once no instance of it is left.
+      isGone: (topic) => !topic.startsWith('service:') || catalog.health(topic.slice('service:'.length)).length === 0,
+    });
+    this.#kv = new KvStore({ clock });
+    this.#answers = new AnswerCache(positive('answerCacheMaxBytes', options.answerCacheMaxBytes));
     this.#sessions = sessionStore(options, node, this.#kv, this.#catalog);
     if (loaded !== undefined) {
       try {
@@ -156,6 +187,8 @@ export class RegistryServer implements Closeable {
           acl: this.#acl,
           blocking: this.#blocking,
         });
+        // Service names reaped before the restart are not known; none had a larger index.
+        this.#blocking.raiseIndexFloor(this.#catalog.index);
       } catch (error) {
         void this.#catalog.close();
         this.#sessions.close();
@@ -209,6 +242,7 @@ export class RegistryServer implements Closeable {
     registerHttpApi(this.#app, {
       catalog: this.#catalog,
       blocking: this.#blocking,
+      answers: this.#answers,
       kv: this.#kv,
       sessions: this.#sessions,
       node,
@@ -244,6 +278,22 @@ export class RegistryServer implements Closeable {
   /** Blocking queries being held now. */
   get heldQueries(): number {
     return this.#blocking.waiting;
+  }
+
+  /**
+   * The sizes of the server's maps that grow with requests (cache, tombstones, indexes).
+   * @example
+   * const { answerCacheBytes, kvTombstones } = server.stats();
+   */
+  stats(): RegistryServerStats {
+    const cache = this.#answers.stats;
+    return {
+      heldQueries: this.#blocking.waiting,
+      answerCacheEntries: cache.entries,
+      answerCacheBytes: cache.bytes,
+      kvTombstones: this.#kv.tombstoneCount,
+      topicIndexes: this.#blocking.topicIndexes,
+    };
   }
 
   /** Where the server listens, once {@link listen} resolved. */
@@ -334,4 +384,12 @@ function aclStore(options: AclOptions | undefined): AclStore | undefined {
     if (error instanceof AclInputError) throw new ConfigError('acl.initialManagementToken', error.message);
     throw error;
   }
+}
+
+function positive(field: string, value: number | undefined): { maxBytes?: number } {
+  if (value === undefined) return {};
+  if (!Number.isSafeInteger(value) || value < 0) {
+    throw new ConfigError(field, `must be a non-negative integer; got ${value}`);
+  }
+  return { maxBytes: value };
 }

@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Authorizer } from '../acl/acl-authorizer.js';
 import { aclFilters, nodeNeed, param, serviceNeed } from '../acl/route-acl.js';
-import { AnswerCache, type CachedAnswer } from '../http/answer-cache.js';
+import { answerKey, type CachedAnswer, uniqueSorted } from '../http/answer-cache.js';
 import { parseBlockingParams, type Topic } from '../http/blocking-query.js';
 import { allValues, clientGone, consistencyHeaders, query, queryFlag, route, text } from '../http/consul-http.js';
 import type { ServerContext } from '../http/server-context.js';
@@ -23,7 +23,7 @@ const checkStates = ['any', 'passing', 'warning', 'critical'] as const;
  * blocking queries, and all filtered by `?node-meta=key:value` (every pair must match), on
  * this server's node and the others registered in the catalog.
  */
-export function registerHealthApi(app: FastifyInstance, { catalog, blocking, node }: ServerContext): void {
+export function registerHealthApi(app: FastifyInstance, { catalog, blocking, node, answers }: ServerContext): void {
   // Holds the read as a blocking query on the topics it reads, then answers with their index.
   const answer = async (
     request: FastifyRequest,
@@ -47,7 +47,6 @@ export function registerHealthApi(app: FastifyInstance, { catalog, blocking, nod
   // A check of the node itself (not of a service) counts for every service on it, as in Consul;
   // its changes come under the topic of the empty service name.
   const nodeTopic = 'service:';
-  const answers = new AnswerCache();
   const nodeOf = (record: HealthRecord): NodeInfo =>
     record.node === undefined ? node : otherNodeInfo(record.node.record, node.datacenter);
   const isLocal = (name: string): boolean => name.toLowerCase() === node.name.toLowerCase() || name === node.id;
@@ -63,7 +62,8 @@ export function registerHealthApi(app: FastifyInstance, { catalog, blocking, nod
       const { name } = request.params as { name: string };
       const passing = queryFlag(request, 'passing');
       if (passing === 'invalid') return text(reply, 400, 'Invalid value for ?passing');
-      const tags = allValues(request, 'tag');
+      // Once each: ?tag=t repeated a thousand times is the same read as ?tag=t, and cached as one.
+      const tags = uniqueSorted(allValues(request, 'tag'));
       const topic = `service:${name}`;
       const index = (): number => Math.max(blocking.indexOf(topic), blocking.indexOf(nodeTopic));
       return answer(
@@ -72,7 +72,7 @@ export function registerHealthApi(app: FastifyInstance, { catalog, blocking, nod
         (t) => t === topic || t === nodeTopic,
         index,
         (matches, filters) =>
-          answers.get(JSON.stringify([name, passing, tags, filters]), index(), () => {
+          answers.get(answerKey(name, passing, tags, filters), index(), () => {
             const localChecks = catalog.nodeChecks();
             const records = catalog.health(name);
             // The server's own `consul` service, unless an agent service took its id.

@@ -1,5 +1,6 @@
 import { systemClock, type Clock, type Timer } from '@trellis/core';
 import { parseGoDuration } from './go-duration.js';
+import { IndexGraveyard } from './index-graveyard.js';
 
 /**
  * What a change touched: `service:<name>` for a service and its checks, `kv:<key>` for a key.
@@ -63,6 +64,18 @@ function first(value: unknown): string | undefined {
   return typeof v === 'string' ? v : undefined;
 }
 
+/** Options of {@link BlockingQueries}. */
+export interface BlockingQueriesOptions {
+  /** Times waits and the reaping of topic indexes; default `systemClock`. */
+  readonly clock?: Clock;
+  /** The jitter's random source; default `Math.random`. */
+  readonly random?: () => number;
+  /** How long a topic's index is kept after its last change; default 15 minutes, as Consul's tombstone_ttl. */
+  readonly tombstoneTtlMs?: number;
+  /** Whether nothing under `topic` is left, so that its index may be reaped; default always. */
+  readonly isGone?: (topic: Topic) => boolean;
+}
+
 interface Waiter {
   readonly matches: (topic: Topic) => boolean;
   readonly wake: () => void;
@@ -86,13 +99,42 @@ export class BlockingQueries {
   readonly #clock: Clock;
   readonly #random: () => number;
   readonly #waiters = new Set<Waiter>();
-  // The index of the last change of each topic that was notified with one.
-  readonly #topicIndex = new Map<Topic, number>();
+  // The index of the last change of each topic that was notified with one, reaped a TTL
+  // after the topic's last change once nothing under it is left (a deregistered service).
+  readonly #topicIndex: IndexGraveyard;
   #closed = false;
 
-  constructor(options: { readonly clock?: Clock; readonly random?: () => number } = {}) {
+  constructor(options: BlockingQueriesOptions = {}) {
     this.#clock = options.clock ?? systemClock;
     this.#random = options.random ?? Math.random;
+    this.#topicIndex = new IndexGraveyard({
+      clock: this.#clock,
+      ...(options.tombstoneTtlMs === undefined ? {} : { ttlMs: options.tombstoneTtlMs }),
+      ...(options.isGone === undefined ? {} : { canReap: options.isGone }),
+    });
+  }
+
+  /** Topics whose index is kept now (one per service name seen within the tombstone TTL, or live). */
+  get topicIndexes(): number {
+    return this.#topicIndex.size;
+  }
+
+  /** The index kept for `topic`, or undefined (never notified with one, or reaped). */
+  recordedIndex(topic: Topic): number | undefined {
+    return this.#topicIndex.get(topic);
+  }
+
+  /** Every topic index kept, for a journal. */
+  topicIndexEntries(): Array<[Topic, number]> {
+    return [...this.#topicIndex.entries()];
+  }
+
+  /**
+   * After a restart: topics reaped before it answer at least `index` (the restored catalog
+   * index), so that their readers never see their index go back.
+   */
+  raiseIndexFloor(index: number): void {
+    this.#topicIndex.raiseFloor(index);
   }
 
   /** Reads being held now. */
@@ -118,7 +160,7 @@ export class BlockingQueries {
    * a change of what it reads, not of anything else (Consul keeps such indexes per table).
    */
   indexOf(topic: Topic): number {
-    return this.#topicIndex.get(topic) ?? 1;
+    return this.#topicIndex.get(topic) ?? Math.max(1, this.#topicIndex.floor);
   }
 
   /**
@@ -155,6 +197,7 @@ export class BlockingQueries {
   /** Answers every held read now, and every later one at once, as the server does when it shuts down. */
   close(): void {
     this.#closed = true;
+    this.#topicIndex.close();
     for (const waiter of [...this.#waiters]) waiter.wake();
   }
 }

@@ -1,4 +1,5 @@
 import type { AclStore } from '../acl/acl-store.js';
+import type { AnswerCache } from './answer-cache.js';
 import type { BlockingQueries } from './blocking-query.js';
 import type { Catalog } from '../catalog/catalog.js';
 import type { NodeInfo } from '../catalog/consul-json.js';
@@ -9,6 +10,8 @@ import type { SessionStore } from '../session/session-store.js';
 export interface ServerContext {
   readonly catalog: Catalog;
   readonly blocking: BlockingQueries;
+  /** Answers of reads, shared so that their bytes have one bound. */
+  readonly answers: AnswerCache;
   readonly kv: KvStore;
   readonly sessions: SessionStore;
   readonly node: NodeInfo;

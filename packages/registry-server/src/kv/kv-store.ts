@@ -1,4 +1,5 @@
-import { ClosedError, Emitter, type Event } from '@trellis/core';
+import { ClosedError, Emitter, systemClock, type Clock, type Event } from '@trellis/core';
+import { IndexGraveyard } from '../http/index-graveyard.js';
 
 /** Consul's default `kv_max_value_size`: 512 KiB. */
 export const kvMaxValueSize = 512 * 1024;
@@ -58,6 +59,10 @@ export interface KvDeleteOptions {
 export interface KvStoreOptions {
   /** The largest value in bytes; default {@link kvMaxValueSize}, Consul's. */
   readonly maxValueSize?: number;
+  /** Times the reaping of tombstones; default `systemClock`. */
+  readonly clock?: Clock;
+  /** How long a deleted key's tombstone is kept; default 15 minutes, as Consul's tombstone_ttl. */
+  readonly tombstoneTtlMs?: number;
 }
 
 /**
@@ -221,7 +226,9 @@ class Staged {
  *
  * Deleted keys leave a tombstone holding the index of their deletion (dropped when the key is
  * written again), so that the index of a prefix never goes back when a key under it goes
- * away: a watcher of the prefix sees the deletion as a later index.
+ * away: a watcher of the prefix sees the deletion as a later index. Tombstones are reaped
+ * `tombstoneTtlMs` after the deletion, as Consul's tombstone GC does; the largest index reaped
+ * stays as a floor of every prefix index, so that it still never goes back.
  *
  * @example
  * const kv = new KvStore();
@@ -233,7 +240,7 @@ class Staged {
 export class KvStore {
   readonly #entries = new Map<string, KvEntry>();
   // Key -> the index at which it was deleted; only for keys absent now.
-  readonly #tombstones = new Map<string, number>();
+  readonly #tombstones: IndexGraveyard;
   // Session -> the keys whose lock it holds, so that destroying a session finds them at once.
   readonly #held = new Map<string, Set<string>>();
   readonly #changed = new Emitter<KvChange>();
@@ -249,6 +256,20 @@ export class KvStore {
     const max = options.maxValueSize ?? kvMaxValueSize;
     if (!Number.isSafeInteger(max) || max < 0) throw new RangeError(`maxValueSize must be a non-negative integer`);
     this.#maxValueSize = max;
+    this.#tombstones = new IndexGraveyard({
+      clock: options.clock ?? systemClock,
+      ...(options.tombstoneTtlMs === undefined ? {} : { ttlMs: options.tombstoneTtlMs }),
+    });
+  }
+
+  /** The largest index of a reaped tombstone (0 before any): no prefix index answers less. */
+  get reapedIndex(): number {
+    return this.#tombstones.floor;
+  }
+
+  /** Tombstones kept now. */
+  get tombstoneCount(): number {
+    return this.#tombstones.size;
   }
 
   /** The store index: at least 1, and larger after every change. */
@@ -311,8 +332,9 @@ export class KvStore {
     for (const entry of this.#entries.values()) {
       if (entry.modifyIndex > max && entry.key.startsWith(prefix)) max = entry.modifyIndex;
     }
-    for (const [key, index] of this.#tombstones) if (index > max && key.startsWith(prefix)) max = index;
-    return max === 0 ? this.#index : max;
+    for (const [key, index] of this.#tombstones.entries()) if (index > max && key.startsWith(prefix)) max = index;
+    // A tombstone under the prefix may have been reaped: its index is at most the floor.
+    return max === 0 ? this.#index : Math.max(max, this.#tombstones.floor);
   }
 
   /**
@@ -459,17 +481,19 @@ export class KvStore {
 
   /** Every deleted key that is absent now, with the index of its deletion. */
   tombstones(): Array<[string, number]> {
-    return [...this.#tombstones];
+    return [...this.#tombstones.entries()];
   }
 
   /**
    * Loads state kept in a data directory into this empty store, without emitting changes.
-   * The index becomes the largest of `index` and every restored index, so it never goes back.
+   * The index becomes the largest of `index` and every restored index, so it never goes back;
+   * `reapedIndex` is the {@link reapedIndex} that was kept. Restored tombstones are kept one
+   * more TTL from now.
    * @throws Error when the store already holds something; ClosedError after {@link close}.
    * @example
    * kv.restore(entries, [['gone/key', 7]], 12);
    */
-  restore(entries: Iterable<KvEntry>, tombstones: Iterable<[string, number]>, index: number): void {
+  restore(entries: Iterable<KvEntry>, tombstones: Iterable<[string, number]>, index: number, reapedIndex = 0): void {
     this.#assertOpen();
     if (this.#entries.size > 0 || this.#tombstones.size > 0) throw new Error('KvStore.restore: the store is not empty');
     let top = Math.max(this.#index, index);
@@ -484,11 +508,13 @@ export class KvStore {
       top = Math.max(top, at);
     }
     this.#index = top;
+    this.#tombstones.raiseFloor(reapedIndex);
   }
 
-  /** Refuses writes from now on and drops the listeners of {@link onChange}. Idempotent. */
+  /** Refuses writes from now on, stops reaping and drops the listeners of {@link onChange}. Idempotent. */
   close(): void {
     this.#closed = true;
+    this.#tombstones.close();
     this.#changed.clear();
   }
 

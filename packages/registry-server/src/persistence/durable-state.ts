@@ -88,15 +88,14 @@ export function attachDurableState(
       entries.push({ key, ...kept, flags, value: Buffer.from(kept.value, 'base64'), lockIndex: kept.lockIndex ?? 0 });
     }
   }
-  kv.restore(entries, tombstones, state.meta['kvIndex'] ?? 1);
+  kv.restore(entries, tombstones, state.meta['kvIndex'] ?? 1, state.meta['kvReapedIndex'] ?? 0);
   sessions.restore(values<SessionRecord>(state, journalKinds.session), state.meta['sessionIndex'] ?? 1);
 
   // The index of the last change of each service name, as registry-server notifies it, so that
   // a read of a service (even a deregistered one) answers no smaller an index after a restart.
-  const topics = new Map<string, number>();
+  // BlockingQueries keeps them (and reaps those of names long gone).
   for (const [topic, index] of state.records.get(journalKinds.topic) ?? []) {
     if (typeof index !== 'number') continue;
-    topics.set(topic, index);
     blocking.notify([topic], index);
   }
 
@@ -107,7 +106,12 @@ export function attachDurableState(
     kind: journalKinds.service,
     keys: () => catalog.ids().services,
     read: (serviceId) => catalog.persistedService(serviceId),
-    meta: () => ({ catalogIndex: catalog.index, kvIndex: kv.index, sessionIndex: sessions.index }),
+    meta: () => ({
+      catalogIndex: catalog.index,
+      kvIndex: kv.index,
+      kvReapedIndex: kv.reapedIndex,
+      sessionIndex: sessions.index,
+    }),
   });
   journal.addSource({
     kind: journalKinds.check,
@@ -125,7 +129,11 @@ export function attachDurableState(
     read: (key) => persistKv(kv, key),
   });
 
-  journal.addSource({ kind: journalKinds.topic, keys: () => topics.keys(), read: (topic) => topics.get(topic) });
+  journal.addSource({
+    kind: journalKinds.topic,
+    keys: () => blocking.topicIndexEntries().map(([topic]) => topic),
+    read: (topic) => blocking.recordedIndex(topic),
+  });
   journal.addSource({ kind: journalKinds.node, keys: () => ['id'], read: () => nodeId });
   if (storedNodeId(state) !== nodeId) journal.touch(journalKinds.node, 'id');
   if (acl !== undefined) {
@@ -134,10 +142,7 @@ export function attachDurableState(
   }
 
   catalog.onChange((change: CatalogChange) => {
-    for (const topic of topicsOf(change)) {
-      topics.set(topic, change.index);
-      journal.touch(journalKinds.topic, topic);
-    }
+    for (const topic of topicsOf(change)) journal.touch(journalKinds.topic, topic);
     if (change.type === 'node') {
       journal.touch(journalKinds.catalogNode, change.node);
       return;
