@@ -197,7 +197,6 @@ export class BlockingQueries {
   /** Answers every held read now, and every later one at once, as the server does when it shuts down. */
   close(): void {
     this.#closed = true;
-    this.#topicIndex.close();
     for (const waiter of [...this.#waiters]) waiter.wake();
   }
 }

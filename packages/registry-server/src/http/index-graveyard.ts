@@ -1,9 +1,7 @@
-import type { Clock, Timer } from '@trellis/core';
+import type { Clock } from '@trellis/core';
 
 /** Consul's `tombstone_ttl`: how long the index of something gone is kept; 15 minutes. */
 export const defaultTombstoneTtlMs = 15 * 60_000;
-/** Consul's `tombstone_ttl_granularity`: reaping is batched to this step; 30 seconds. */
-export const tombstoneGranularityMs = 30_000;
 
 /** Options of {@link IndexGraveyard}. */
 export interface IndexGraveyardOptions {
@@ -26,7 +24,8 @@ interface Grave {
  * Indexes of things that changed or went away (KV tombstones, the last change of each service
  * name), kept so that a blocking reader sees a later index when something it reads is
  * deleted, and reaped after a TTL on the clock as Consul's tombstone GC reaps them, so that
- * create/delete churn cannot grow the map without bound.
+ * create/delete churn cannot grow the map without bound. Reaping is done on the way, by
+ * {@link set} and {@link size}: the map holds at most what one TTL of churn adds.
  *
  * Unlike Consul, whose reader of a reaped tombstone may see its index go back, the graveyard
  * remembers the largest index it ever reaped ({@link floor}); readers answer at least that for
@@ -46,8 +45,6 @@ export class IndexGraveyard {
   readonly #ttlMs: number;
   readonly #canReap: (key: string) => boolean;
   #floor = 0;
-  #timer: Timer | undefined;
-  #closed = false;
 
   constructor(options: IndexGraveyardOptions) {
     this.#clock = options.clock;
@@ -55,8 +52,9 @@ export class IndexGraveyard {
     this.#canReap = options.canReap ?? (() => true);
   }
 
-  /** Indexes kept now. */
+  /** Indexes kept now, once those past their time are reaped. */
   get size(): number {
+    this.#reap();
     return this.#graves.size;
   }
 
@@ -73,7 +71,7 @@ export class IndexGraveyard {
   set(key: string, index: number): void {
     this.#graves.delete(key);
     this.#graves.set(key, { index, at: this.#clock.now() });
-    this.#schedule();
+    this.#reap();
   }
 
   delete(key: string): void {
@@ -93,27 +91,8 @@ export class IndexGraveyard {
     this.#floor = Math.max(this.#floor, index);
   }
 
-  /** Cancels the reaping timer; the graveyard keeps what it holds. */
-  close(): void {
-    this.#closed = true;
-    this.#timer?.cancel();
-    this.#timer = undefined;
-  }
-
-  #schedule(): void {
-    if (this.#timer !== undefined || this.#closed) return;
-    const oldest = this.#graves.values().next();
-    if (oldest.done === true) return;
-    const due = oldest.value.at + this.#ttlMs - this.#clock.now();
-    // Rounded up to the granularity, so that churn reaps in batches rather than a timer each.
-    const delay = Math.ceil(Math.max(0, due) / tombstoneGranularityMs) * tombstoneGranularityMs;
-    this.#timer = this.#clock.setTimer(Math.max(delay, tombstoneGranularityMs), () => {
-      this.#timer = undefined;
-      this.#reap();
-      this.#schedule();
-    });
-  }
-
+  // Reaps from the front while it is past its time: each set() pays for at most what it added,
+  // so there is no timer (which would keep a clock's timers busy for 15 minutes after a delete).
   #reap(): void {
     const now = this.#clock.now();
     const expired: string[] = [];
@@ -121,6 +100,7 @@ export class IndexGraveyard {
       if (grave.at + this.#ttlMs > now) break;
       expired.push(key);
     }
+    if (expired.length === 0) return;
     for (const key of expired) {
       const grave = this.#graves.get(key);
       if (grave === undefined) continue;

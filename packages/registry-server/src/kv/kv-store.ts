@@ -511,10 +511,9 @@ export class KvStore {
     this.#tombstones.raiseFloor(reapedIndex);
   }
 
-  /** Refuses writes from now on, stops reaping and drops the listeners of {@link onChange}. Idempotent. */
+  /** Refuses writes from now on and drops the listeners of {@link onChange}. Idempotent. */
   close(): void {
     this.#closed = true;
-    this.#tombstones.close();
     this.#changed.clear();
   }
 
