@@ -283,6 +283,7 @@ export class RegistryServer implements Closeable {
   /**
    * The sizes of the server's maps that grow with requests (cache, tombstones, indexes).
    * @example
+   * const server = new RegistryServer();
    * const { answerCacheBytes, kvTombstones } = server.stats();
    */
   stats(): RegistryServerStats {

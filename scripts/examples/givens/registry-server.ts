@@ -32,6 +32,8 @@ export declare const dir: string;
 export declare const name: string;
 export declare const serviceIndex: number;
 export declare const acceptsGzip: boolean;
+export declare const passing: boolean;
+export declare const tags: string[];
 export declare const persistedWeb: PersistedService;
 export declare const persistedWebCheck: PersistedCheck;
 /** Called for an answer's entries, or passed as them. */
