@@ -22,6 +22,7 @@ interface CliOptions {
   readonly datacenter: string;
   readonly advertise?: string;
   readonly enableScriptChecks?: boolean;
+  readonly httpMaxConnsPerClient?: number;
 }
 
 function parsePort(value: string): number {
@@ -44,6 +45,14 @@ function checkedBy(check: (value: string) => string): (value: string) => string 
       throw error;
     }
   };
+}
+
+function parseCount(value: string): number {
+  const count = Number(value);
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(count)) {
+    throw new InvalidArgumentError('must be a non-negative integer (0 turns the cap off).');
+  }
+  return count;
 }
 
 // `trellis-registry acl ...` talks to a running server instead of being one.
@@ -96,6 +105,14 @@ const program = new Command('trellis-registry')
       'accept and run checks with Args: anyone who can register a check can then run any program as this user',
     ),
   )
+  .addOption(
+    new Option(
+      '--http-max-conns-per-client <count>',
+      "connections one client address may hold open; more are answered 429 (Consul's http_max_conns_per_client)",
+    )
+      .argParser(parseCount)
+      .default(200),
+  )
   .exitOverride();
 
 try {
@@ -123,6 +140,7 @@ let server: RegistryServer;
 try {
   server = new RegistryServer({
     logLevel: options.logLevel,
+    ...(options.httpMaxConnsPerClient === undefined ? {} : { httpMaxConnsPerClient: options.httpMaxConnsPerClient }),
     datacenter: options.datacenter,
     enableScriptChecks: options.enableScriptChecks === true,
     nodeAddress: options.advertise ?? defaultAdvertise(options.host),

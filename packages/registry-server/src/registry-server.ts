@@ -4,6 +4,7 @@ import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import { ConfigError, systemClock, type Clock, type Closeable } from '@trellis/core';
 import { AclInputError, AclStore } from './acl/acl-store.js';
 import { AnswerCache } from './http/answer-cache.js';
+import { defaultMaxConnsPerClient, limitConnectionsPerClient, type ConnectionCount } from './http/connection-limit.js';
 import { BlockingQueries } from './http/blocking-query.js';
 import { Catalog, topicsOf, type CatalogChange } from './catalog/catalog.js';
 import { nodeMeta, type NodeInfo } from './catalog/consul-json.js';
@@ -71,6 +72,18 @@ export interface RegistryServerOptions {
    * first; default 64 MiB.
    */
   readonly answerCacheMaxBytes?: number;
+  /**
+   * Connections one client address may hold open, as Consul's `http_max_conns_per_client`;
+   * one more is answered 429 and closed. Default 200; 0 turns the cap off.
+   */
+  readonly httpMaxConnsPerClient?: number;
+  /**
+   * Time a client has to send a whole request, headers and body, before it is answered 408
+   * and closed; default 30 s. Blocking queries are not cut: the time ends once the request is in.
+   */
+  readonly requestTimeoutMs?: number;
+  /** Time a client has to send a request's headers; default 10 s, at most `requestTimeoutMs`. */
+  readonly headersTimeoutMs?: number;
 }
 
 /**
@@ -87,6 +100,9 @@ export interface RegistryServerStats {
   readonly kvTombstones: number;
   /** Service names whose last index is kept (reaped 15 minutes after the last one is gone). */
   readonly topicIndexes: number;
+  /** HTTP connections open now, and the client addresses they come from. */
+  readonly connections: number;
+  readonly connectedClients: number;
 }
 
 /** ACLs of {@link RegistryServer}: off unless `enabled`; then requests need a token's rights. */
@@ -133,6 +149,7 @@ export class RegistryServer implements Closeable {
   readonly #kv: KvStore;
   readonly #answers: AnswerCache;
   readonly #sessions: SessionStore;
+  readonly #connections: () => ConnectionCount;
   readonly #acl: AclStore | undefined;
   readonly #journal: StateJournal | undefined;
   #address: ListeningAddress | undefined;
@@ -166,6 +183,7 @@ export class RegistryServer implements Closeable {
       address,
       meta,
     };
+    const limits = connectionLimits(options);
     const clock = options.clock ?? systemClock;
     this.#catalog = new Catalog({ clock });
     const catalog = this.#catalog;
@@ -212,9 +230,17 @@ export class RegistryServer implements Closeable {
       // stderr, so that stdout carries only what the CLI prints for other processes to read.
       logger: { level: logLevel, stream: process.stderr },
       logController: new LogController({ disableRequestLogging: true }),
-      // Blocking queries will hold a request for minutes; no server timeout may cut them.
-      requestTimeout: 0,
+      // Time to receive a whole request (headers and body), so that a body trickled a byte a
+      // second is cut (408). Node stops this clock once the request is in: a blocking query
+      // holding its answer for minutes is not cut. No idle timeout on the socket either, since
+      // a held query's socket is idle by design.
+      requestTimeout: limits.requestTimeoutMs,
       connectionTimeout: 0,
+      http: {
+        headersTimeout: limits.headersTimeoutMs,
+        // How often Node looks for requests past those timeouts: the cut comes at most this late.
+        connectionsCheckingInterval: limits.checkingIntervalMs,
+      },
       // Idle keep-alive sockets outlive clients' pool timeouts, so the server is never the one
       // closing a socket a client is about to reuse. This never cuts a request in progress.
       keepAliveTimeout: 72_000,
@@ -223,6 +249,7 @@ export class RegistryServer implements Closeable {
       // registration accepts must fit in a route again.
       routerOptions: { maxParamLength },
     });
+    this.#connections = limitConnectionsPerClient(this.#app.server, limits.maxConnsPerClient);
     const journal = this.#journal;
     if (journal !== undefined) {
       // Acknowledged means durable: a mutating request is answered once its changes are on disk.
@@ -294,6 +321,8 @@ export class RegistryServer implements Closeable {
       answerCacheBytes: cache.bytes,
       kvTombstones: this.#kv.tombstoneCount,
       topicIndexes: this.#blocking.topicIndexes,
+      connections: this.#connections().open,
+      connectedClients: this.#connections().clients,
     };
   }
 
@@ -385,6 +414,33 @@ function aclStore(options: AclOptions | undefined): AclStore | undefined {
     if (error instanceof AclInputError) throw new ConfigError('acl.initialManagementToken', error.message);
     throw error;
   }
+}
+
+function connectionLimits(options: RegistryServerOptions): {
+  maxConnsPerClient: number;
+  requestTimeoutMs: number;
+  headersTimeoutMs: number;
+  checkingIntervalMs: number;
+} {
+  const count = (field: string, value: number | undefined, fallback: number, min: number): number => {
+    if (value === undefined) return fallback;
+    if (!Number.isSafeInteger(value) || value < min) {
+      throw new ConfigError(field, `must be an integer of at least ${min}; got ${String(value)}`);
+    }
+    return value;
+  };
+  const maxConnsPerClient = count('httpMaxConnsPerClient', options.httpMaxConnsPerClient, defaultMaxConnsPerClient, 0);
+  const requestTimeoutMs = count('requestTimeoutMs', options.requestTimeoutMs, 30_000, 1);
+  const headersTimeoutMs = count('headersTimeoutMs', options.headersTimeoutMs, Math.min(10_000, requestTimeoutMs), 1);
+  if (headersTimeoutMs > requestTimeoutMs) {
+    throw new ConfigError(
+      'headersTimeoutMs',
+      `must be at most requestTimeoutMs (${requestTimeoutMs}); got ${headersTimeoutMs}`,
+    );
+  }
+  // A quarter of the shorter timeout, so that a cut comes at most 25% late; Node's default is 30 s.
+  const checkingIntervalMs = Math.min(5_000, Math.max(10, Math.floor(headersTimeoutMs / 4)));
+  return { maxConnsPerClient, requestTimeoutMs, headersTimeoutMs, checkingIntervalMs };
 }
 
 function positive(field: string, value: number | undefined): { maxBytes?: number } {
