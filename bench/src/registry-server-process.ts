@@ -6,7 +6,8 @@ import type { ServerStats, ToParent, ToServer } from './registry-child.js';
 // `stats` request with its memory and held blocking queries; it exits when the parent leaves.
 // Forked with --expose-gc, so that memory can be read after a full collection.
 
-const server = new RegistryServer({ logLevel: 'silent' });
+// No per-client cap: the bench's thousand watchers all come from 127.0.0.1.
+const server = new RegistryServer({ logLevel: 'silent', httpMaxConnsPerClient: 0 });
 const { port } = await server.listen({ port: 0, host: '127.0.0.1' });
 send({ type: 'listening', port });
 

@@ -76,6 +76,9 @@ export interface BlockingQueriesOptions {
   readonly isGone?: (topic: Topic) => boolean;
 }
 
+// Reads woken per turn of the event loop; a slice of large answers takes a few milliseconds.
+const wakeSlice = 100;
+
 interface Waiter {
   readonly matches: (topic: Topic) => boolean;
   readonly wake: () => void;
@@ -149,9 +152,20 @@ export class BlockingQueries {
   notify(topics: readonly Topic[], index?: number): void {
     if (index !== undefined) for (const topic of topics) this.#topicIndex.set(topic, index);
     if (this.#waiters.size === 0) return;
+    const woken: Waiter[] = [];
     for (const waiter of this.#waiters) {
-      if (topics.some(waiter.matches)) waiter.wake();
+      if (topics.some(waiter.matches)) woken.push(waiter);
     }
+    this.#wakeInSlices(woken, 0);
+  }
+
+  // Each woken read serialises (from the cache) and writes its answer before the event loop
+  // turns again: 5,000 at once held every other request for a second. In slices, with the
+  // loop free between them, a normal request waits for one slice at most.
+  #wakeInSlices(woken: readonly Waiter[], from: number): void {
+    const to = Math.min(woken.length, from + wakeSlice);
+    for (let i = from; i < to; i++) woken[i]?.wake();
+    if (to < woken.length) setImmediate(() => this.#wakeInSlices(woken, to));
   }
 
   /**

@@ -1,0 +1,68 @@
+import net from 'node:net';
+import { afterEach, describe, expect, it } from '@jest/globals';
+import { RegistryServer } from '@trellis/registry-server';
+
+const watchers = 5_000;
+const sockets: net.Socket[] = [];
+let server: RegistryServer | undefined;
+afterEach(async () => {
+  for (const socket of sockets.splice(0)) socket.destroy();
+  await server?.close();
+});
+
+/** Sends `request` on a new keep-alive socket; resolves when the first bytes of its answer arrive. */
+function send(port: number, request: string): { answered: Promise<string> } {
+  const socket = net.connect(port, '127.0.0.1');
+  sockets.push(socket);
+  socket.setEncoding('latin1');
+  socket.on('error', () => undefined);
+  socket.write(request);
+  return { answered: new Promise((resolve) => socket.once('data', (chunk: string) => resolve(chunk))) };
+}
+
+function get(path: string, headers = ''): string {
+  return `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\n${headers}\r\n`;
+}
+
+function put(path: string, body: string): string {
+  return `PUT ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+}
+
+describe('a wake storm', () => {
+  it('of 5,000 watchers woken by one change does not stall a normal GET', async () => {
+    // The cap is Consul's per-client limit; here every watcher comes from 127.0.0.1.
+    server = new RegistryServer({ logLevel: 'silent', httpMaxConnsPerClient: 0 });
+    const { port, url } = await server.listen({ port: 0, host: '127.0.0.1' });
+    for (let i = 0; i < 100; i++) {
+      const body = JSON.stringify({ Name: 'web', ID: `web-${i}`, Port: 8000 + i, Tags: ['v1'], Meta: { zone: 'a' } });
+      expect((await fetch(`${url}/v1/agent/service/register`, { method: 'PUT', body })).status).toBe(200);
+    }
+    const index = (await fetch(`${url}/v1/health/service/web`)).headers.get('x-consul-index');
+
+    // Half take the answer as it is, half gzipped, as Go's Consul client asks.
+    const held = Array.from({ length: watchers }, (_, i) =>
+      send(port, get(`/v1/health/service/web?index=${index}&wait=60s`, i % 2 === 0 ? '' : 'Accept-Encoding: gzip\r\n')),
+    );
+    // Yields to the loop (no timer) until the server holds every watcher.
+    while (server.heldQueries < watchers) await new Promise((resolve) => setImmediate(resolve));
+
+    // The change and a normal GET go out together: the GET is read while the watchers are woken.
+    const sentAt = performance.now();
+    const change = send(port, put('/v1/agent/service/register', '{"Name": "web", "ID": "web-new", "Port": 9000}'));
+    const normal = send(port, get('/v1/status/leader'));
+    const normalAnswer = await normal.answered;
+    const normalMs = performance.now() - sentAt;
+    expect(normalAnswer).toMatch(/^HTTP\/1\.1 200 /);
+    expect(await change.answered).toMatch(/^HTTP\/1\.1 200 /);
+    const answers = await Promise.all(held.map((watcher) => watcher.answered));
+    const allMs = performance.now() - sentAt;
+    expect(answers.every((answer) => answer.startsWith('HTTP/1.1 200 '))).toBe(true);
+
+    // Woken all at once, the GET waited for the whole storm (about the last watcher's answer);
+    // in slices it waits for one or two, a small part of it.
+    console.log(
+      `normal GET during the storm: ${normalMs.toFixed(0)} ms; last of ${watchers} watchers: ${allMs.toFixed(0)} ms`,
+    );
+    expect(normalMs).toBeLessThan(Math.max(250, allMs / 3));
+  }, 120_000);
+});
