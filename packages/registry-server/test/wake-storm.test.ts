@@ -60,9 +60,6 @@ describe('a wake storm', () => {
 
     // Woken all at once, the GET waited for the whole storm (about the last watcher's answer);
     // in slices it waits for one or two, a small part of it.
-    console.log(
-      `normal GET during the storm: ${normalMs.toFixed(0)} ms; last of ${watchers} watchers: ${allMs.toFixed(0)} ms`,
-    );
     expect(normalMs).toBeLessThan(Math.max(250, allMs / 3));
   }, 120_000);
 });
