@@ -4,7 +4,7 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from '@jest/globals';
 import { ManualClock } from '@trellis/core';
 import { RegistryServer } from '@trellis/registry-server';
-import { closeAll, get, health, put, startServer, type Running } from './helpers.js';
+import { closeAll, get, health, put, startServer, type Running, tokenWithRules } from './helpers.js';
 
 afterEach(closeAll);
 
@@ -300,25 +300,7 @@ describe('catalog/register with ACLs', () => {
     await Promise.all(servers.splice(0).map((server) => server.close()));
   });
 
-  let policies = 0;
-  async function withToken(url: string, rules: string): Promise<string> {
-    const headers = { 'X-Consul-Token': root };
-    const policy = (await (
-      await fetch(`${url}/v1/acl/policy`, {
-        method: 'PUT',
-        headers,
-        body: JSON.stringify({ Name: `p${++policies}`, Rules: rules }),
-      })
-    ).json()) as { ID: string };
-    const token = (await (
-      await fetch(`${url}/v1/acl/token`, {
-        method: 'PUT',
-        headers,
-        body: JSON.stringify({ Policies: [{ ID: policy.ID }] }),
-      })
-    ).json()) as { SecretID: string };
-    return token.SecretID;
-  }
+  const withToken = (url: string, rules: string): Promise<string> => tokenWithRules(url, root, rules);
 
   const call = async (url: string, route: string, token: string, body: unknown): Promise<number> =>
     (await fetch(`${url}${route}`, { method: 'PUT', headers: { 'X-Consul-Token': token }, body: JSON.stringify(body) }))

@@ -93,3 +93,28 @@ export function serviceCheck(
 ): HealthEntry['Checks'][number] | undefined {
   return entry?.Checks.find((c) => (checkId === undefined ? c.CheckID !== 'serfHealth' : c.CheckID === checkId));
 }
+
+let policies = 0;
+
+/**
+ * Makes a policy with `rules` and a token holding it, with the management secret `root`, and
+ * returns the token's secret.
+ */
+export async function tokenWithRules(url: string, root: string, rules: string): Promise<string> {
+  const headers = { 'X-Consul-Token': root };
+  const policy = (await (
+    await fetch(`${url}/v1/acl/policy`, {
+      method: 'PUT',
+      headers,
+      body: JSON.stringify({ Name: `p${++policies}`, Rules: rules }),
+    })
+  ).json()) as { ID: string };
+  const token = (await (
+    await fetch(`${url}/v1/acl/token`, {
+      method: 'PUT',
+      headers,
+      body: JSON.stringify({ Policies: [{ ID: policy.ID }] }),
+    })
+  ).json()) as { SecretID: string };
+  return token.SecretID;
+}

@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
 import { RegistryServer } from '@trellis/registry-server';
+import { tokenWithRules } from './helpers.js';
 
 const root = 'root-secret';
 const servers: RegistryServer[] = [];
@@ -19,25 +20,7 @@ async function call(url: string, token: string, body: unknown): Promise<number> 
   return res.status;
 }
 
-let policies = 0;
-async function tokenWith(url: string, rules: string): Promise<string> {
-  const headers = { 'X-Consul-Token': root };
-  const policy = (await (
-    await fetch(`${url}/v1/acl/policy`, {
-      method: 'PUT',
-      headers,
-      body: JSON.stringify({ Name: `p${++policies}`, Rules: rules }),
-    })
-  ).json()) as { ID: string };
-  const token = (await (
-    await fetch(`${url}/v1/acl/token`, {
-      method: 'PUT',
-      headers,
-      body: JSON.stringify({ Policies: [{ ID: policy.ID }] }),
-    })
-  ).json()) as { SecretID: string };
-  return token.SecretID;
-}
+const tokenWith = (url: string, rules: string): Promise<string> => tokenWithRules(url, root, rules);
 
 // An HTTP check makes the server request any URL it is given (it is how Consul's checks work):
 // with ACLs on, only a token that may write the service (or the node) can make it do so.
