@@ -1,3 +1,6 @@
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
+import { createServer, type ClientRequest, type IncomingMessage } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { ConfigError, ManualClock, RegistryRejectedError, RegistryUnavailableError } from '@trellis/core';
 import { ConsulRegistry, SelfRegistration, type WatchEvent } from '@trellis/registry';
 import { RegistryServer } from '@trellis/registry-server';
@@ -164,6 +167,61 @@ describe('ConsulRegistry', () => {
       expect(seen).toEqual(['instance-added users-1', 'instance-removed users-1', 'instance-added users-1']);
     } finally {
       await watch.close();
+    }
+  });
+
+  it('reads its blocking queries gzip-encoded, and its watcher still sees the instances, before and after a change', async () => {
+    // Node publishes every HTTP response it receives here, as it came off the socket: before
+    // anything above the http module (the npm client, our inflating) touches it.
+    const blockingAnswers: Array<string | undefined> = [];
+    const onResponse = (message: unknown): void => {
+      const { request, response } = message as { request: ClientRequest; response: IncomingMessage };
+      if (request.path.startsWith('/v1/health/service/users?') && request.path.includes('index=')) {
+        blockingAnswers.push(response.headers['content-encoding']);
+      }
+    };
+    subscribe('http.client.response.finish', onResponse);
+    await registry.register(registration('users-1'));
+    const watch = registry.watch('users', { floorMs: 0 });
+    try {
+      await watch.ready();
+      expect(watch.view?.healthy.map((i) => i.id)).toEqual(['users-1']);
+      await until(() => server.heldQueries === 1);
+      const added = new Promise<void>((resolve) => {
+        const listener = watch.onEvent((e) => {
+          if (e.type !== 'instance-added') return;
+          listener.dispose();
+          resolve();
+        });
+      });
+      await registry.register(registration('users-2'));
+      await added;
+      expect(watch.view?.healthy.map((i) => i.id)).toEqual(['users-1', 'users-2']);
+      expect(watch.view?.healthy[1]).toEqual(instance('users-2'));
+    } finally {
+      await watch.close();
+      unsubscribe('http.client.response.finish', onResponse);
+    }
+    // The answer that woke the watcher came compressed, and so did every other blocking one.
+    expect(blockingAnswers.length).toBeGreaterThanOrEqual(1);
+    expect(new Set(blockingAnswers)).toEqual(new Set(['gzip']));
+  });
+
+  it('fails a query whose answer says gzip but is not, as RegistryUnavailableError, instead of waiting out its timeout', async () => {
+    const liar = createServer((_request, response) => {
+      response.writeHead(200, { 'content-type': 'application/json', 'content-encoding': 'gzip' });
+      response.end('[]');
+    });
+    await new Promise<void>((resolve) => liar.listen(0, '127.0.0.1', resolve));
+    const { port } = liar.address() as AddressInfo;
+    const lied = new ConsulRegistry({ url: `http://127.0.0.1:${port}`, timeoutMs: 60_000 });
+    try {
+      const error: unknown = await lied.list('users').catch((e: unknown) => e);
+      expect(RegistryUnavailableError.is(error)).toBe(true);
+      expect((error as Error).message).toContain('incorrect header check');
+    } finally {
+      await lied.close();
+      await new Promise((resolve) => liar.close(resolve));
     }
   });
 
