@@ -132,6 +132,18 @@ describe('systemClock', () => {
     expect(systemClock.now()).toBeGreaterThanOrEqual(before + 4);
   });
 
+  it('never fires a timer before its delay by its own now()', async () => {
+    // Node's timers run on the loop's millisecond clock, which may trail performance.now() by
+    // up to a millisecond: about 1 timer in 50 fired early before the clock checked; 500 tries.
+    let earliest = Infinity;
+    for (let i = 0; i < 500; i++) {
+      const setAt = systemClock.now();
+      const firedAt = await new Promise<number>((resolve) => systemClock.setTimer(1, () => resolve(systemClock.now())));
+      earliest = Math.min(earliest, firedAt - setAt);
+    }
+    expect(earliest).toBeGreaterThanOrEqual(1);
+  });
+
   it('waits out delays beyond setTimeout’s 24.8-day limit instead of firing at once', async () => {
     let fired = false;
     const timer = systemClock.setTimer(30 * 24 * 3_600_000, () => (fired = true));
