@@ -47,7 +47,8 @@ export class AxiosTransport implements Transport {
   }
 
   async send(call: Call, instance: ServiceInstance, context: CallContext): Promise<Reply> {
-    const signal = context.signal;
+    // A look-alike, not context.signal: an AbortSignal and axios's listener on it cost ~8 µs.
+    const signal = context.lightSignal();
     try {
       const response = await this.#axios.request({
         baseURL: instanceOrigin(instance),
@@ -64,7 +65,7 @@ export class AxiosTransport implements Transport {
         instance,
       };
     } catch (error) {
-      if (axios.isCancel(error)) throw signal?.reason ?? error;
+      if (axios.isCancel(error)) throw context.aborted ? context.reason : error;
       const code = error instanceof AxiosError ? error.code : undefined;
       throw new ConnectionError(call.service, instance.id, !notSentCodes.has(code ?? ''), error);
     }

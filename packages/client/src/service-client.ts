@@ -336,6 +336,14 @@ export class ServiceClient {
     }
     const mine = options.signal;
     const theirs = inbound?.signal;
+    if (deadline === undefined && mine === undefined && theirs === undefined) {
+      return options.retry === undefined && options.idempotent === undefined
+        ? new CallContext()
+        : new CallContext({
+            retry: options.retry !== false,
+            ...(options.idempotent === undefined ? {} : { idempotent: options.idempotent }),
+          });
+    }
     const signal = mine === undefined ? theirs : theirs === undefined ? mine : AbortSignal.any([mine, theirs]);
     return new CallContext({
       ...(signal === undefined ? {} : { signal }),
@@ -438,7 +446,8 @@ function transportStage(transport: Transport): Stage {
             new ConfigError('stack.transport', 'no instance chosen: the stack needs a "select" stage'),
           );
         }
-        const remaining = context.remainingMs(clock.now());
+        // No clock reading for a call without a deadline: most calls have none.
+        const remaining = context.deadline === undefined ? undefined : context.remainingMs(clock.now());
         const sent =
           remaining === undefined
             ? call

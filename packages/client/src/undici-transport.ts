@@ -89,12 +89,12 @@ export class UndiciTransport implements Transport {
   }
 
   /**
-   * Sends `call` to `instance`; the signal that cancels it comes from `context` (read once: a
-   * stack's context makes its signal on first read).
+   * Sends `call` to `instance`, cancelled with `context` (through its light signal: an
+   * AbortSignal and undici's listener on it would cost ~8 µs, a sixth of the request).
    * @throws ConnectionError when no answer came; the signal's reason when it aborted the request.
    */
   async send(call: Call, instance: ServiceInstance, context: CallContext): Promise<Reply> {
-    const signal = context.signal;
+    const signal = context.lightSignal();
     const pool = this.#pool(instanceOrigin(instance));
     const json = call.body !== undefined && isJsonPayload(call.body);
     try {
@@ -103,7 +103,8 @@ export class UndiciTransport implements Transport {
         method: call.method,
         headers: requestHeaders(call.headers, json),
         body: call.body === undefined ? null : json ? JSON.stringify(call.body) : (call.body as string | Uint8Array),
-        signal: signal ?? null,
+        // undici takes any object with addEventListener (it checks no more), as its types do not say.
+        signal: (signal as AbortSignal | undefined) ?? null,
       });
       const text = await response.body.text();
       return {
@@ -113,7 +114,7 @@ export class UndiciTransport implements Transport {
         instance,
       };
     } catch (error) {
-      if (signal?.aborted === true) throw signal.reason;
+      if (context.aborted) throw context.reason;
       throw new ConnectionError(call.service, instance.id, !notSentCodes.has(errorCode(error) ?? ''), error);
     }
   }

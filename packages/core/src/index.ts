@@ -1,7 +1,7 @@
 export { compose } from './call.js';
 export type { Call, Filter, Reply, Service } from './call.js';
 export { AttributeKey, CallContext } from './call-context.js';
-export type { CallContextInit } from './call-context.js';
+export type { AbortSignalLike, CallContextInit } from './call-context.js';
 export type { InstanceHealth } from './instance-health.js';
 export type { InstanceSource } from './instance-source.js';
 export { ManualClock, sleep, systemClock } from './clock.js';

@@ -198,6 +198,7 @@ export function deadline(options: DeadlineOptions = {}): Stage {
     make(env) {
       const { clock, telemetry } = env;
       const filter: Filter = (call, context, next) => {
+        if (timeoutMs === undefined && context.deadline === undefined) return next(call, context);
         const now = clock.now();
         const own = timeoutMs === undefined ? undefined : now + timeoutMs;
         const due =
