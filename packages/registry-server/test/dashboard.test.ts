@@ -1,4 +1,4 @@
-import { chromium, type Browser, type BrowserContext, type Locator, type Page } from 'playwright-core';
+import { chromium, type Browser, type BrowserContext, type Locator, type Page, type Route } from 'playwright-core';
 import { ManualClock } from '@trellis/core';
 import { RegistryServer } from '@trellis/registry-server';
 import { put } from './helpers.js';
@@ -299,7 +299,8 @@ describe('dashboard', () => {
       expect(html).toContain('node-&#60;1&#62;&#38;&#34;a&#34;');
       // Self-contained: no URL of another origin anywhere in the page.
       expect(html).not.toMatch(/https?:/);
-      expect(html.match(/\b(?:src|href|action)=\S*/g)).toEqual(['href="data:,">']);
+      // The one URL is the favicon's, on this server; style and script are inline.
+      expect(html.match(/\b(?:src|href|action)=\S*/g)).toEqual(['href="/ui/favicon.svg"']);
     }
 
     expect((await fetch(`${url}/ui/`, { method: 'POST', body: '' })).status).toBe(405);
@@ -312,5 +313,150 @@ describe('dashboard', () => {
     expect(page.url()).toBe(`${url}/ui/`);
     await shown(page.getByRole('heading', { level: 2, name: 'Services' }));
     await shown(page.getByRole('heading', { level: 2, name: 'Key/value store' }));
+  });
+
+  it('says "Loading" until the first answers arrive, never "0 instances", and loads its favicon with no failed request, console error or CSP violation', async () => {
+    expect(
+      (
+        await put(
+          `${url}/v1/agent/service/register`,
+          JSON.stringify({ Name: 'users', ID: 'users-1', Port: 8080, Check: { TTL: '30s', Status: 'passing' } }),
+        )
+      ).status,
+    ).toBe(200);
+    // A key too: an empty store is Consul's 404 on /v1/kv/?recurse, which Chromium logs as an error.
+    expect((await put(`${url}/v1/kv/config/users/timeout`, '5s')).status).toBe(200);
+    const failed: string[] = [];
+    const refused: string[] = [];
+    const consoleErrors: string[] = [];
+    page.on('requestfailed', (r) => failed.push(`${r.url()} ${r.failure()?.errorText ?? ''}`));
+    page.on('response', (r) => {
+      if (r.status() >= 400) refused.push(`${r.status()} ${r.url()}`);
+    });
+    page.on('console', (m) => {
+      if (m.type() === 'error' || m.type() === 'warning') consoleErrors.push(m.text());
+    });
+    page.on('pageerror', (e) => consoleErrors.push(e.message));
+    // Added by Playwright before the page's own script, and not subject to its CSP.
+    await page.addInitScript(() => {
+      // The browser's document, typed here as far as used (the tests compile without DOM types).
+      type Violation = { effectiveDirective: string; blockedURI: string };
+      const { document } = globalThis as unknown as {
+        document: { addEventListener(type: 'securitypolicyviolation', listener: (e: Violation) => void): void };
+      };
+      const violations: string[] = [];
+      Object.assign(globalThis, { violations });
+      document.addEventListener('securitypolicyviolation', (e) =>
+        violations.push(`${e.effectiveDirective} ${e.blockedURI}`),
+      );
+    });
+    // The first catalog and health requests are held (in the browser) until the test lets them go.
+    const held = new Map<string, { arrived: ReturnType<typeof deferred>; release: ReturnType<typeof deferred> }>();
+    for (const path of ['/v1/catalog/services', '/v1/health/service/users']) {
+      const gate = { arrived: deferred(), release: deferred() };
+      held.set(path, gate);
+      let first = true;
+      await page.route(
+        (u) => u.pathname === path,
+        async (route) => {
+          if (first) {
+            first = false;
+            gate.arrived.resolve();
+            await gate.release.promise;
+          }
+          await route.continue();
+        },
+      );
+    }
+    const favicon = page.waitForResponse((r) => new URL(r.url()).pathname === '/ui/favicon.svg', { timeout: 10_000 });
+
+    await page.goto(`${url}/ui/`);
+    await held.get('/v1/catalog/services')?.arrived.promise;
+    const summary = page.locator('[data-summary]');
+    expect(await summary.getAttribute('data-state')).toBe('loading');
+    expect((await summary.innerText()).trim()).toBe('Loading…');
+    expect(await page.locator('[data-counts]').isHidden()).toBe(true);
+    expect(await text(page.locator('[data-services-note]'))).toBe('Loading services…');
+    expect(await page.locator('[data-empty="services"]').isHidden()).toBe(true);
+    expect(await page.locator('body').innerText()).not.toMatch(/\b0 (services|instances)\b/);
+
+    const icon = await favicon;
+    expect(icon.status()).toBe(200);
+    expect(icon.headers()['content-type']).toBe('image/svg+xml');
+    expect((await icon.body()).toString('utf8')).toMatch(/^<svg /);
+
+    // The catalog answers; the service's health is still held: its count is not a guess either.
+    held.get('/v1/catalog/services')?.release.resolve();
+    const service = page.locator('[data-service="users"]');
+    await shown(service.getByText('Loading instances…'));
+    await held.get('/v1/health/service/users')?.arrived.promise;
+    expect(await summary.getAttribute('data-state')).toBe('done');
+    expect(await text(page.locator('[data-count="services"]'))).toBe('1');
+    expect(await text(page.locator('[data-count="instances"]'))).toBe('…');
+    expect(await page.locator('[data-services-note]').isHidden()).toBe(true);
+    expect(await page.locator('body').innerText()).not.toMatch(/\b0 instances\b/);
+
+    held.get('/v1/health/service/users')?.release.resolve();
+    await shown(service.locator('[data-instance="users-1"][data-status="passing"]'));
+    expect(await text(page.locator('[data-count="instances"]'))).toBe('1');
+    expect(await text(page.locator('[data-count="passing"]'))).toBe('1');
+    await shown(page.locator('[data-kv] [data-key="config/users/timeout"]'));
+    await shown(page.locator('[data-connection="live"]'));
+
+    expect(failed).toEqual([]);
+    expect(refused).toEqual([]);
+    expect(consoleErrors).toEqual([]);
+    expect(await page.evaluate(() => (globalThis as unknown as { violations: string[] }).violations)).toEqual([]);
+    expect(dialogs).toEqual([]);
+    await page.unrouteAll({ behavior: 'ignoreErrors' });
+  });
+
+  it('says what failed, instead of "Loading", when the API fails before its first answer, and loads once it answers', async () => {
+    expect((await put(`${url}/v1/agent/service/register`, JSON.stringify({ Name: 'mail', ID: 'mail-1' }))).status).toBe(
+      200,
+    );
+    // Retries only happen when the test advances the page's clock.
+    const start = Date.parse('2030-01-01T00:00:00Z');
+    await page.clock.install({ time: start });
+    await page.clock.pauseAt(start + 1_000);
+    const failing = (path: string) => (u: URL) => u.pathname === path;
+    const fail = async (route: Route): Promise<void> =>
+      route.fulfill({ status: 500, contentType: 'text/plain', body: 'internal error' });
+    const catalog = failing('/v1/catalog/services');
+    const health = failing('/v1/health/service/mail');
+    const kv = failing('/v1/kv/');
+    for (const path of [catalog, health, kv]) await page.route(path, fail);
+
+    await page.goto(`${url}/ui/`);
+    const servicesNote = page.locator('[data-services-note][data-state="error"]');
+    await shown(servicesNote);
+    expect(await text(servicesNote)).toBe('Could not load the services (HTTP 500: internal error).');
+    const summary = page.locator('[data-summary][data-state="error"]');
+    await shown(summary);
+    expect((await summary.innerText()).trim()).toBe('Could not load the services.');
+    const kvNote = page.locator('[data-kv-note][data-state="error"]');
+    await shown(kvNote);
+    expect(await text(kvNote)).toBe('Could not load the key/value store (HTTP 500: internal error).');
+    expect(await page.locator('body').innerText()).not.toMatch(/Loading|\b0 (services|instances)\b|No keys yet/);
+
+    // The catalog recovers; the service's health still fails: its section says so.
+    await page.unroute(catalog);
+    await page.clock.runFor(1_000);
+    const section = page.locator('[data-service="mail"]');
+    await shown(section.locator('[data-state="error"]'));
+    expect(await text(section.locator('[data-state="error"]'))).toBe(
+      'Could not load its instances (HTTP 500: internal error).',
+    );
+    expect(await text(page.locator('[data-count="services"]'))).toBe('1');
+    expect(await text(page.locator('[data-count="instances"]'))).toBe('…');
+
+    await page.unroute(health);
+    await page.unroute(kv);
+    await page.clock.runFor(4_000);
+    await shown(section.locator('[data-instance="mail-1"]'));
+    await shown(page.getByText('No keys yet.'));
+    expect(await section.locator('[data-state="error"]').count()).toBe(0);
+    expect(await text(page.locator('[data-count="instances"]'))).toBe('1');
+    await shown(page.locator('[data-connection="live"]'));
   });
 });
