@@ -1,12 +1,5 @@
 import { CallContext, compose, ManualClock, sleep, type Call, type ServiceInstance } from '@trellis/core';
-import {
-  ConsistentHash,
-  createStrategy,
-  hashKeys,
-  LoadBalancer,
-  type Strategy,
-  type StrategyName,
-} from '@trellis/loadbalancer';
+import { ConsistentHash, createStrategy, LoadBalancer, type Strategy, type StrategyName } from '@trellis/loadbalancer';
 import { printTable } from './measure.js';
 
 /** A seeded generator of numbers in [0, 1) (mulberry32), so that every run simulates the same calls. */
@@ -90,7 +83,7 @@ const simConcurrency = 32;
 const users = 1_000;
 
 function strategyFor(name: StrategyName, clock: ManualClock, random: () => number): Strategy {
-  if (name === 'consistent-hash') return new ConsistentHash({ key: hashKeys.user() });
+  if (name === 'consistent-hash') return new ConsistentHash({ key: { header: 'x-user-id' } });
   return createStrategy(name, { clock, random });
 }
 
@@ -223,7 +216,7 @@ export async function loadbalancerBench(): Promise<Record<string, number | strin
     ...(['round-robin', 'random', 'weighted-round-robin', 'least-outstanding', 'p2c-peak-ewma'] as const).map(
       (name): [string, () => Strategy] => [name, () => createStrategy(name)],
     ),
-    ['consistent-hash', () => new ConsistentHash({ key: hashKeys.user() })],
+    ['consistent-hash', () => new ConsistentHash({ key: { header: 'x-user-id' } })],
     ['zone-aware', () => createStrategy('zone-aware', { zone: 'z1' })],
     [
       'load-balancer (90/10 split + health + p2c)',

@@ -159,9 +159,43 @@ export class ConfigError extends TrellisError {
     this.field = field;
   }
 
+  /**
+   * The ConfigError for what a schema validator (zod) found wrong, naming the field by its path
+   * below `root`: "faults" and [0, "abort", "share"] make "faults[0].abort.share". An unknown
+   * key is preferred and named itself, since a typo ("dealy") also makes the real key look
+   * missing. `whole` names the value itself when the problem has no path; default `root`.
+   *
+   * @example
+   * const issue = { code: 'too_big', path: [0, 'abort', 'share'], message: 'must be between 0 and 1' };
+   * ConfigError.fromIssues([issue], 'faults').field; // "faults[0].abort.share"
+   * // with zod: if (!result.success) throw ConfigError.fromIssues(result.error.issues, 'faults');
+   */
+  static fromIssues(issues: readonly SchemaIssue[], root: string, whole = root): ConfigError {
+    const issue = issues.find((i) => i.code === 'unrecognized_keys') ?? issues[0];
+    if (issue === undefined) return new ConfigError(whole, 'invalid');
+    const path: PropertyKey[] = [...issue.path];
+    const unknownKey = issue.code === 'unrecognized_keys' ? issue.keys?.[0] : undefined;
+    if (unknownKey !== undefined) path.push(unknownKey);
+    let field = root;
+    for (const part of path) {
+      if (typeof part === 'number') field += `[${part}]`;
+      else field += field === '' ? String(part) : `.${String(part)}`;
+    }
+    return new ConfigError(field === '' ? whole : field, unknownKey === undefined ? issue.message : 'unknown key');
+  }
+
   static override is(error: unknown): error is ConfigError {
     return TrellisError.hasCode(error, 'INVALID_CONFIG');
   }
+}
+
+/** One problem found by a schema validator, in the shape of zod's issues. */
+export interface SchemaIssue {
+  readonly code?: string;
+  readonly path: readonly PropertyKey[];
+  readonly message: string;
+  /** The unknown keys, for an issue of code "unrecognized_keys". */
+  readonly keys?: readonly string[];
 }
 
 /** The component was closed and cannot serve the operation any more. */

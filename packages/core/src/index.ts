@@ -18,7 +18,7 @@ export {
   TrellisError,
   UpstreamStatusError,
 } from './errors.js';
-export type { ErrorCode, TrellisErrorOptions } from './errors.js';
+export type { ErrorCode, SchemaIssue, TrellisErrorOptions } from './errors.js';
 export { Emitter } from './event.js';
 export type { Event } from './event.js';
 export { instanceOrigin } from './service-instance.js';

@@ -1,10 +1,10 @@
 import { ConfigError, type Call, type ServiceInstance } from '@trellis/core';
 import { hash32 } from './hash.js';
-import { hashKeys, type HashKey } from './hash-keys.js';
+import { keyFunction, type HashKey, type KeyFunction } from './hash-keys.js';
 import { Strategy } from './strategy.js';
 
 export interface ConsistentHashOptions {
-  /** What a call is hashed by; default its path without the query ({@link hashKeys.path}). */
+  /** What a call is hashed by; default `'path'`, its path without the query. */
   readonly key?: HashKey;
   /**
    * Bounded loads: no instance takes more than `loadFactor` times the mean number of calls in
@@ -45,14 +45,14 @@ const maxRings = 8;
  * Calls without a key are spread in turn. Needs feedback for the bound: add the load
  * balancer's `feedback` filter. O(log(n × replicas)) per pick.
  *
- * @throws ConfigError (field "loadFactor" or "replicas") for a load factor below 1 or a
- *   replica count that is not a positive integer.
+ * @throws ConfigError (field "loadFactor", "replicas" or "key") for a load factor below 1, a
+ *   replica count that is not a positive integer, or a key of none of {@link HashKey}'s forms.
  * @example
- * const strategy = new ConsistentHash({ key: hashKeys.user() });
+ * const strategy = new ConsistentHash({ key: { header: 'x-user-id' } });
  */
 export class ConsistentHash extends Strategy {
   readonly name = 'consistent-hash';
-  readonly #key: HashKey;
+  readonly #key: KeyFunction;
   readonly #loadFactor: number;
   readonly #replicas: number;
   readonly #rings = new Map<string, Ring>();
@@ -72,7 +72,7 @@ export class ConsistentHash extends Strategy {
     if (!Number.isInteger(replicas) || replicas < 1 || replicas > 10_000) {
       throw new ConfigError('replicas', `must be an integer from 1 to 10000, got ${replicas}`);
     }
-    this.#key = options.key ?? hashKeys.path();
+    this.#key = keyFunction(options.key ?? 'path');
     this.#loadFactor = loadFactor;
     this.#replicas = replicas;
   }

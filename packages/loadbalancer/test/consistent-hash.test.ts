@@ -1,5 +1,6 @@
 import { ConfigError, type ServiceInstance } from '@trellis/core';
-import { ConsistentHash, hashKeys } from '@trellis/loadbalancer';
+import { ConsistentHash } from '@trellis/loadbalancer';
+import { keyFunction } from '../src/hash-keys.js';
 import { call, instance, seeded } from './fixtures.js';
 
 const byUser = (user: string) => call({ headers: { 'x-user-id': user } });
@@ -12,7 +13,7 @@ function owners(strategy: ConsistentHash, list: readonly ServiceInstance[]): Map
 
 describe('ConsistentHash', () => {
   it('sends every call with one key to one instance', () => {
-    const ch = new ConsistentHash({ key: hashKeys.user() });
+    const ch = new ConsistentHash({ key: { header: 'x-user-id' } });
     const list = fleet(5);
     const first = ch.select(list, byUser('ada'));
     for (let i = 0; i < 20; i++) expect(ch.select(list, byUser('ada'))).toBe(first);
@@ -21,7 +22,7 @@ describe('ConsistentHash', () => {
   });
 
   it('spreads 10 000 keys over 10 instances, each within 30% of an equal share', () => {
-    const ch = new ConsistentHash({ key: hashKeys.user() });
+    const ch = new ConsistentHash({ key: { header: 'x-user-id' } });
     const counts = new Map<string, number>();
     for (const id of owners(ch, fleet(10)).values()) counts.set(id, (counts.get(id) ?? 0) + 1);
     expect(counts.size).toBe(10);
@@ -29,7 +30,7 @@ describe('ConsistentHash', () => {
   });
 
   it.each([5, 10, 20])('moves at most 1/N of the keys, all to the newcomer, when one instance joins N = %i', (n) => {
-    const ch = new ConsistentHash({ key: hashKeys.user() });
+    const ch = new ConsistentHash({ key: { header: 'x-user-id' } });
     const before = owners(ch, fleet(n));
     const after = owners(ch, fleet(n + 1));
     let moved = 0;
@@ -46,7 +47,7 @@ describe('ConsistentHash', () => {
   });
 
   it('moves only the keys of an instance that leaves', () => {
-    const ch = new ConsistentHash({ key: hashKeys.user() });
+    const ch = new ConsistentHash({ key: { header: 'x-user-id' } });
     const list = fleet(8);
     const before = owners(ch, list);
     const after = owners(
@@ -58,7 +59,7 @@ describe('ConsistentHash', () => {
   });
 
   it('never lets an instance go above its bounded load, even when one key is hot', () => {
-    const ch = new ConsistentHash({ key: hashKeys.user(), loadFactor: 1.25 });
+    const ch = new ConsistentHash({ key: { header: 'x-user-id' }, loadFactor: 1.25 });
     const list = fleet(4);
     const random = seeded(12);
     let total = 0;
@@ -89,7 +90,7 @@ describe('ConsistentHash', () => {
   });
 
   it('keeps a key on its owner while the owner is under its bound', () => {
-    const ch = new ConsistentHash({ key: hashKeys.user() });
+    const ch = new ConsistentHash({ key: { header: 'x-user-id' } });
     const list = fleet(4);
     const owner = ch.owner(list, 'ada');
     expect(ch.select(list, byUser('ada'))).toBe(owner);
@@ -100,7 +101,7 @@ describe('ConsistentHash', () => {
   });
 
   it('spreads calls that carry no key in turn', () => {
-    const ch = new ConsistentHash({ key: hashKeys.header('x-session') });
+    const ch = new ConsistentHash({ key: { header: 'x-session' } });
     const list = fleet(3);
     const ids = Array.from({ length: 6 }, () => ch.select(list, call())?.id);
     expect(new Set(ids).size).toBe(3);
@@ -119,23 +120,30 @@ describe('ConsistentHash', () => {
   });
 });
 
-describe('hashKeys', () => {
+describe('hash keys', () => {
   it('takes a header whatever the case of its name', () => {
-    expect(hashKeys.header('X-Tenant')(call({ headers: { 'x-tenant': 'acme' } }))).toBe('acme');
-    expect(hashKeys.header('x-tenant')(call({ headers: { 'X-Tenant': 'acme' } }))).toBe('acme');
-    expect(hashKeys.header('x-tenant')(call())).toBeUndefined();
-    expect(hashKeys.user()(byUser('ada'))).toBe('ada');
+    expect(keyFunction({ header: 'X-Tenant' })(call({ headers: { 'x-tenant': 'acme' } }))).toBe('acme');
+    expect(keyFunction({ header: 'x-tenant' })(call({ headers: { 'X-Tenant': 'acme' } }))).toBe('acme');
+    expect(keyFunction({ header: 'x-tenant' })(call())).toBeUndefined();
+    expect(keyFunction({ header: 'x-user-id' })(byUser('ada'))).toBe('ada');
   });
 
   it('takes the path, a path segment or a query parameter', () => {
     const c = call({ path: '/users/42/posts?shard=7&x=1' });
-    expect(hashKeys.path()(c)).toBe('/users/42/posts');
-    expect(hashKeys.pathSegment(0)(c)).toBe('users');
-    expect(hashKeys.pathSegment(1)(c)).toBe('42');
-    expect(hashKeys.pathSegment(5)(c)).toBeUndefined();
-    expect(hashKeys.query('shard')(c)).toBe('7');
-    expect(hashKeys.query('missing')(c)).toBeUndefined();
-    expect(hashKeys.query('shard')(call({ path: '/users' }))).toBeUndefined();
+    expect(keyFunction('path')(c)).toBe('/users/42/posts');
+    expect(keyFunction({ pathSegment: 0 })(c)).toBe('users');
+    expect(keyFunction({ pathSegment: 1 })(c)).toBe('42');
+    expect(keyFunction({ pathSegment: 5 })(c)).toBeUndefined();
+    expect(keyFunction({ query: 'shard' })(c)).toBe('7');
+    expect(keyFunction({ query: 'missing' })(c)).toBeUndefined();
+    expect(keyFunction({ query: 'shard' })(call({ path: '/users' }))).toBeUndefined();
+  });
+
+  it('refuses a key of none of its forms, naming the field', () => {
+    expect(() => new ConsistentHash({ key: { header: '' } })).toThrow('invalid configuration "key.header"');
+    expect(() => new ConsistentHash({ key: { pathSegment: -1 } })).toThrow('invalid configuration "key.pathSegment"');
+    expect(() => new ConsistentHash({ key: { heder: 'x' } as never })).toThrow('invalid configuration "key"');
+    expect(() => new ConsistentHash({ key: 'user' as never })).toThrow(ConfigError);
   });
 
   it('hashes by path by default: one resource, one instance', () => {
