@@ -17,11 +17,12 @@ import {
   type StageEnv,
 } from '@trellis/core';
 import { compileCallMatch, type CallMatch, type CallMatcher } from '@trellis/loadbalancer';
+import { z } from 'zod';
 
 /** Delay a share of the matched calls. */
 export interface DelayFault {
-  /** Share of matched calls delayed, from 0 to 100 (decimals allowed, e.g. 0.5). */
-  readonly percent: number;
+  /** Share of matched calls delayed, from 0 to 1 (0.005 is half a percent). */
+  readonly share: number;
   /** How long, in ms. */
   readonly ms: number;
 }
@@ -32,8 +33,8 @@ export interface DelayFault {
  * arrived; "reset": it may have). Give exactly one of the two.
  */
 export interface AbortFault {
-  /** Share of matched calls aborted, from 0 to 100. */
-  readonly percent: number;
+  /** Share of matched calls aborted, from 0 to 1. */
+  readonly share: number;
   readonly status?: number;
   readonly connection?: 'refused' | 'reset';
 }
@@ -44,7 +45,7 @@ export interface AbortFault {
  * Envoy, so a call may be delayed and then aborted.
  *
  * @example
- * const rule: FaultRule = { match: { service: 'users', path: { prefix: '/users' } }, abort: { percent: 5, status: 503 } };
+ * const rule: FaultRule = { match: { service: 'users', path: { prefix: '/users' } }, abort: { share: 0.05, status: 503 } };
  */
 export interface FaultRule {
   /** A name for events and errors. */
@@ -68,9 +69,9 @@ export interface FaultInjectorOptions {
 interface CompiledRule {
   readonly name: string;
   readonly matches: CallMatcher;
-  readonly delayPercent: number;
+  readonly delayShare: number;
   readonly delayMs: number;
-  readonly abortPercent: number;
+  readonly abortShare: number;
   readonly abortStatus: number | undefined;
   readonly abortSent: boolean;
 }
@@ -96,9 +97,9 @@ const maxDelayMs = 3_600_000;
  * throws and keeps the old one.
  *
  * @throws ConfigError from the constructor for invalid rules, naming the field (e.g.
- *   "faults[0].abort.percent").
+ *   "faults[0].abort.share"; an unknown key is named itself, "faults[0].dealy").
  * @example
- * const faults = new FaultInjector({ rules: [{ match: { service: 'users' }, delay: { percent: 10, ms: 2_000 } }] });
+ * const faults = new FaultInjector({ rules: [{ match: { service: 'users' }, delay: { share: 0.1, ms: 2_000 } }] });
  * const users = new ServiceClient({ service: 'users', discovery, faults });
  */
 export class FaultInjector implements Stage {
@@ -164,11 +165,11 @@ export class FaultInjector implements Stage {
     context: CallContext,
     next: Service,
   ): Promise<Reply> {
-    if (rule.delayPercent > 0 && this.#random() * 100 < rule.delayPercent) {
+    if (rule.delayShare > 0 && this.#random() < rule.delayShare) {
       this.#emit('delay', rule, call, instance);
       await sleep(this.#clock, rule.delayMs, context.signal);
     }
-    if (rule.abortPercent > 0 && this.#random() * 100 < rule.abortPercent) {
+    if (rule.abortShare > 0 && this.#random() < rule.abortShare) {
       this.#emit('abort', rule, call, instance);
       if (rule.abortStatus !== undefined) {
         return {
@@ -197,78 +198,98 @@ export class FaultInjector implements Stage {
   }
 
   #compile(rules: readonly FaultRule[]): Table {
-    const given: unknown = rules;
-    if (!Array.isArray(given)) throw new ConfigError('faults', 'must be a list of fault rules');
-    if (rules.length > maxRules) throw new ConfigError('faults', `at most ${maxRules} rules`);
+    const valid = checkRules(rules);
     const options = this.#caller === undefined ? {} : { caller: this.#caller };
-    const compiled = rules.map((rule, i) => compileRule(rule, `faults[${i}]`, options));
+    const compiled = valid.map((rule, i) => compileRule(rule, `faults[${i}]`, options));
     // Kept as given, but copied, so a later change to the caller's array changes nothing here.
     return { rules: structuredClone(rules), compiled };
   }
 }
 
+const share = z
+  .number({ error: 'must be a number from 0 to 1' })
+  .min(0, 'must be between 0 and 1')
+  .max(1, 'must be between 0 and 1');
+
+const delaySchema = z.strictObject({
+  share,
+  ms: z
+    .number({ error: `must be a number of ms from 0 to ${maxDelayMs}` })
+    .min(0, `must be a number of ms from 0 to ${maxDelayMs}`)
+    .max(maxDelayMs, `must be a number of ms from 0 to ${maxDelayMs}`),
+});
+
+const abortSchema = z
+  .strictObject({
+    share,
+    status: z
+      .int({ error: 'must be an HTTP error status from 400 to 599' })
+      .min(400, 'must be an HTTP error status from 400 to 599')
+      .max(599, 'must be an HTTP error status from 400 to 599')
+      .optional(),
+    connection: z.enum(['refused', 'reset'], { error: 'must be "refused" or "reset"' }).optional(),
+  })
+  .refine((abort) => (abort.status === undefined) !== (abort.connection === undefined), {
+    message: 'give exactly one of "status" or "connection"',
+  });
+
+// The match is checked by compileCallMatch, with the routing rules' own schema and messages.
+const ruleSchema = z
+  .strictObject(
+    {
+      name: z.string({ error: 'must be a non-empty string' }).min(1, 'must be a non-empty string').optional(),
+      match: z.unknown().optional(),
+      delay: delaySchema.optional(),
+      abort: abortSchema.optional(),
+    },
+    { error: 'must be an object with "match", "delay" and/or "abort"' },
+  )
+  .refine((rule) => rule.delay !== undefined || rule.abort !== undefined, {
+    message: 'give "delay", "abort" or both',
+  });
+
+const rulesSchema = z
+  .array(ruleSchema, { error: 'must be a list of fault rules' })
+  .max(maxRules, `at most ${maxRules} rules`);
+
+/**
+ * Validates fault rules, given as a list or as JSON text (from KV, a file), matches included.
+ * @throws ConfigError whose `field` is the path of the first problem, e.g.
+ *   "faults[0].abort.share"; "faults" for JSON that does not parse.
+ * @example
+ * const rules = parseFaultRules('[{ "match": { "service": "mail" }, "abort": { "share": 0.05, "status": 503 } }]');
+ */
+export function parseFaultRules(input: unknown): FaultRule[] {
+  let value = input;
+  if (typeof input === 'string') {
+    try {
+      value = JSON.parse(input) as unknown;
+    } catch (error) {
+      throw new ConfigError('faults', `not valid JSON: ${error instanceof Error ? error.message : String(error)}`);
+    }
+  }
+  const rules = checkRules(value);
+  rules.forEach((rule, i) => compileCallMatch(rule.match ?? {}, {}, `faults[${i}].match`));
+  return rules;
+}
+
+/** The rules checked against the schema, their matches not yet. */
+function checkRules(value: unknown): FaultRule[] {
+  const result = rulesSchema.safeParse(value);
+  if (!result.success) throw ConfigError.fromIssues(result.error.issues, 'faults');
+  return result.data as FaultRule[];
+}
+
 function compileRule(rule: FaultRule, field: string, options: { readonly caller?: string }): CompiledRule {
-  if (typeof rule !== 'object' || rule === null || Array.isArray(rule)) {
-    throw new ConfigError(field, 'must be an object with "match", "delay" and/or "abort"');
-  }
-  onlyKeys(rule, ['name', 'match', 'delay', 'abort'], field);
-  if (rule.name !== undefined && (typeof rule.name !== 'string' || rule.name === '')) {
-    throw new ConfigError(`${field}.name`, 'must be a non-empty string');
-  }
-  if (rule.delay === undefined && rule.abort === undefined) {
-    throw new ConfigError(field, 'give "delay", "abort" or both');
-  }
   const matches = compileCallMatch(rule.match ?? {}, options, `${field}.match`);
-  let delayPercent = 0;
-  let delayMs = 0;
-  if (rule.delay !== undefined) {
-    objectAt(rule.delay, `${field}.delay`);
-    onlyKeys(rule.delay, ['percent', 'ms'], `${field}.delay`);
-    delayPercent = percentAt(rule.delay.percent, `${field}.delay.percent`);
-    delayMs = rule.delay.ms;
-    if (typeof delayMs !== 'number' || !(delayMs >= 0 && delayMs <= maxDelayMs)) {
-      throw new ConfigError(`${field}.delay.ms`, `must be a number of ms from 0 to ${maxDelayMs}`);
-    }
-  }
-  let abortPercent = 0;
-  let abortStatus: number | undefined;
-  let abortSent = false;
-  if (rule.abort !== undefined) {
-    const abort = rule.abort;
-    objectAt(abort, `${field}.abort`);
-    onlyKeys(abort, ['percent', 'status', 'connection'], `${field}.abort`);
-    abortPercent = percentAt(abort.percent, `${field}.abort.percent`);
-    if ((abort.status === undefined) === (abort.connection === undefined)) {
-      throw new ConfigError(`${field}.abort`, 'give exactly one of "status" or "connection"');
-    }
-    if (abort.status !== undefined) {
-      if (!Number.isInteger(abort.status) || abort.status < 400 || abort.status > 599) {
-        throw new ConfigError(`${field}.abort.status`, `must be an HTTP error status from 400 to 599`);
-      }
-      abortStatus = abort.status;
-    } else if (abort.connection === 'refused' || abort.connection === 'reset') {
-      abortSent = abort.connection === 'reset';
-    } else {
-      throw new ConfigError(`${field}.abort.connection`, 'must be "refused" or "reset"');
-    }
-  }
-  return { name: rule.name ?? field, matches, delayPercent, delayMs, abortPercent, abortStatus, abortSent };
-}
-
-function objectAt(value: unknown, field: string): void {
-  if (typeof value !== 'object' || value === null || Array.isArray(value))
-    throw new ConfigError(field, 'must be an object');
-}
-
-function onlyKeys(value: object, allowed: readonly string[], field: string): void {
-  for (const key of Object.keys(value)) {
-    if (!allowed.includes(key)) throw new ConfigError(`${field}.${key}`, `unknown key; known: ${allowed.join(', ')}`);
-  }
-}
-
-function percentAt(value: unknown, field: string): number {
-  if (typeof value !== 'number' || !(value >= 0 && value <= 100)) {
-    throw new ConfigError(field, 'must be a number from 0 to 100');
-  }
-  return value;
+  const abort = rule.abort;
+  return {
+    name: rule.name ?? field,
+    matches,
+    delayShare: rule.delay?.share ?? 0,
+    delayMs: rule.delay?.ms ?? 0,
+    abortShare: abort?.share ?? 0,
+    abortStatus: abort?.status,
+    abortSent: abort?.connection === 'reset',
+  };
 }

@@ -3,7 +3,7 @@ export type { AxiosTransportOptions } from './axios-transport.js';
 export { createTransport } from './create-transport.js';
 export type { TransportName, TransportTarget } from './create-transport.js';
 export { failover } from './failover.js';
-export { FaultInjector } from './fault-injection.js';
+export { FaultInjector, parseFaultRules } from './fault-injection.js';
 export type { AbortFault, DelayFault, FaultInjectorOptions, FaultRule } from './fault-injection.js';
 export { inboundScope, timeoutHeader } from './inbound-scope.js';
 export type { InboundScope } from './inbound-scope.js';

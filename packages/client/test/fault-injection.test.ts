@@ -8,7 +8,7 @@ import {
   type Reply,
   type ServiceInstance,
 } from '@trellis/core';
-import { FaultInjector, ServiceClient, type FaultRule } from '@trellis/client';
+import { FaultInjector, parseFaultRules, ServiceClient, type FaultRule } from '@trellis/client';
 import { Discovery, MemoryRegistry } from '@trellis/registry';
 import { startServer, type TestServer } from './http-fixtures.js';
 
@@ -69,7 +69,7 @@ function refusal(run: () => unknown): ConfigError {
 describe('FaultInjector', () => {
   it('delays a matched call by the given time on the clock, then sends it', async () => {
     const clock = new ManualClock();
-    const faults = new FaultInjector({ clock, rules: [{ delay: { percent: 100, ms: 500 } }] });
+    const faults = new FaultInjector({ clock, rules: [{ delay: { share: 1, ms: 500 } }] });
     let done = false;
     const reply = inject(faults, attempt(), ok).then((r) => {
       done = true;
@@ -83,7 +83,7 @@ describe('FaultInjector', () => {
   });
 
   it('aborts a matched call with the given status, without sending it', async () => {
-    const faults = new FaultInjector({ rules: [{ abort: { percent: 100, status: 503 } }] });
+    const faults = new FaultInjector({ rules: [{ abort: { share: 1, status: 503 } }] });
     let sent = 0;
     const reply = await inject(faults, attempt(), (a) => {
       sent++;
@@ -94,8 +94,8 @@ describe('FaultInjector', () => {
   });
 
   it('aborts with a connection error: refused was never sent, reset may have been', async () => {
-    const refused = new FaultInjector({ rules: [{ abort: { percent: 100, connection: 'refused' } }] });
-    const reset = new FaultInjector({ rules: [{ abort: { percent: 100, connection: 'reset' } }] });
+    const refused = new FaultInjector({ rules: [{ abort: { share: 1, connection: 'refused' } }] });
+    const reset = new FaultInjector({ rules: [{ abort: { share: 1, connection: 'reset' } }] });
     const thrown = async (f: FaultInjector): Promise<ConnectionError> => {
       try {
         await inject(f, attempt(), ok);
@@ -112,7 +112,7 @@ describe('FaultInjector', () => {
   });
 
   it('hits the configured share of calls: 10% within 1.5 points over 10 000 seeded calls', async () => {
-    const faults = new FaultInjector({ random: seeded(41), rules: [{ abort: { percent: 10, status: 500 } }] });
+    const faults = new FaultInjector({ random: seeded(41), rules: [{ abort: { share: 0.1, status: 500 } }] });
     let aborted = 0;
     for (let i = 0; i < 10_000; i++) if ((await inject(faults, attempt(), ok)).status === 500) aborted++;
     expect(Math.abs(aborted / 10_000 - 0.1)).toBeLessThan(0.015);
@@ -124,7 +124,7 @@ describe('FaultInjector', () => {
     const faults = new FaultInjector({
       clock,
       random: seeded(42),
-      rules: [{ name: 'both', delay: { percent: 100, ms: 20 }, abort: { percent: 100, status: 502 } }],
+      rules: [{ name: 'both', delay: { share: 1, ms: 20 }, abort: { share: 1, status: 502 } }],
     });
     faults.onFaultInjected((e) => seen.push(e));
     const reply = inject(faults, attempt(), ok);
@@ -148,7 +148,7 @@ describe('FaultInjector', () => {
             path: { prefix: '/users' },
             headers: { 'x-test': 'chaos' },
           },
-          abort: { percent: 100, status: 503 },
+          abort: { share: 1, status: 503 },
         },
       ],
     });
@@ -165,8 +165,8 @@ describe('FaultInjector', () => {
   it('applies the first matching rule only', async () => {
     const faults = new FaultInjector({
       rules: [
-        { match: { path: { prefix: '/users' } }, abort: { percent: 100, status: 503 } },
-        { abort: { percent: 100, status: 500 } },
+        { match: { path: { prefix: '/users' } }, abort: { share: 1, status: 503 } },
+        { abort: { share: 1, status: 500 } },
       ],
     });
     expect((await inject(faults, attempt(), ok)).status).toBe(503);
@@ -175,7 +175,7 @@ describe('FaultInjector', () => {
 
   it("rejects with the signal's reason when the call is cancelled during a delay", async () => {
     const clock = new ManualClock();
-    const faults = new FaultInjector({ clock, rules: [{ delay: { percent: 100, ms: 1_000 } }] });
+    const faults = new FaultInjector({ clock, rules: [{ delay: { share: 1, ms: 1_000 } }] });
     const controller = new AbortController();
     const reply = inject(faults, attempt({ signal: controller.signal }), ok);
     controller.abort(new Error('caller gave up'));
@@ -188,12 +188,12 @@ describe('FaultInjector', () => {
   });
 
   it('replaces its rules whole, or refuses them naming the field and keeps the old ones', async () => {
-    const rules: FaultRule[] = [{ abort: { percent: 100, status: 503 } }];
+    const rules: FaultRule[] = [{ abort: { share: 1, status: 503 } }];
     const faults = new FaultInjector({ rules });
     expect(
-      refusal(() => faults.update([{ abort: { percent: 0, status: 500 } }, { abort: { percent: 150, status: 500 } }]))
+      refusal(() => faults.update([{ abort: { share: 0, status: 500 } }, { abort: { share: 1.5, status: 500 } }]))
         .field,
-    ).toBe('faults[1].abort.percent');
+    ).toBe('faults[1].abort.share');
     expect(faults.rules).toEqual(rules);
     expect((await inject(faults, attempt(), ok)).status).toBe(503);
     faults.update([]);
@@ -202,19 +202,41 @@ describe('FaultInjector', () => {
 
   it.each([
     ['a rule with neither delay nor abort', [{ match: {} }], 'faults[0]'],
-    ['a negative delay', [{ delay: { percent: 5, ms: -1 } }], 'faults[0].delay.ms'],
-    ['a percent that is text', [{ delay: { percent: '5', ms: 1 } }], 'faults[0].delay.percent'],
-    ['a success status', [{ abort: { percent: 5, status: 200 } }], 'faults[0].abort.status'],
-    ['both status and connection', [{ abort: { percent: 5, status: 503, connection: 'refused' } }], 'faults[0].abort'],
-    ['an unknown connection error', [{ abort: { percent: 5, connection: 'timeout' } }], 'faults[0].abort.connection'],
-    ['an unknown key', [{ abort: { percent: 5, status: 503 }, dealy: {} }], 'faults[0].dealy'],
+    ['a negative delay', [{ delay: { share: 0.05, ms: -1 } }], 'faults[0].delay.ms'],
+    ['a share that is text', [{ delay: { share: '0.05', ms: 1 } }], 'faults[0].delay.share'],
+    ['a share given in percent', [{ abort: { share: 5, status: 503 } }], 'faults[0].abort.share'],
+    ['a rule that is not an object', ['abort'], 'faults[0]'],
+    ['rules that are not a list', { abort: { share: 1, status: 503 } }, 'faults'],
+    ['an unknown key in a delay', [{ delay: { share: 0.5, ms: 1, percent: 50 } }], 'faults[0].delay.percent'],
+    ['a success status', [{ abort: { share: 0.05, status: 200 } }], 'faults[0].abort.status'],
+    ['both status and connection', [{ abort: { share: 0.05, status: 503, connection: 'refused' } }], 'faults[0].abort'],
+    ['an unknown connection error', [{ abort: { share: 0.05, connection: 'timeout' } }], 'faults[0].abort.connection'],
+    ['an unknown key', [{ abort: { share: 0.05, status: 503 }, dealy: {} }], 'faults[0].dealy'],
     [
       'a bad match',
-      [{ match: { path: { regex: '(' } }, abort: { percent: 5, status: 503 } }],
+      [{ match: { path: { regex: '(' } }, abort: { share: 0.05, status: 503 } }],
       'faults[0].match.path.regex',
     ],
   ])('refuses %s, naming the field', (_what, rules, field) => {
     expect(refusal(() => new FaultInjector({ rules: rules as FaultRule[] })).field).toBe(field);
+    expect(refusal(() => parseFaultRules(JSON.stringify(rules))).field).toBe(field);
+  });
+
+  it('says what is wrong with the field it names', () => {
+    expect(() => new FaultInjector({ rules: [{ abort: { share: 1.5, status: 503 } }] })).toThrow(
+      'invalid configuration "faults[0].abort.share": must be between 0 and 1',
+    );
+    expect(() => new FaultInjector({ rules: [{ abort: { share: 1, status: 503 }, dealy: {} } as FaultRule] })).toThrow(
+      'invalid configuration "faults[0].dealy": unknown key',
+    );
+  });
+
+  it('parses rules from JSON text as a control plane stores them', () => {
+    const text = '[{ "name": "mail", "match": { "service": "mail" }, "abort": { "share": 0.05, "status": 503 } }]';
+    expect(parseFaultRules(text)).toEqual([
+      { name: 'mail', match: { service: 'mail' }, abort: { share: 0.05, status: 503 } },
+    ]);
+    expect(refusal(() => parseFaultRules('[{')).field).toBe('faults');
   });
 });
 
@@ -237,7 +259,7 @@ describe('FaultInjector in a ServiceClient over real HTTP', () => {
 
   it('answers aborted calls with the injected status, and lets the others reach the server', async () => {
     const faults = new FaultInjector({
-      rules: [{ match: { headers: { 'x-chaos': 'on' } }, abort: { percent: 100, status: 503 } }],
+      rules: [{ match: { headers: { 'x-chaos': 'on' } }, abort: { share: 1, status: 503 } }],
     });
     const client = new ServiceClient({ service: 'users', discovery, faults });
     try {
@@ -254,7 +276,7 @@ describe('FaultInjector in a ServiceClient over real HTTP', () => {
 
   it('holds a delayed call until the clock has moved by the delay', async () => {
     const clock = new ManualClock();
-    const faults = new FaultInjector({ clock, rules: [{ delay: { percent: 100, ms: 2_000 } }] });
+    const faults = new FaultInjector({ clock, rules: [{ delay: { share: 1, ms: 2_000 } }] });
     const client = new ServiceClient({ service: 'users', discovery, faults });
     try {
       const reply = client.get<{ servedBy: string }>('/users/1');
