@@ -49,19 +49,21 @@ export function applyInboundLimits(http: FastifyInstance, limits: InboundLimits)
     if (rate !== undefined) {
       const decision = rate(request).tryAcquire();
       if (!decision.granted) {
+        // A limiter of the user's own may not say when; a second is Retry-After's smallest step.
+        const retryAfterMs = decision.retryAfterMs ?? 1_000;
         return reply
           .code(429)
-          .header('retry-after', String(Math.max(1, Math.ceil(decision.retryAfterMs / 1_000))))
+          .header('retry-after', String(Math.max(1, Math.ceil(retryAfterMs / 1_000))))
           .send({
             error: 'RATE_LIMITED',
-            message: `too many requests; retry in ${decision.retryAfterMs} ms`,
-            retryAfterMs: decision.retryAfterMs,
+            message: `too many requests; retry in ${retryAfterMs} ms`,
+            retryAfterMs,
           });
       }
     }
     if (concurrency !== undefined) {
       const limit = concurrency(request);
-      if (!limit.tryAcquire()) {
+      if (!limit.tryAcquire().granted) {
         try {
           await limit.acquire(closedSignal(reply));
         } catch (error) {

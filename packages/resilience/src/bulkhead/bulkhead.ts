@@ -65,7 +65,7 @@ export class Bulkhead implements Stage, Policy {
     start: () => Promise<T>,
   ): Promise<T> {
     const limiter = chosen.limiter;
-    if (!limiter.tryAcquire()) {
+    if (!limiter.tryAcquire().granted) {
       try {
         // Read the call's signal only when the call has to queue: an unread signal costs nothing.
         await limiter.acquire(signalOf?.signal);

@@ -1,4 +1,5 @@
 import { ConfigError, systemClock, type Clock, type Timer } from '@trellis/core';
+import { granted, refused, type Decision } from '../shared/decision.js';
 import { BulkheadFullError } from './bulkhead-full-error.js';
 
 export interface ConcurrencyLimitOptions {
@@ -28,8 +29,8 @@ interface Waiter {
  * for a slot, each for at most `queueTimeoutMs`. Keeps one failing dependency from holding every
  * socket and every request of the process.
  *
- * The low-level protocol: `tryAcquire()` (or `await acquire()`), then exactly one `release()`
- * per slot obtained, when the call ends whichever way.
+ * The low-level protocol: `tryAcquire()` (a {@link Decision}, as a rate limiter's) or `await
+ * acquire()`, then exactly one `release()` per slot obtained, when the call ends whichever way.
  *
  * @throws ConfigError from the constructor for a limit, queue size or timeout out of range.
  * @example
@@ -83,11 +84,14 @@ export class ConcurrencyLimit {
     return this.#active === 0 && this.#queued === 0;
   }
 
-  /** Takes a slot if one is free and nobody waits for one (waiting calls go first); never waits. */
-  tryAcquire(): boolean {
-    if (this.#active >= this.maxConcurrent || this.#queued > 0) return false;
+  /**
+   * Takes a slot if one is free and nobody waits for one (waiting calls go first); never waits.
+   * A refusal has no `retryAfterMs`: a slot frees when a call ends, which nobody can foretell.
+   */
+  tryAcquire(): Decision {
+    if (this.#active >= this.maxConcurrent || this.#queued > 0) return refused;
     this.#active++;
-    return true;
+    return granted;
   }
 
   /**
@@ -96,7 +100,7 @@ export class ConcurrencyLimit {
    * @throws the signal's reason when `signal` aborts during the wait.
    */
   acquire(signal?: AbortSignal): Promise<void> {
-    if (this.tryAcquire()) return Promise.resolve();
+    if (this.tryAcquire().granted) return Promise.resolve();
     if (signal?.aborted) return Promise.reject(signal.reason);
     if (this.#queued >= this.maxQueue) {
       return Promise.reject(

@@ -57,14 +57,16 @@ export class RateLimit implements Stage, Policy {
     const decision = chosen.limiter.tryAcquire();
     if (decision.granted) return undefined;
     const scope = scopeOf(this.name === 'rate-limit' ? service : this.name, chosen.key);
-    const error = new RateLimitedError(scope, decision.retryAfterMs, service);
+    // A limiter of the user's own may not say when; a second is Retry-After's smallest step.
+    const retryAfterMs = decision.retryAfterMs ?? 1_000;
+    const error = new RateLimitedError(scope, retryAfterMs, service);
     if (this.#rejected.hasListeners) {
       this.#rejected.emit({
         type: 'limit-rejected',
         service,
         limit: 'rate',
         scope,
-        retryAfterMs: decision.retryAfterMs,
+        retryAfterMs,
       });
     }
     return error;

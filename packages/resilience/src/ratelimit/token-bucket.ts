@@ -1,5 +1,6 @@
 import { ConfigError, systemClock, type Clock } from '@trellis/core';
-import { granted, retryAfter, type Decision, type RateLimiter } from './rate-limiter.js';
+import { granted, retryAfter, type Decision } from '../shared/decision.js';
+import type { RateLimiter } from './rate-limiter.js';
 
 export interface TokenBucketOptions {
   /** Tokens added per second: the sustained rate. */

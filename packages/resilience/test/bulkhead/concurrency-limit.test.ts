@@ -5,15 +5,15 @@ import { configField } from '../fixtures.js';
 describe('ConcurrencyLimit', () => {
   it('grants up to maxConcurrent slots, refuses beyond them without a queue, and frees on release', async () => {
     const limit = new ConcurrencyLimit({ maxConcurrent: 2, name: 'users', clock: new ManualClock() });
-    expect(limit.tryAcquire()).toBe(true);
+    expect(limit.tryAcquire()).toEqual({ granted: true });
     await limit.acquire();
-    expect(limit.tryAcquire()).toBe(false);
+    expect(limit.tryAcquire()).toEqual({ granted: false });
     const refused: unknown = await limit.acquire().catch((e: unknown) => e);
     expect(BulkheadFullError.is(refused)).toBe(true);
     expect(refused).toMatchObject({ code: 'BULKHEAD_FULL', scope: 'users', retryable: false });
     limit.release();
     expect(limit.active).toBe(1);
-    expect(limit.tryAcquire()).toBe(true);
+    expect(limit.tryAcquire()).toEqual({ granted: true });
   });
 
   it('queues waiters first come first served and hands each freed slot to the oldest', async () => {
@@ -25,7 +25,7 @@ describe('ConcurrencyLimit', () => {
     expect(limit.queued).toBe(2);
     // A newcomer may not jump the queue even at the moment a slot frees.
     limit.release();
-    expect(limit.tryAcquire()).toBe(false);
+    expect(limit.tryAcquire()).toEqual({ granted: false });
     await a;
     expect(order).toEqual(['a']);
     expect(limit.active).toBe(1);
