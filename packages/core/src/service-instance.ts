@@ -9,7 +9,7 @@ export interface InstanceMeta {
   readonly version?: string;
   /** Failure domain the instance runs in, e.g. "eu-west-1a"; zone-aware balancing prefers the caller's. */
   readonly zone?: string;
-  /** Relative share of traffic for weighted strategies; a positive integer, 1 by default. */
+  /** Relative share of traffic for weighted strategies (not a fraction); an integer, 1 by default, 0 to drain. */
   readonly weight: number;
   /** Any other metadata, as string pairs. */
   readonly labels: Readonly<Record<string, string>>;
