@@ -94,7 +94,7 @@ function variants(): Array<[string, string, Variant]> {
       ],
       send,
     );
-    return { run, close: () => (close(), breakers.dispose()) };
+    return { run, close: () => (close(), void breakers.close()) };
   };
   const cockatiel = (policy: { execute: (fn: () => Promise<Reply>) => Promise<Reply> }): Variant => {
     return (send) => ({ run: () => policy.execute(send) });
@@ -116,7 +116,7 @@ function variants(): Array<[string, string, Variant]> {
       (send) => {
         const breakers = new CircuitBreakerRegistry();
         const { run, close } = trellis(instanceCircuitBreaker(breakers))(send);
-        return { run, close: () => (close?.(), breakers.dispose()) };
+        return { run, close: () => (close?.(), void breakers.close()) };
       },
     ],
     [

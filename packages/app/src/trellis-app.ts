@@ -334,7 +334,7 @@ export class TrellisApp {
     if (wasRunning && drainMs > 0) await sleep(this.#clock, drainMs);
     await this.http.close();
     await Promise.all([...this.#clients.values()].map((client) => client.close()));
-    this.breakers.dispose();
+    await this.breakers.close();
     await this.discovery.close();
     if (this.#ownsRegistry) await this.registry.close();
     this.#state = 'closed';

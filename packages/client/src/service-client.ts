@@ -305,7 +305,7 @@ export class ServiceClient {
   /** Releases the transport's connections, the stages' subscriptions, and the breakers when the client made them. */
   async close(): Promise<void> {
     this.#stack.close();
-    if (this.#ownsBreakers) this.breakers?.dispose();
+    if (this.#ownsBreakers) await this.breakers?.close();
     if (this.#ownsTransport) await this.#transport.close();
   }
 

@@ -231,8 +231,24 @@ describe('ServiceClient over real HTTP', () => {
       expect(good?.requests).toHaveLength(20);
     } finally {
       await governed.close();
-      breakers.dispose();
+      await breakers.close();
     }
+  });
+
+  it('keeps an instance isolated by hand out of rotation, telling its telemetry, until released', async () => {
+    const [one] = await serve('users-1', 'users-2');
+    const changes: string[] = [];
+    client.onEvent((e: TelemetryEvent) => {
+      if (e.type === 'circuit-state-changed') changes.push(`${e.instance} ${e.from}->${e.to}`);
+    });
+    const isolation = client.breakers?.get('users', 'users-1').isolate();
+    for (let i = 0; i < 4; i++) expect(await client.get('/users/1')).toEqual({ servedBy: 'users-2' });
+    expect(one?.requests).toHaveLength(0);
+    isolation?.dispose();
+    const servedBy = new Set<string>();
+    for (let i = 0; i < 4; i++) servedBy.add((await client.get<{ servedBy: string }>('/users/1')).servedBy);
+    expect(servedBy).toEqual(new Set(['users-1', 'users-2']));
+    expect(changes).toEqual(['users-1 closed->isolated', 'users-1 isolated->closed']);
   });
 
   it('routes calls by its rules, and says so when a route matches no instance', async () => {
@@ -267,7 +283,7 @@ describe('ServiceClient over real HTTP', () => {
     }
   });
 
-  it('is one stack of named stages, which refuses a second retry, breaker or timeout added by hand', () => {
+  it('is one stack of named stages, which refuses a second retry, breaker or timeout added by hand', async () => {
     expect(client.stages).toEqual([
       'deadline',
       'retry',
@@ -311,7 +327,7 @@ describe('ServiceClient over real HTTP', () => {
           }),
       ),
     ).toBe('stack.breaker');
-    breakers.dispose();
+    await breakers.close();
     // Replacing the built-in one is the way to have another.
     const replaced = new ServiceClient({
       service: 'users',

@@ -1,7 +1,10 @@
 import { Emitter, type Event } from './event.js';
 
-/** Where a breaker stands: `closed` lets calls through, `open` refuses them, `half-open` lets probes through. */
-export type CircuitState = 'closed' | 'open' | 'half-open';
+/**
+ * Where a breaker stands: `closed` lets calls through, `open` refuses them, `half-open` lets
+ * probes through, `isolated` refuses them because it is held open by hand.
+ */
+export type CircuitState = 'closed' | 'open' | 'half-open' | 'isolated';
 
 /** An instance was chosen for an attempt, and why. */
 export interface InstancePicked {

@@ -1,8 +1,14 @@
 export { CircuitBreaker } from './breaker/circuit-breaker.js';
-export type { CircuitBreakerConfig, CircuitBreakerOptions, CircuitSnapshot } from './breaker/circuit-breaker.js';
+export type {
+  CircuitBreakerConfig,
+  CircuitBreakerOptions,
+  CircuitSnapshot,
+  SavedCircuitState,
+} from './breaker/circuit-breaker.js';
 export { CircuitBreakerRegistry } from './breaker/circuit-breaker-registry.js';
 export type { CircuitBreakerRegistryOptions } from './breaker/circuit-breaker-registry.js';
 export { CircuitOpenError } from './breaker/circuit-open-error.js';
+export type { CircuitOpenErrorOptions, CircuitRefusal } from './breaker/circuit-open-error.js';
 export {
   instanceCircuitBreaker,
   isServerErrorReply,

@@ -8,7 +8,7 @@ import {
   type StageEnv,
 } from '@trellis/core';
 import type { CircuitBreaker } from './circuit-breaker.js';
-import type { CircuitBreakerRegistry } from './circuit-breaker-registry.js';
+import { adoptClock, type CircuitBreakerRegistry } from './circuit-breaker-registry.js';
 
 /** What a breaker filter counts as a failure of the target. */
 export interface CircuitBreakerFilterOptions {
@@ -97,7 +97,9 @@ export function instanceCircuitBreaker(
 }
 
 // A registry may be shared by the clients of a process: each client reports its own service's.
+// A registry made without a clock runs on the stack's, as every other stage does.
 function forwardStates(registry: CircuitBreakerRegistry, env: StageEnv): void {
+  adoptClock(registry, env.clock);
   const subscription = registry.onStateChanged((change) => {
     if (change.service === env.service) env.telemetry.emit(change);
   });

@@ -4,12 +4,19 @@ import {
   Emitter,
   systemClock,
   type CircuitStateChanged,
-  type Disposable,
+  type Clock,
+  type Closeable,
   type Event,
   type InstanceHealth,
   type ServiceInstance,
 } from '@trellis/core';
-import { CircuitBreaker, resolveConfig, type CircuitBreakerConfig } from './circuit-breaker.js';
+import {
+  CircuitBreaker,
+  checkSaved,
+  resolveConfig,
+  type CircuitBreakerConfig,
+  type SavedCircuitState,
+} from './circuit-breaker.js';
 
 export interface CircuitBreakerRegistryOptions extends CircuitBreakerConfig {
   /** Policy for some services, by service name, in place of the options above (not merged with them). */
@@ -20,7 +27,15 @@ export interface CircuitBreakerRegistryOptions extends CircuitBreakerConfig {
    * do not pile up; default 600 000 ms (10 minutes).
    */
   readonly idleTimeoutMs?: number;
+  /**
+   * States saved by {@link CircuitBreakerRegistry.toJSON}, by key: each breaker starts from its
+   * key's saved state when it is made.
+   */
+  readonly state?: Readonly<Record<string, SavedCircuitState>>;
 }
+
+/** Lets a stage hand the registry its stack's clock; not exported from the package. */
+export let adoptClock: (registry: CircuitBreakerRegistry, clock: Clock) => void;
 
 /**
  * The breakers of one level (one per target service, or one per instance), each made the first
@@ -33,26 +48,30 @@ export interface CircuitBreakerRegistryOptions extends CircuitBreakerConfig {
  * Memory stays bounded by the live targets: {@link retain} drops the breakers of instances that
  * discovery no longer lists, and breakers idle for `idleTimeoutMs` are dropped as new ones come.
  *
+ * A registry made without a `clock` takes the clock of the first client (stack) it is built
+ * into, so that its breakers open, wait and probe on the time the client was given.
+ *
  * @throws ConfigError naming the field, for bad options.
  * @example
  * const breakers = new CircuitBreakerRegistry({ failureRateThreshold: 0.5, minimumCalls: 10 });
  * const users = new ServiceClient({ service: 'users', discovery, breakers });
  * breakers.onStateChanged((change) => log.warn(change, 'breaker changed state'));
  */
-export class CircuitBreakerRegistry implements InstanceHealth, Disposable {
+export class CircuitBreakerRegistry implements InstanceHealth, Closeable {
   readonly #breakers = new Map<string, CircuitBreaker>();
-  readonly #config: CircuitBreakerConfig;
+  #config: CircuitBreakerConfig;
+  readonly #saved: Map<string, SavedCircuitState>;
   readonly #services: ReadonlyMap<string, CircuitBreakerConfig>;
   readonly #idleTimeoutMs: number;
   readonly #stateChanged = new Emitter<CircuitStateChanged>();
   #lastSweep: number;
-  #disposed = false;
+  #closed = false;
 
   /** State changes of every breaker of this registry. */
   readonly onStateChanged: Event<CircuitStateChanged> = this.#stateChanged.event;
 
   constructor(options: CircuitBreakerRegistryOptions = {}) {
-    const { services = {}, idleTimeoutMs = 600_000, ...config } = options;
+    const { services = {}, idleTimeoutMs = 600_000, state = {}, ...config } = options;
     // Check every policy now, not at the first call to a service.
     resolveConfig(config);
     for (const [service, own] of Object.entries(services)) {
@@ -61,6 +80,8 @@ export class CircuitBreakerRegistry implements InstanceHealth, Disposable {
     if (!(idleTimeoutMs > 0)) {
       throw new ConfigError('breaker.idleTimeoutMs', `must be a positive number of milliseconds, got ${idleTimeoutMs}`);
     }
+    for (const [key, saved] of Object.entries(state)) checkSaved(saved, `breaker.state.${key}`);
+    this.#saved = new Map(Object.entries(state));
     this.#config = config;
     this.#services = new Map(Object.entries(services));
     this.#idleTimeoutMs = idleTimeoutMs;
@@ -75,7 +96,7 @@ export class CircuitBreakerRegistry implements InstanceHealth, Disposable {
   /**
    * The breaker for `instance` of `service` (per instance), or for `service` when `instance`
    * is left out (per service); made on first use, the same object after.
-   * @throws ClosedError after {@link dispose}.
+   * @throws ClosedError after {@link close}.
    */
   get(service: string, instance?: string): CircuitBreaker {
     return this.#breakers.get(instance ?? service) ?? this.#create(service, instance);
@@ -92,18 +113,18 @@ export class CircuitBreakerRegistry implements InstanceHealth, Disposable {
     return breaker !== undefined && !breaker.isCallPermitted;
   }
 
-  /** Drops and disposes the breaker of a key; true if there was one. */
+  /** Drops and closes the breaker of a key; true if there was one. */
   forget(key: string): boolean {
     const breaker = this.#breakers.get(key);
     if (breaker === undefined) return false;
     this.#breakers.delete(key);
-    breaker.dispose();
+    void breaker.close();
     return true;
   }
 
   /**
-   * Keeps only the breakers of `keys` (the instances discovery lists now) and disposes the
-   * others. Returns how many were dropped.
+   * Keeps only the breakers of `keys` (the instances discovery lists now) and closes the
+   * others (and drops their saved states not yet used). Returns how many were dropped.
    */
   retain(keys: Iterable<string>): number {
     const live = keys instanceof Set ? (keys as ReadonlySet<string>) : new Set(keys);
@@ -111,26 +132,62 @@ export class CircuitBreakerRegistry implements InstanceHealth, Disposable {
     for (const key of [...this.#breakers.keys()]) {
       if (!live.has(key) && this.forget(key)) dropped++;
     }
+    for (const key of [...this.#saved.keys()]) if (!live.has(key)) this.#saved.delete(key);
     return dropped;
   }
 
-  /** Disposes every breaker; the registry makes no more. */
-  dispose(): void {
-    this.#disposed = true;
-    for (const breaker of this.#breakers.values()) breaker.dispose();
+  /**
+   * The saved state of every breaker held, by key, to make a registry from again (the `state`
+   * option), e.g. across a restart.
+   */
+  toJSON(): Record<string, SavedCircuitState> {
+    const saved: Record<string, SavedCircuitState> = {};
+    for (const [key, breaker] of this.#breakers) saved[key] = breaker.toJSON();
+    return saved;
+  }
+
+  /**
+   * Closes every breaker (their timers stop); the registry makes no more. Done when it returns;
+   * the promise is for {@link Closeable}. Safe to call twice.
+   */
+  close(): Promise<void> {
+    this.#closed = true;
+    for (const breaker of this.#breakers.values()) void breaker.close();
     this.#breakers.clear();
+    this.#saved.clear();
     this.#stateChanged.clear();
+    return Promise.resolve();
+  }
+
+  static {
+    adoptClock = (registry, clock) => registry.#adopt(clock);
+  }
+
+  // Only before the first breaker is made, and only when no clock was given: a breaker keeps the
+  // clock it was made with.
+  #adopt(clock: Clock): void {
+    if (this.#config.clock !== undefined || this.#breakers.size > 0) return;
+    this.#config = { ...this.#config, clock };
+    this.#lastSweep = clock.now();
   }
 
   #create(service: string, instance: string | undefined): CircuitBreaker {
-    if (this.#disposed) throw new ClosedError('circuit breaker registry');
+    if (this.#closed) throw new ClosedError('circuit breaker registry');
     this.#sweep();
     const own = this.#services.get(service);
     const config = own === undefined ? this.#config : withClock(own, this.#config.clock);
-    const breaker = new CircuitBreaker({ ...config, service, ...(instance === undefined ? {} : { instance }) });
-    // Forward to the registry's listeners; the breaker's emitter is cleared when it is disposed.
+    const key = instance ?? service;
+    const saved = this.#saved.get(key);
+    if (saved !== undefined) this.#saved.delete(key);
+    const breaker = new CircuitBreaker({
+      ...config,
+      service,
+      ...(instance === undefined ? {} : { instance }),
+      ...(saved === undefined ? {} : { state: saved }),
+    });
+    // Forward to the registry's listeners; the breaker's emitter is cleared when it is closed.
     breaker.onStateChanged((change) => this.#stateChanged.emit(change));
-    this.#breakers.set(instance ?? service, breaker);
+    this.#breakers.set(key, breaker);
     return breaker;
   }
 

@@ -40,6 +40,19 @@ export class SlidingWindow {
     }
   }
 
+  /**
+   * Counts `calls` calls, `failures` of them failed, as if they had all ended at `now`: how a
+   * restored breaker takes back the counts it saved. They leave the window together.
+   */
+  restore(now: number, calls: number, failures: number): void {
+    this.roll(now);
+    const i = slot(this.#epoch, this.#calls.length);
+    this.#calls[i] = (this.#calls[i] as number) + calls;
+    this.#failures[i] = (this.#failures[i] as number) + failures;
+    this.#totalCalls += calls;
+    this.#totalFailures += failures;
+  }
+
   /** Drops the slices that have left the window by `now`. */
   roll(now: number): void {
     const epoch = Math.floor(now / this.#bucketMs);

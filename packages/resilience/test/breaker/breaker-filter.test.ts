@@ -1,7 +1,11 @@
-import { jest } from '@jest/globals';
 import {
+  CallContext,
   ConnectionError,
+  filterStage,
   ManualClock,
+  Stack,
+  Telemetry,
+  type TelemetryEvent,
   NoInstancesError,
   TrellisError,
   type Call,
@@ -37,14 +41,12 @@ const reply = (status: number, target: ServiceInstance = a): Reply => ({
 });
 
 beforeEach(() => {
-  jest.useFakeTimers();
   clock = new ManualClock(0);
   registry = new CircuitBreakerRegistry({ minimumCalls: 4, failureRateThreshold: 0.5, resetTimeoutMs: 1_000, clock });
 });
 
-afterEach(() => {
-  registry.dispose();
-  jest.useRealTimers();
+afterEach(async () => {
+  await registry.close();
 });
 
 describe('instanceCircuitBreaker', () => {
@@ -105,7 +107,7 @@ describe('instanceCircuitBreaker', () => {
   it('gives the probe back when its outcome is ignored, so that another probe can go', async () => {
     const filter = adapt(instanceCircuitBreaker(registry));
     for (let i = 0; i < 4; i++) await filter(attemptOn(a), async () => reply(500));
-    jest.advanceTimersByTime(1_000);
+    clock.advance(1_000);
     const controller = new AbortController();
     await expect(
       filter(attemptOn(a, { signal: controller.signal }), async () => {
@@ -121,7 +123,7 @@ describe('instanceCircuitBreaker', () => {
   it('lets only one probe through while half-open, and closes on its success', async () => {
     const filter = adapt(instanceCircuitBreaker(registry));
     for (let i = 0; i < 4; i++) await filter(attemptOn(a), async () => reply(500));
-    jest.advanceTimersByTime(1_000);
+    clock.advance(1_000);
     let finishProbe: (r: Reply) => void = () => undefined;
     const probe = filter(attemptOn(a), () => new Promise<Reply>((resolve) => (finishProbe = resolve)));
     let sent = 0;
@@ -153,7 +155,7 @@ describe('instanceCircuitBreaker', () => {
       expect(answer.status).toBe(200); // the caller still gets the slow reply
       expect(slow.get('users', 'users-1').snapshot()).toMatchObject({ calls: 2, failures: 1, state: 'open' });
     } finally {
-      slow.dispose();
+      await slow.close();
     }
   });
 
@@ -234,10 +236,50 @@ describe('outlier ejection through InstanceHealth', () => {
     expect(new Set(await served(10))).toEqual(new Set(['users-2']));
 
     healthy.set(a.id, true);
-    jest.advanceTimersByTime(1_000); // half-open: the next pick may probe users-1
+    clock.advance(1_000); // half-open: the next pick may probe users-1
     expect(registry.isEjected(a)).toBe(false);
     const after = await served(10);
     expect(after.filter((id) => id === 'users-1').length).toBe(5);
     expect(registry.get('users', a.id).state).toBe('closed');
+  });
+});
+
+describe('the breaker stage on the stack', () => {
+  it("runs a registry made without a clock on the stack's clock, and reports every state, isolated too, to its telemetry", async () => {
+    const own = new CircuitBreakerRegistry({ minimumCalls: 2, resetTimeoutMs: 1_000 });
+    const stackClock = new ManualClock(0);
+    const telemetry = new Telemetry();
+    const seen: string[] = [];
+    telemetry.onEvent((e: TelemetryEvent) => {
+      if (e.type === 'circuit-state-changed') seen.push(`${e.instance ?? e.service} ${e.from}->${e.to}`);
+    });
+    const stack = new Stack([instanceCircuitBreaker(own), filterStage('send', async (): Promise<Reply> => reply(503))]);
+    const send = stack.build({ service: 'users', clock: stackClock, random: () => 0.5, telemetry });
+    const attempt = async (): Promise<unknown> => {
+      const context = new CallContext();
+      context.instance = a;
+      return send(call, context).catch((e: unknown) => e);
+    };
+    try {
+      await attempt();
+      await attempt();
+      const breaker = own.get('users', a.id);
+      expect(breaker.clock).toBe(stackClock);
+      expect(breaker.state).toBe('open');
+      stackClock.advance(1_000); // no call: the stack's clock alone moves it on
+      expect(breaker.state).toBe('half-open');
+      const isolation = breaker.isolate();
+      expect(await attempt()).toMatchObject({ code: 'CIRCUIT_OPEN', reason: 'isolated', instance: a.id });
+      isolation.dispose();
+      expect(seen).toEqual([
+        'users-1 closed->open',
+        'users-1 open->half-open',
+        'users-1 half-open->isolated',
+        'users-1 isolated->closed',
+      ]);
+    } finally {
+      stack.close();
+      await own.close();
+    }
   });
 });

@@ -1,4 +1,3 @@
-import { jest } from '@jest/globals';
 import { ClosedError, ConfigError, ManualClock } from '@trellis/core';
 import type { CircuitStateChanged } from '@trellis/core';
 import { CircuitBreakerRegistry, type CircuitBreaker } from '@trellis/resilience';
@@ -10,14 +9,12 @@ let registry: CircuitBreakerRegistry;
 const [a, b] = [instance('users-1'), instance('users-2')];
 
 beforeEach(() => {
-  jest.useFakeTimers();
   clock = new ManualClock(0);
   registry = new CircuitBreakerRegistry({ minimumCalls: 2, resetTimeoutMs: 1_000, idleTimeoutMs: 60_000, clock });
 });
 
-afterEach(() => {
-  registry.dispose();
-  jest.useRealTimers();
+afterEach(async () => {
+  await registry.close();
 });
 
 function trip(breaker: CircuitBreaker): void {
@@ -42,7 +39,7 @@ describe('CircuitBreakerRegistry', () => {
     expect(registry.size).toBe(2);
   });
 
-  it('gives a service its own policy when one is configured', () => {
+  it('gives a service its own policy when one is configured', async () => {
     const own = new CircuitBreakerRegistry({ minimumCalls: 2, clock, services: { mail: { minimumCalls: 5 } } });
     try {
       const users = own.get('users');
@@ -56,7 +53,7 @@ describe('CircuitBreakerRegistry', () => {
       expect(users.state).toBe('open');
       expect(mail.state).toBe('closed');
     } finally {
-      own.dispose();
+      await own.close();
     }
   });
 
@@ -74,7 +71,7 @@ describe('CircuitBreakerRegistry', () => {
     trip(breaker);
     expect(registry.isEjected(a)).toBe(true);
     expect(registry.isEjected(b)).toBe(false);
-    jest.advanceTimersByTime(1_000);
+    clock.advance(1_000);
     expect(registry.isEjected(a)).toBe(false); // half-open: load balancing may send it the probe
     expect(breaker.tryAcquire()).toBe(true);
     expect(registry.isEjected(a)).toBe(true); // the probe is out: no other call goes there
@@ -86,11 +83,11 @@ describe('CircuitBreakerRegistry', () => {
   it('keeps an instance ejected when its probe fails', () => {
     const breaker = registry.get('users', a.id);
     trip(breaker);
-    jest.advanceTimersByTime(1_000);
+    clock.advance(1_000);
     breaker.tryAcquire();
     breaker.onFailure();
     expect(registry.isEjected(a)).toBe(true);
-    jest.advanceTimersByTime(999);
+    clock.advance(999);
     expect(registry.isEjected(a)).toBe(true);
   });
 
@@ -98,12 +95,12 @@ describe('CircuitBreakerRegistry', () => {
     trip(registry.get('users', 'users-1'));
     trip(registry.get('users', 'users-2'));
     registry.get('users', 'users-3');
-    expect(jest.getTimerCount()).toBe(2);
+    expect(clock.pendingTimers).toBe(2);
     expect(registry.retain(['users-3', 'users-9'])).toBe(2);
     expect(registry.size).toBe(1);
     expect(registry.find('users-1')).toBeUndefined();
     expect(registry.isEjected(a)).toBe(false);
-    expect(jest.getTimerCount()).toBe(0);
+    expect(clock.pendingTimers).toBe(0);
     expect(registry.forget('users-3')).toBe(true);
     expect(registry.forget('users-3')).toBe(false);
     expect(registry.size).toBe(0);
@@ -137,7 +134,7 @@ describe('CircuitBreakerRegistry', () => {
     registry.onStateChanged((c) => changes.push(c));
     trip(registry.get('users', 'users-1'));
     trip(registry.get('mail'));
-    jest.advanceTimersByTime(1_000);
+    clock.advance(1_000);
     expect(changes.map((c) => `${c.instance ?? c.service} ${c.from}->${c.to}`)).toEqual([
       'users-1 closed->open',
       'mail closed->open',
@@ -146,11 +143,35 @@ describe('CircuitBreakerRegistry', () => {
     ]);
   });
 
-  it('disposes every breaker and makes no more once disposed', () => {
+  it('closes every breaker and makes no more once closed', async () => {
     trip(registry.get('users', 'users-1'));
-    registry.dispose();
-    expect(jest.getTimerCount()).toBe(0);
+    await registry.close();
+    expect(clock.pendingTimers).toBe(0);
     expect(registry.size).toBe(0);
     expect(() => registry.get('users')).toThrow(ClosedError);
+  });
+
+  it('saves the state of every breaker and makes a registry that starts from it', async () => {
+    trip(registry.get('users', 'users-1'));
+    registry.get('users', 'users-2');
+    clock.advance(400);
+    const saved = registry.toJSON();
+    expect(Object.keys(saved)).toEqual(['users-1', 'users-2']);
+    expect(saved['users-1']).toMatchObject({ state: 'open', openRemainingMs: 600 });
+    const later = new CircuitBreakerRegistry({ minimumCalls: 2, resetTimeoutMs: 1_000, clock, state: saved });
+    try {
+      expect(later.isEjected(a)).toBe(false); // no breaker made yet
+      const restored = later.get('users', 'users-1');
+      expect(restored.state).toBe('open');
+      expect(later.isEjected(a)).toBe(true);
+      clock.advance(600);
+      expect(restored.state).toBe('half-open');
+      expect(later.get('users', 'users-2').state).toBe('closed');
+    } finally {
+      await later.close();
+    }
+    expect(
+      () => new CircuitBreakerRegistry({ state: { 'users-1': { ...saved['users-1'], calls: -1 } as never } }),
+    ).toThrow('breaker.state.users-1.calls');
   });
 });

@@ -1,21 +1,18 @@
-import { jest } from '@jest/globals';
-import { ConfigError, ManualClock } from '@trellis/core';
+import { ClosedError, ConfigError, ManualClock } from '@trellis/core';
 import type { CircuitStateChanged } from '@trellis/core';
 import { CircuitBreaker, CircuitOpenError, type CircuitBreakerOptions } from '@trellis/resilience';
 
-// opossum's reset and warm-up timers are real setTimeouts: Jest's fake timers drive them, and
-// the ManualClock drives the window and call durations.
+// Every step in time, the open duration's end included, comes from the ManualClock: no Jest
+// fake timers, no sleeps.
 let clock: ManualClock;
 const made: CircuitBreaker[] = [];
 
 beforeEach(() => {
-  jest.useFakeTimers();
   clock = new ManualClock(1_000);
 });
 
-afterEach(() => {
-  for (const breaker of made.splice(0)) breaker.dispose();
-  jest.useRealTimers();
+afterEach(async () => {
+  for (const breaker of made.splice(0)) await breaker.close();
 });
 
 function breaker(options: Partial<CircuitBreakerOptions> = {}): CircuitBreaker {
@@ -52,9 +49,8 @@ function openIt(b: CircuitBreaker): void {
   expect(b.state).toBe('open');
 }
 
-function toHalfOpen(b: CircuitBreaker, resetTimeoutMs = 5_000): void {
-  clock.advance(resetTimeoutMs);
-  jest.advanceTimersByTime(resetTimeoutMs);
+function toHalfOpen(b: CircuitBreaker, openMs = 5_000): void {
+  clock.advance(openMs);
   expect(b.state).toBe('half-open');
 }
 
@@ -135,12 +131,33 @@ describe('CircuitBreaker: open', () => {
     expect(b.state).toBe('open');
   });
 
-  it('goes half-open after the reset timeout, and not before', () => {
+  it('goes half-open after the reset timeout on the injected clock, and not before, with no call needed', () => {
+    const b = breaker();
+    const changes: string[] = [];
+    b.onStateChanged((c) => changes.push(`${c.from}->${c.to}`));
+    openIt(b);
+    clock.advance(4_999);
+    expect(b.state).toBe('open');
+    expect(b.isCallPermitted).toBe(false);
+    clock.advance(1);
+    expect(b.state).toBe('half-open');
+    expect(changes).toEqual(['closed->open', 'open->half-open']);
+  });
+
+  it('goes half-open at the first call past the due time, even before the clock fires its timer', () => {
+    // A clock whose timers lag (an event loop busy elsewhere) must not keep the breaker open.
+    class LaggingClock extends ManualClock {
+      override setTimer(): { cancel(): void } {
+        return { cancel: () => undefined };
+      }
+    }
+    clock = new LaggingClock(1_000);
     const b = breaker();
     openIt(b);
-    jest.advanceTimersByTime(4_999);
+    clock.advance(5_000);
     expect(b.state).toBe('open');
-    jest.advanceTimersByTime(1);
+    expect(b.isCallPermitted).toBe(true);
+    expect(b.tryAcquire()).toBe(true);
     expect(b.state).toBe('half-open');
   });
 });
@@ -174,9 +191,9 @@ describe('CircuitBreaker: half-open', () => {
     toHalfOpen(b);
     fail(b, 1);
     expect(b.state).toBe('open');
-    jest.advanceTimersByTime(4_999);
+    clock.advance(4_999);
     expect(b.state).toBe('open');
-    jest.advanceTimersByTime(1);
+    clock.advance(1);
     expect(b.state).toBe('half-open');
   });
 
@@ -206,7 +223,7 @@ describe('CircuitBreaker: half-open', () => {
     expect(b.state).toBe('open');
     b.onSuccess(); // the hung probe's late answer no longer counts
     expect(b.state).toBe('open');
-    jest.advanceTimersByTime(5_000);
+    clock.advance(5_000);
     expect(b.state).toBe('half-open');
     expect(b.tryAcquire()).toBe(true);
   });
@@ -217,6 +234,235 @@ describe('CircuitBreaker: half-open', () => {
     toHalfOpen(b);
     await expect(b.execute(async () => 'ok')).resolves.toBe('ok');
     expect(b.state).toBe('closed');
+  });
+});
+
+describe('CircuitBreaker: several probes', () => {
+  it('lets `probes` calls through while half-open and refuses the rest at once', async () => {
+    const b = breaker({ probes: 3, probeSuccessThreshold: 2 });
+    openIt(b);
+    toHalfOpen(b);
+    expect([b.tryAcquire(), b.tryAcquire(), b.tryAcquire()]).toEqual([true, true, true]);
+    expect(b.isCallPermitted).toBe(false);
+    expect(b.tryAcquire()).toBe(false);
+    const refused = await b.execute(async () => 'not run').catch((e: unknown) => e);
+    expect(refused).toMatchObject({ code: 'CIRCUIT_OPEN', reason: 'half-open', retryAfterMs: 0 });
+  });
+
+  it('closes once probeSuccessThreshold probes succeeded, whatever the others did', () => {
+    const b = breaker({ probes: 3, probeSuccessThreshold: 2 });
+    openIt(b);
+    toHalfOpen(b);
+    fail(b, 1);
+    expect(b.state).toBe('half-open'); // one failure of three: two successes may still come
+    succeed(b, 1);
+    expect(b.state).toBe('half-open');
+    succeed(b, 1);
+    expect(b.state).toBe('closed');
+  });
+
+  it('opens again as soon as the threshold cannot be reached', () => {
+    const b = breaker({ probes: 3, probeSuccessThreshold: 2 });
+    openIt(b);
+    toHalfOpen(b);
+    succeed(b, 1);
+    fail(b, 1);
+    expect(b.state).toBe('half-open');
+    fail(b, 1); // two of three failed: at most one success left
+    expect(b.state).toBe('open');
+  });
+
+  it('needs every probe to succeed by default', () => {
+    const b = breaker({ probes: 2 });
+    openIt(b);
+    toHalfOpen(b);
+    succeed(b, 1);
+    expect(b.state).toBe('half-open');
+    fail(b, 1);
+    expect(b.state).toBe('open');
+  });
+
+  it('gives a released probe back for another call', () => {
+    const b = breaker({ probes: 2 });
+    openIt(b);
+    toHalfOpen(b);
+    expect([b.tryAcquire(), b.tryAcquire(), b.tryAcquire()]).toEqual([true, true, false]);
+    b.release();
+    expect(b.tryAcquire()).toBe(true);
+    expect(b.tryAcquire()).toBe(false);
+  });
+
+  it('counts probes undecided resetTimeoutMs after the last went out as failed', () => {
+    const b = breaker({ probes: 2 });
+    openIt(b);
+    toHalfOpen(b);
+    expect(b.tryAcquire()).toBe(true);
+    clock.advance(1_000);
+    expect(b.tryAcquire()).toBe(true);
+    clock.advance(4_999);
+    expect(b.tryAcquire()).toBe(false);
+    expect(b.state).toBe('half-open');
+    clock.advance(1);
+    expect(b.tryAcquire()).toBe(false);
+    expect(b.state).toBe('open');
+  });
+});
+
+describe('CircuitBreaker: backoff of the open duration', () => {
+  it('doubles the open duration after each failed half-open, up to backoffMaxMs, and resets it once closed', () => {
+    const b = breaker({ backoffMaxMs: 15_000 });
+    const openFor = (): number => {
+      const opened = clock.now();
+      while (b.state === 'open') clock.advance(100);
+      return clock.now() - opened;
+    };
+    openIt(b);
+    expect(openFor()).toBe(5_000);
+    fail(b, 1);
+    expect(b.rejection().retryAfterMs).toBe(10_000);
+    expect(openFor()).toBe(10_000);
+    fail(b, 1);
+    expect(openFor()).toBe(15_000); // 20 000 capped
+    fail(b, 1);
+    expect(openFor()).toBe(15_000);
+    succeed(b, 1);
+    expect(b.state).toBe('closed');
+    openIt(b);
+    expect(openFor()).toBe(5_000); // back to resetTimeoutMs
+  });
+});
+
+describe('CircuitBreaker: isolate', () => {
+  it('holds the breaker open by hand until every isolation is disposed, then closes it afresh', async () => {
+    const b = breaker();
+    const changes: string[] = [];
+    b.onStateChanged((c) => changes.push(`${c.from}->${c.to}`));
+    succeed(b, 2);
+    fail(b, 1);
+    const first = b.isolate();
+    const second = b.isolate();
+    expect(b.state).toBe('isolated');
+    expect(b.isCallPermitted).toBe(false);
+    let ran = false;
+    const refused = await b.execute(async () => (ran = true)).catch((e: unknown) => e);
+    expect(ran).toBe(false);
+    expect(refused).toBeInstanceOf(CircuitOpenError);
+    expect(refused).toMatchObject({ reason: 'isolated', retryAfterMs: Number.POSITIVE_INFINITY });
+    expect((refused as Error).message).toContain('isolated');
+    clock.advance(60_000); // no open duration ends an isolation
+    expect(b.state).toBe('isolated');
+    first.dispose();
+    first.dispose(); // once only: it must not release the second
+    expect(b.state).toBe('isolated');
+    second.dispose();
+    expect(b.state).toBe('closed');
+    expect(b.snapshot()).toMatchObject({ calls: 0, failures: 0 });
+    expect(changes).toEqual(['closed->isolated', 'isolated->closed']);
+  });
+
+  it('takes over an open breaker, whose open duration then no longer runs', () => {
+    const b = breaker();
+    openIt(b);
+    const isolation = b.isolate();
+    expect(clock.pendingTimers).toBe(0);
+    clock.advance(5_000);
+    expect(b.state).toBe('isolated');
+    expect(b.tryAcquire()).toBe(false);
+    isolation.dispose();
+    expect(b.state).toBe('closed');
+    expect(b.tryAcquire()).toBe(true);
+  });
+
+  it('does not count outcomes of calls let through before it was isolated', () => {
+    const b = breaker();
+    expect(b.tryAcquire()).toBe(true);
+    const isolation = b.isolate();
+    b.onSuccess();
+    b.onFailure();
+    expect(b.state).toBe('isolated');
+    isolation.dispose();
+  });
+});
+
+describe('CircuitBreaker: save and restore', () => {
+  it('restores an open breaker open for the rest of its open duration, on the new clock', () => {
+    const b = breaker();
+    openIt(b);
+    clock.advance(2_000);
+    const saved = b.toJSON();
+    expect(saved).toEqual({
+      state: 'open',
+      openRemainingMs: 3_000,
+      openDurationMs: 5_000,
+      calls: 0,
+      failures: 0,
+      warmUpRemainingMs: 0,
+    });
+    // Through JSON, into another process with its own clock.
+    clock = new ManualClock(50_000);
+    const restored = breaker({ state: JSON.parse(JSON.stringify(saved)) as typeof saved });
+    expect(restored.state).toBe('open');
+    expect(restored.rejection().retryAfterMs).toBe(3_000);
+    clock.advance(2_999);
+    expect(restored.state).toBe('open');
+    clock.advance(1);
+    expect(restored.state).toBe('half-open');
+  });
+
+  it('restores the window of a closed breaker and the grown open duration', () => {
+    const b = breaker({ backoffMaxMs: 40_000 });
+    succeed(b, 1);
+    fail(b, 1);
+    const closed = breaker({ state: b.toJSON(), backoffMaxMs: 40_000 });
+    expect(closed.snapshot()).toEqual({ state: 'closed', calls: 2, failures: 1, failureRate: 0.5 });
+    fail(closed, 1);
+    expect(closed.state).toBe('closed'); // 3 calls
+    fail(closed, 1);
+    expect(closed.state).toBe('open');
+    toHalfOpen(closed);
+    fail(closed, 1); // open for 10 000 now
+    const grown = breaker({ state: closed.toJSON(), backoffMaxMs: 40_000 });
+    expect(grown.toJSON()).toMatchObject({ state: 'open', openRemainingMs: 10_000, openDurationMs: 10_000 });
+    toHalfOpen(grown, 10_000);
+    fail(grown, 1);
+    expect(grown.rejection().retryAfterMs).toBe(20_000);
+  });
+
+  it('restores a half-open breaker with its probes, and an isolated one as open for a whole open duration', () => {
+    const b = breaker({ probes: 2 });
+    openIt(b);
+    toHalfOpen(b);
+    const half = breaker({ probes: 2, state: b.toJSON() });
+    expect(half.state).toBe('half-open');
+    expect([half.tryAcquire(), half.tryAcquire(), half.tryAcquire()]).toEqual([true, true, false]);
+    const isolation = b.isolate();
+    expect(b.toJSON().state).toBe('isolated');
+    const after = breaker({ state: b.toJSON() });
+    isolation.dispose();
+    expect(after.state).toBe('open');
+    clock.advance(5_000);
+    expect(after.state).toBe('half-open');
+  });
+
+  it('keeps the rest of a warm-up period', () => {
+    const b = breaker({ allowWarmUp: true });
+    clock.advance(6_000);
+    const warm = breaker({ state: b.toJSON() });
+    expect(warm.toJSON().warmUpRemainingMs).toBe(4_000);
+    fail(warm, 4);
+    expect(warm.state).toBe('closed');
+  });
+
+  it.each([
+    ['state', { state: 'ajar' }],
+    ['openRemainingMs', { openRemainingMs: -1 }],
+    ['calls', { calls: 'many' }],
+    ['failures', { calls: 1, failures: 2 }],
+  ])('refuses a saved state with a bad %s, naming the field', (field, bad) => {
+    const good = breaker().toJSON();
+    const attempt = (): CircuitBreaker => breaker({ state: { ...good, ...bad } as unknown as typeof good });
+    expect(attempt).toThrow(ConfigError);
+    expect(attempt).toThrow(`breaker.state.${field}`);
   });
 });
 
@@ -259,8 +505,11 @@ describe('CircuitBreaker: warm-up', () => {
     const b = breaker({ allowWarmUp: true });
     fail(b, 10);
     expect(b.state).toBe('closed');
-    jest.advanceTimersByTime(10_000);
+    clock.advance(9_999);
     fail(b, 1);
+    expect(b.state).toBe('closed');
+    clock.advance(1); // warm-up over; the first ten failures have left the window
+    fail(b, 3);
     expect(b.state).toBe('open');
   });
 });
@@ -346,7 +595,13 @@ describe('CircuitBreaker: configuration and lifecycle', () => {
     ['windowBuckets', 0],
     ['windowBuckets', 1_001],
     ['resetTimeoutMs', -1],
-    ['resetTimeoutMs', 2 ** 31],
+    ['resetTimeoutMs', Number.POSITIVE_INFINITY],
+    ['backoffMaxMs', 4_999],
+    ['probes', 0],
+    ['probes', 1.5],
+    ['probes', 1_001],
+    ['probeSuccessThreshold', 0],
+    ['probeSuccessThreshold', 2],
     ['slowCallMs', 0],
     ['failureRateThreshold', Number.NaN],
   ])('rejects %s = %p with a ConfigError naming the field', (field, value) => {
@@ -362,21 +617,30 @@ describe('CircuitBreaker: configuration and lifecycle', () => {
     expect(b.state).toBe('closed'); // minimumCalls 20
     fail(b, 1);
     expect(b.state).toBe('open');
-    jest.advanceTimersByTime(9_999);
+    clock.advance(9_999);
     expect(b.state).toBe('open');
-    jest.advanceTimersByTime(1); // resetTimeoutMs 10 000
+    clock.advance(1); // resetTimeoutMs 10 000
+    expect(b.state).toBe('half-open');
+    expect(b.tryAcquire()).toBe(true); // one probe (probes 1)
+    expect(b.tryAcquire()).toBe(false);
+    b.onFailure();
+    clock.advance(9_999); // no backoff by default: backoffMaxMs = resetTimeoutMs
+    expect(b.state).toBe('open');
+    clock.advance(1);
     expect(b.state).toBe('half-open');
   });
 
-  it('keeps no timer while closed, one while open, none after dispose', () => {
+  it('keeps no timer while closed, one on its clock while open, none after close', async () => {
     const b = breaker();
-    expect(jest.getTimerCount()).toBe(0);
+    expect(clock.pendingTimers).toBe(0);
     openIt(b);
-    expect(jest.getTimerCount()).toBe(1);
-    b.dispose();
-    expect(jest.getTimerCount()).toBe(0);
-    expect(b.tryAcquire()).toBe(true); // disposed: no protection, nothing counted
+    expect(clock.pendingTimers).toBe(1);
+    await b.close();
+    expect(clock.pendingTimers).toBe(0);
+    expect(b.tryAcquire()).toBe(true); // closed for good: no protection, nothing counted
     b.onFailure();
     expect(b.snapshot().failures).toBe(4);
+    await b.close(); // twice is fine
+    expect(() => b.isolate()).toThrow(ClosedError);
   });
 });

@@ -1,4 +1,3 @@
-import { jest } from '@jest/globals';
 import {
   ConfigError,
   ConnectionError,
@@ -41,7 +40,6 @@ const localError = (code: string, retryable = false): TrellisError =>
 
 describe('fallback', () => {
   it('answers with a fixed value when the circuit is open, marked as a fallback', async () => {
-    jest.useFakeTimers();
     const registry = new CircuitBreakerRegistry({ minimumCalls: 1, clock: new ManualClock() });
     try {
       const send = composeStages([new Fallback({ body: [] }), serviceCircuitBreaker(registry)], async () => reply(503));
@@ -54,8 +52,7 @@ describe('fallback', () => {
         instance: { id: 'fallback', service: 'users' },
       });
     } finally {
-      registry.dispose();
-      jest.useRealTimers();
+      await registry.close();
     }
   });
 
@@ -65,7 +62,7 @@ describe('fallback', () => {
       seen.push(cause, c?.path);
       return { status: 203, headers: { 'x-from': 'cache' }, body: `cached ${c?.path}` };
     });
-    const open = new CircuitOpenError('users', undefined, 500);
+    const open = new CircuitOpenError({ service: 'users', retryAfterMs: 500 });
     const answer = await filter(call, failWith(open));
     expect(seen).toEqual([open, '/users']);
     expect(answer).toMatchObject({
