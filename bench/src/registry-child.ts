@@ -8,6 +8,10 @@ export interface ServerStats {
   readonly heapUsedBytes: number;
   /** Blocking queries the server holds now (`RegistryServer.heldQueries`). */
   readonly heldQueries: number;
+  /** Bytes of the server's answer cache (`RegistryServer.stats().answerCacheBytes`). */
+  readonly answerCacheBytes: number;
+  /** The longest the server's event loop was held since the previous stats, in ms (10 ms resolution). */
+  readonly loopDelayMaxMs: number;
 }
 
 /** Messages from the parent to the server process. */

@@ -1,3 +1,4 @@
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { RegistryServer } from '@trellis/registry-server';
 import type { ServerStats, ToParent, ToServer } from './registry-child.js';
 
@@ -10,6 +11,9 @@ import type { ServerStats, ToParent, ToServer } from './registry-child.js';
 const server = new RegistryServer({ logLevel: 'silent', httpMaxConnsPerClient: 0 });
 const { port } = await server.listen({ port: 0, host: '127.0.0.1' });
 send({ type: 'listening', port });
+// How long the loop was held between two stats requests: what any request arriving then waited.
+const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+loopDelay.enable();
 
 process.on('message', (message: ToServer) => {
   if (message.type !== 'stats') return;
@@ -19,7 +23,11 @@ process.on('message', (message: ToServer) => {
     rssBytes: memory.rss,
     heapUsedBytes: memory.heapUsed,
     heldQueries: server.heldQueries,
+    answerCacheBytes: server.stats().answerCacheBytes,
+    // The histogram counts the resolution itself in every sample.
+    loopDelayMaxMs: Math.max(0, loopDelay.max / 1e6 - 10),
   };
+  loopDelay.reset();
   send({ type: 'stats', id: message.id, stats });
 });
 
