@@ -115,6 +115,11 @@ export interface CallOptions {
   readonly retry?: false;
   /** Says whether this call may run twice (retried after it may have arrived, hedged), whatever its method. */
   readonly idempotent?: boolean;
+  /**
+   * The route template of the path, e.g. "/users/:id" for "/users/42": metrics label the call's
+   * attempts with it (without one, with a fixed placeholder, never the path).
+   */
+  readonly template?: string;
 }
 
 /** One request, as the caller writes it. */
@@ -245,6 +250,7 @@ export class ServiceClient {
       service: this.service,
       method: request.method === undefined ? 'GET' : request.method.toUpperCase(),
       path: request.path,
+      ...(request.template === undefined ? {} : { template: request.template }),
       headers: request.headers ?? {},
       ...(request.body === undefined ? {} : { body: request.body }),
     };
@@ -397,6 +403,8 @@ function selectStage(source: InstanceSource, strategy: Strategy): Stage {
             service: call.service,
             instance: instance.id,
             attempt: context.attempt,
+            method: call.method,
+            template: call.template,
           });
         }
         if (feedback) strategy.attemptStarted(instance);
@@ -419,6 +427,8 @@ function selectStage(source: InstanceSource, strategy: Strategy): Stage {
               service: call.service,
               instance: instance.id,
               attempt: context.attempt,
+              method: call.method,
+              template: call.template,
               outcome: reply === undefined && context.aborted ? 'cancelled' : failed ? 'failure' : 'success',
               status: reply?.status,
               error: reply === undefined ? codeOf(error) : undefined,

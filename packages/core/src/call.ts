@@ -13,6 +13,11 @@ export interface Call {
   readonly method: string;
   /** Path with its query string, starting with "/". */
   readonly path: string;
+  /**
+   * The route template the path was made from, e.g. "/users/:id": what metrics and traces name
+   * the call by (`route` label, `url.template`), since the path itself is unbounded.
+   */
+  readonly template?: string;
   readonly headers: Readonly<Record<string, string>>;
   /** Request body; objects are sent as JSON. */
   readonly body?: unknown;

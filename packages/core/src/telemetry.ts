@@ -26,6 +26,10 @@ export interface AttemptStarted {
   readonly service: string;
   readonly instance: string;
   readonly attempt: number;
+  /** The HTTP method, upper case. */
+  readonly method: string;
+  /** The call's route template ("/users/:id"), when the caller gave one; never the raw path. */
+  readonly template: string | undefined;
 }
 
 /** An attempt ended: answered (any status), failed, or was cancelled. */
@@ -34,6 +38,10 @@ export interface AttemptEnded {
   readonly service: string;
   readonly instance: string;
   readonly attempt: number;
+  /** The HTTP method, upper case. */
+  readonly method: string;
+  /** The call's route template ("/users/:id"), when the caller gave one; never the raw path. */
+  readonly template: string | undefined;
   /** `success`: a status below 500; `failure`: 5xx or an error; `cancelled`: the caller or a stage above gave up. */
   readonly outcome: 'success' | 'failure' | 'cancelled';
   /** The HTTP status, when the instance answered. */
