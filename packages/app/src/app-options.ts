@@ -2,6 +2,7 @@ import { ConfigError, type Clock } from '@trellis/core';
 import type { CircuitBreakerRegistryOptions } from '@trellis/resilience';
 import type { ServiceClientOptions } from '@trellis/client';
 import type { DiscoveryOptions, Registry } from '@trellis/registry';
+import type { TrellisMetricsOptions } from '@trellis/metrics';
 
 /** Log levels of the app's logger (pino's). */
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -51,6 +52,12 @@ export interface AppOptions {
   readonly breaker?: Omit<CircuitBreakerRegistryOptions, 'clock'>;
   /** How services this app calls are discovered: panic threshold, failover directory, watch timing. */
   readonly discovery?: Omit<DiscoveryOptions, 'clock'>;
+  /**
+   * The app's metrics, served on `GET /metrics`: its served requests, every call of its clients,
+   * and the process. On by default (a service nobody can see is not run in production); `false`
+   * turns them off, and the options give a registry of your own or leave out process metrics.
+   */
+  readonly metrics?: false | TrellisMetricsOptions;
   /** Default "info". */
   readonly logLevel?: LogLevel;
   readonly clock?: Clock;

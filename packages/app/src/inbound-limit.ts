@@ -20,11 +20,13 @@ export interface InboundLimits {
    * 503 when the queue is full or its wait times out.
    */
   readonly concurrency?: InboundChoice<ConcurrencyLimit>;
-  /** Requests no limit applies to; default the health check, `GET /health`. */
+  /** Requests no limit applies to; default the health check and the scrape, `GET /health` and `GET /metrics`. */
   readonly exempt?: (request: FastifyRequest) => boolean;
 }
 
-const isHealthCheck = (request: FastifyRequest): boolean => request.routeOptions.url === '/health';
+// A refused scrape or health check would hide the overload it should show.
+const isHealthCheck = (request: FastifyRequest): boolean =>
+  request.routeOptions.url === '/health' || request.routeOptions.url === '/metrics';
 
 /**
  * Puts inbound limits on every route of a Fastify server (a TrellisApp's `http`): first the

@@ -18,6 +18,7 @@ import {
 } from '@trellis/core';
 import { CircuitBreakerRegistry, TimeoutError } from '@trellis/resilience';
 import { inboundScope, ServiceClient, timeoutHeader, type InboundScope } from '@trellis/client';
+import { TrellisMetrics } from '@trellis/metrics';
 import { ConsulRegistry, Discovery, SelfRegistration, type DiscoveryEvent, type Registry } from '@trellis/registry';
 import { validateAppOptions, type AppOptions } from './app-options.js';
 import { applyInboundLimits, type InboundLimits } from './inbound-limit.js';
@@ -52,7 +53,8 @@ declare module 'fastify' {
  * calls: deregister, keep serving while callers' caches catch up, then close.
  *
  * Routes are added on `app.http` before `start()`. `/health` is built in: 200 `{"status":"UP"}`
- * while running, 503 `{"status":"DRAINING"}` while shutting down.
+ * while running, 503 `{"status":"DRAINING"}` while shutting down; so is `/metrics`, in
+ * Prometheus's text format (see {@link metrics}).
  *
  * @throws ConfigError from the constructor for an invalid option, naming it.
  * @example
@@ -81,6 +83,11 @@ export class TrellisApp {
    * for every call the app makes. A listener that throws is logged, never a crash.
    */
   readonly telemetry: Telemetry;
+  /**
+   * The app's metrics, fed from {@link telemetry} and the requests it serves, and served on
+   * `GET /metrics`; undefined with `metrics: false`. Add series of your own to `metrics.registry`.
+   */
+  readonly metrics: TrellisMetrics | undefined;
   #selfRegistration: SelfRegistration | undefined;
   #started: StartedApp | undefined;
   #state: AppState = 'new';
@@ -108,6 +115,7 @@ export class TrellisApp {
       return503OnClosing: false,
     });
     this.http.setErrorHandler(trellisErrorReply);
+    this.metrics = options.metrics === false ? undefined : this.#serveMetrics(new TrellisMetrics(options.metrics));
     this.http.decorateRequest('inbound', undefined as unknown as InboundScope);
     this.http.addHook('onRequest', (request, reply, done) => this.#openScope(request, reply, done));
     // Run the handler inside the scope as well: body parsing may have left it.
@@ -286,6 +294,27 @@ export class TrellisApp {
     for (const signal of signals) process.on(signal, onSignal);
   }
 
+  // Times every request from its first hook, so that those refused by a hook (400, 429, 503)
+  // count too, and serves the registry in Prometheus's text format.
+  #serveMetrics(metrics: TrellisMetrics): TrellisMetrics {
+    metrics.subscribe(this.telemetry);
+    this.http.addHook('onResponse', (request, reply, done) => {
+      // Fastify's own stopwatch (from the request's arrival): the app's clock decides, it does not time.
+      metrics.recordServerRequest({
+        method: request.method,
+        template: request.routeOptions.url,
+        status: reply.statusCode,
+        durationMs: reply.elapsedTime,
+      });
+      done();
+    });
+    const registry = metrics.registry;
+    this.http.get('/metrics', async (_request, reply) =>
+      reply.type(registry.contentType).send(await registry.metrics()),
+    );
+    return metrics;
+  }
+
   // The caller's deadline becomes this request's: a signal that aborts when it passes (or when
   // the caller goes away), and the deadline that outbound calls made for the request inherit.
   #openScope(request: FastifyRequest, reply: FastifyReply, done: () => void): void {
@@ -335,6 +364,7 @@ export class TrellisApp {
     await this.http.close();
     await Promise.all([...this.#clients.values()].map((client) => client.close()));
     await this.breakers.close();
+    this.metrics?.dispose();
     await this.discovery.close();
     if (this.#ownsRegistry) await this.registry.close();
     this.#state = 'closed';

@@ -1,0 +1,158 @@
+import { Registry } from 'prom-client';
+import { ConfigError, Telemetry, type TelemetryEvent } from '@trellis/core';
+import { TrellisMetrics } from '@trellis/metrics';
+
+type Series = { labels: Record<string, string | number>; value: number; metricName?: string };
+
+async function series(registry: Registry, name: string): Promise<Series[]> {
+  const metric = registry.getSingleMetric(name);
+  if (metric === undefined) throw new Error(`no metric ${name}`);
+  return (await metric.get()).values as Series[];
+}
+
+function attemptEnded(overrides: Partial<Extract<TelemetryEvent, { type: 'attempt-ended' }>>): TelemetryEvent {
+  return {
+    type: 'attempt-ended',
+    service: 'users',
+    instance: 'users-1',
+    attempt: 1,
+    method: 'GET',
+    template: '/users/:id',
+    outcome: 'success',
+    status: 200,
+    error: undefined,
+    durationMs: 12,
+    ...overrides,
+  };
+}
+
+describe('TrellisMetrics', () => {
+  it('turns attempt events into the client histogram, labelled by template, status class and outcome', async () => {
+    const telemetry = new Telemetry();
+    const metrics = new TrellisMetrics({ processMetrics: false });
+    metrics.subscribe(telemetry);
+    telemetry.emit(attemptEnded({}));
+    telemetry.emit(attemptEnded({ template: undefined, method: 'post', status: 503, outcome: 'failure' }));
+    telemetry.emit(attemptEnded({ status: undefined, outcome: 'cancelled', error: 'TIMEOUT', method: 'BREW' }));
+
+    const counts = (await series(metrics.registry, 'http_client_request_duration_seconds'))
+      .filter((s) => s.metricName === 'http_client_request_duration_seconds_count')
+      .map((s) => s.labels);
+    expect(counts).toEqual([
+      { service: 'users', method: 'GET', route: '/users/:id', status_class: '2xx', outcome: 'success' },
+      { service: 'users', method: 'POST', route: '_unknown', status_class: '5xx', outcome: 'failure' },
+      { service: 'users', method: '_OTHER', route: '/users/:id', status_class: 'none', outcome: 'cancelled' },
+    ]);
+    const sum = (await series(metrics.registry, 'http_client_request_duration_seconds')).find(
+      (s) => s.metricName === 'http_client_request_duration_seconds_sum' && s.labels.status_class === '2xx',
+    );
+    expect(sum?.value).toBeCloseTo(0.012);
+  });
+
+  it('counts retries, refusals, hedges, timeouts, limits, faults, fallbacks and picks', async () => {
+    const telemetry = new Telemetry();
+    const metrics = new TrellisMetrics({ processMetrics: false });
+    metrics.subscribe(telemetry);
+    const events: TelemetryEvent[] = [
+      { type: 'retry-scheduled', service: 'users', attempt: 1, instance: 'users-1', reason: 'HTTP 503', delayMs: 5 },
+      { type: 'retry-scheduled', service: 'users', attempt: 2, instance: 'users-2', reason: 'HTTP 503', delayMs: 5 },
+      { type: 'retry-refused', service: 'users', attempt: 1, reason: 'budget' },
+      { type: 'hedge-sent', service: 'users', firstInstance: 'users-1' },
+      { type: 'timed-out', service: 'users', instance: 'users-1', scope: 'attempt', timeoutMs: 10 },
+      { type: 'limit-rejected', service: 'users', limit: 'concurrency', scope: 'users', retryAfterMs: undefined },
+      { type: 'fault-injected', service: 'users', instance: 'users-1', kind: 'abort', rule: 'faults[0]' },
+      { type: 'fallback-answered', service: 'users', cause: 'CIRCUIT_OPEN' },
+      {
+        type: 'instance-picked',
+        service: 'users',
+        instance: 'users-2',
+        attempt: 1,
+        strategy: 'p2c-peak-ewma',
+        route: undefined,
+        panic: false,
+      },
+    ];
+    for (const event of events) telemetry.emit(event);
+
+    const text = await metrics.registry.metrics();
+    expect(text).toContain('trellis_retries_total{service="users",reason="HTTP 503"} 2');
+    expect(text).toContain('trellis_retries_refused_total{service="users",reason="budget"} 1');
+    expect(text).toContain('trellis_hedges_total{service="users"} 1');
+    expect(text).toContain('trellis_timeouts_total{service="users",scope="attempt"} 1');
+    expect(text).toContain('trellis_limit_rejections_total{service="users",limit="concurrency"} 1');
+    expect(text).toContain('trellis_faults_injected_total{service="users",kind="abort"} 1');
+    expect(text).toContain('trellis_fallbacks_total{service="users",cause="CIRCUIT_OPEN"} 1');
+    expect(text).toContain('trellis_instance_picks_total{service="users",instance="users-2"} 1');
+  });
+
+  it('keeps one breaker gauge per instance showing its current state, and counts transitions', async () => {
+    const telemetry = new Telemetry();
+    const metrics = new TrellisMetrics({ processMetrics: false });
+    metrics.subscribe(telemetry);
+    const change = (from: 'closed' | 'open' | 'half-open', to: 'closed' | 'open' | 'half-open'): TelemetryEvent => ({
+      type: 'circuit-state-changed',
+      service: 'users',
+      instance: 'users-1',
+      from,
+      to,
+      calls: 10,
+      failureRate: 0.6,
+    });
+    telemetry.emit(change('closed', 'open'));
+    telemetry.emit(change('open', 'half-open'));
+    telemetry.emit(change('half-open', 'open'));
+
+    const gauge = await series(metrics.registry, 'trellis_circuit_state');
+    expect(Object.fromEntries(gauge.map((s) => [s.labels.state, s.value]))).toEqual({
+      closed: 0,
+      open: 1,
+      'half-open': 0,
+    });
+    const transitions = await series(metrics.registry, 'trellis_circuit_transitions_total');
+    expect(transitions.map((s) => [s.labels.from, s.labels.to, s.value])).toEqual([
+      ['closed', 'open', 1],
+      ['open', 'half-open', 1],
+      ['half-open', 'open', 1],
+    ]);
+  });
+
+  it('caps the instance label: churning instance ids end as _other past maxLabelValues', async () => {
+    const telemetry = new Telemetry();
+    const metrics = new TrellisMetrics({ processMetrics: false, maxLabelValues: 50 });
+    metrics.subscribe(telemetry);
+    for (let i = 0; i < 10_000; i++) {
+      telemetry.emit({
+        type: 'instance-picked',
+        service: 'users',
+        instance: `users-${i}`,
+        attempt: 1,
+        strategy: 'round-robin',
+        route: undefined,
+        panic: false,
+      });
+    }
+    const picks = await series(metrics.registry, 'trellis_instance_picks_total');
+    expect(picks).toHaveLength(51);
+    expect(picks.find((s) => s.labels.instance === '_other')?.value).toBe(10_000 - 50);
+    expect(picks.reduce((total, s) => total + s.value, 0)).toBe(10_000);
+  });
+
+  it('stops counting once disposed, and registers process metrics in the registry it is given', async () => {
+    const registry = new Registry();
+    const telemetry = new Telemetry();
+    const metrics = new TrellisMetrics({ registry });
+    metrics.subscribe(telemetry);
+    expect(telemetry.enabled).toBe(true);
+    metrics.dispose();
+    expect(telemetry.enabled).toBe(false);
+    const names = (await registry.getMetricsAsJSON()).map((m) => m.name);
+    expect(names).toEqual(
+      expect.arrayContaining(['http_client_request_duration_seconds', 'nodejs_eventloop_lag_seconds']),
+    );
+  });
+
+  it('refuses a cap that is not a positive integer, naming the field', () => {
+    expect(() => new TrellisMetrics({ maxLabelValues: 0 })).toThrow(ConfigError);
+    expect(() => new TrellisMetrics({ maxLabelValues: 0 })).toThrow(/maxLabelValues/);
+  });
+});
