@@ -5,6 +5,7 @@ import axios from 'axios';
 import { Pool } from 'undici';
 import { CallContext, type Reply, type ServiceInstance } from '@trellis/core';
 import { ServiceClient, type Transport } from '@trellis/client';
+import { TrellisMetrics } from '@trellis/metrics';
 import { Discovery, MemoryRegistry } from '@trellis/registry';
 import { measureCalls, median, nsPerCall, printTable, type RunFigures } from './measure.js';
 import { nginxPath, startSidecars } from './sidecar.js';
@@ -35,6 +36,10 @@ export async function clientBench(): Promise<Record<string, number | string>> {
   const discovery = new Discovery(registry);
   const overAxios = new ServiceClient({ service: 'users', discovery });
   const overUndici = new ServiceClient({ service: 'users', discovery, transport: 'undici' });
+  // The same client as overAxios, with the metrics a TrellisApp keeps subscribed to it.
+  const metered = new ServiceClient({ service: 'users', discovery });
+  const metrics = new TrellisMetrics({ processMetrics: false });
+  metrics.subscribe(metered);
   // The baselines are configured as the Trellis transports are: keep-alive, 64 connections, no
   // redirect following; each decodes the JSON body, as the transports do.
   const axiosAgent = new http.Agent({ keepAlive: true, maxSockets: 64 });
@@ -51,11 +56,18 @@ export async function clientBench(): Promise<Record<string, number | string>> {
   const variants = {
     axios: () => bareAxios.get('/users/1'),
     governedAxios: () => overAxios.get('/users/1'),
+    governedMetrics: () => metered.get('/users/1', { template: '/users/:id' }),
     undici: bareUndici,
     governedUndici: () => overUndici.get('/users/1'),
   };
   type Variant = keyof typeof variants;
-  const runs: Record<Variant, RunFigures[]> = { axios: [], governedAxios: [], undici: [], governedUndici: [] };
+  const runs: Record<Variant, RunFigures[]> = {
+    axios: [],
+    governedAxios: [],
+    governedMetrics: [],
+    undici: [],
+    governedUndici: [],
+  };
   const names = Object.keys(variants) as Variant[];
   // Warm every path, then take the variants in a different order each round, so that drift
   // (the machine's other load) hits all alike.
@@ -108,6 +120,7 @@ export async function clientBench(): Promise<Record<string, number | string>> {
     [
       row('axios (baseline)', runs.axios),
       row('trellis client over axios', runs.governedAxios),
+      row('trellis client over axios, metrics on', runs.governedMetrics),
       row('undici Pool (baseline)', runs.undici),
       row("trellis client over undici (transport: 'undici')", runs.governedUndici),
     ],
@@ -126,9 +139,11 @@ export async function clientBench(): Promise<Record<string, number | string>> {
   const ratio = rps(runs.governedAxios) / rps(runs.axios);
   const undiciRatio = rps(runs.governedUndici) / rps(runs.undici);
   const undiciVsAxios = rps(runs.governedUndici) / rps(runs.axios);
+  const metricsRatio = rps(runs.governedMetrics) / rps(runs.governedAxios);
   console.log(`\nratio_vs_axios (throughput, trellis over axios / axios): ${ratio.toFixed(3)}`);
   console.log(`undici_ratio_vs_undici (trellis over undici / undici Pool): ${undiciRatio.toFixed(3)}`);
   console.log(`undici_ratio_vs_axios (trellis over undici / axios): ${undiciVsAxios.toFixed(3)}`);
+  console.log(`metrics_ratio (trellis over axios with metrics on / off): ${metricsRatio.toFixed(3)}`);
 
   const sidecar = await sidecarFigures(port, [
     {
@@ -152,7 +167,8 @@ export async function clientBench(): Promise<Record<string, number | string>> {
       },
     },
   ]);
-  await Promise.all([overAxios.close(), overUndici.close(), offline.close(), pool.close()]);
+  metrics.dispose();
+  await Promise.all([overAxios.close(), overUndici.close(), metered.close(), offline.close(), pool.close()]);
   axiosAgent.destroy();
   await discovery.close();
   await registry.close();
@@ -165,6 +181,7 @@ export async function clientBench(): Promise<Record<string, number | string>> {
     ratio_vs_axios: Number(ratio.toFixed(3)),
     undici_ratio_vs_undici: Number(undiciRatio.toFixed(3)),
     undici_ratio_vs_axios: Number(undiciVsAxios.toFixed(3)),
+    metrics_ratio: Number(metricsRatio.toFixed(3)),
     axios_p99_ms: Number(pick(runs.axios, 'p99Ms').toFixed(3)),
     trellis_p99_ms: Number(pick(runs.governedAxios, 'p99Ms').toFixed(3)),
     undici_p99_ms: Number(pick(runs.undici, 'p99Ms').toFixed(3)),
