@@ -14,7 +14,19 @@ export type ErrorCode =
   | 'CIRCUIT_OPEN'
   | 'TIMEOUT'
   | 'RATE_LIMITED'
-  | 'BULKHEAD_FULL';
+  | 'BULKHEAD_FULL'
+  // @trellis/registry-server: its data directory, and the requests it refuses.
+  | 'DATA_DIR_UNUSABLE'
+  | 'DATA_CORRUPT'
+  | 'INVALID_ACL_INPUT'
+  | 'INVALID_ACL_RULES'
+  | 'ACL_NOT_FOUND'
+  | 'INVALID_REQUEST'
+  | 'INVALID_QUERY_PARAM'
+  | 'INVALID_BODY_ENCODING'
+  | 'INVALID_SESSION_REQUEST'
+  | 'INVALID_KV_REQUEST'
+  | 'NODE_REGISTRATION_REFUSED';
 
 export interface TrellisErrorOptions {
   /** Whether trying again (maybe elsewhere) can succeed. */

@@ -1,3 +1,4 @@
+import { TrellisError } from '@trellis/core';
 // Consul's ACL rule language, the part that services and KV need. Consul reads rules as HCL or
 // JSON; this parser reads the same two forms, limited to what Trellis enforces:
 //
@@ -33,11 +34,13 @@ export interface AclRules {
   readonly acl: AccessLevel | undefined;
 }
 
-/** Rules that cannot be parsed; the message names the problem (line and what was found). */
-export class AclRulesError extends Error {
+/**
+ * Rules that cannot be parsed; the message names the problem (line and what was found).
+ * Code `INVALID_ACL_RULES`.
+ */
+export class AclRulesError extends TrellisError {
   constructor(message: string) {
-    super(`Failed to parse ACL rules: ${message}`);
-    this.name = 'AclRulesError';
+    super('INVALID_ACL_RULES', `Failed to parse ACL rules: ${message}`);
   }
 }
 

@@ -1,5 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { Emitter, type Event } from '@trellis/core';
+import { Emitter, TrellisError, type Event } from '@trellis/core';
 import { Authorizer } from './acl-authorizer.js';
 import { AclRulesError, parseAclRules, type AclRules } from './acl-rules.js';
 
@@ -59,19 +59,39 @@ export interface PolicyLink {
   readonly name?: string;
 }
 
-/** A refused write (bad name, rules that do not parse, unknown policy, ...); answered 400. */
-export class AclInputError extends Error {
+/**
+ * A refused write (bad name, rules that do not parse, unknown policy, ...); answered 400.
+ * Code `INVALID_ACL_INPUT`.
+ * @example
+ * try { acl.savePolicy({ name: 'bad name!', rules: '' }); }
+ * catch (e) { if (AclInputError.is(e)) console.error(e.message); else throw e; }
+ */
+export class AclInputError extends TrellisError {
   constructor(message: string) {
-    super(message);
-    this.name = 'AclInputError';
+    super('INVALID_ACL_INPUT', message);
+  }
+
+  /** True for this error, from this copy of the package or another. */
+  static override is(error: unknown): error is AclInputError {
+    return TrellisError.hasCode(error, 'INVALID_ACL_INPUT');
   }
 }
 
-/** A token or policy ID that does not exist; Consul answers 403 "ACL not found". */
-export class AclNotFoundError extends Error {
+/**
+ * A token or policy ID that does not exist; Consul answers 403 "ACL not found".
+ * Code `ACL_NOT_FOUND`.
+ * @example
+ * try { acl.rotateToken('no-such-accessor'); }
+ * catch (e) { if (!AclNotFoundError.is(e)) throw e; } // deleted meanwhile
+ */
+export class AclNotFoundError extends TrellisError {
   constructor() {
-    super('ACL not found');
-    this.name = 'AclNotFoundError';
+    super('ACL_NOT_FOUND', 'ACL not found');
+  }
+
+  /** True for this error, from this copy of the package or another. */
+  static override is(error: unknown): error is AclNotFoundError {
+    return TrellisError.hasCode(error, 'ACL_NOT_FOUND');
   }
 }
 

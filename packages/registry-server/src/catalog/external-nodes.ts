@@ -1,3 +1,4 @@
+import { TrellisError } from '@trellis/core';
 import type { ExternalCheckDefinition, NodeDeregistration, NodeRegistration } from './catalog-registration.js';
 import { compare, toServiceRecord, type CheckRecord, type HealthRecord, type NodeRecord } from './catalog-records.js';
 import { sameList, sameService, type ServiceDefinition } from './service-definition.js';
@@ -52,13 +53,15 @@ interface NodeState {
   checks: Map<string, Indexed<ExternalCheckDefinition>>;
 }
 
-/** A registration the catalog refuses, with Consul's text; `field` names the part of the body. */
-export class NodeRegistrationError extends Error {
+/**
+ * A registration the catalog refuses, with Consul's text; `field` names the part of the body.
+ * Code `NODE_REGISTRATION_REFUSED`.
+ */
+export class NodeRegistrationError extends TrellisError {
   readonly field: string;
 
   constructor(field: string, message: string) {
-    super(message);
-    this.name = 'NodeRegistrationError';
+    super('NODE_REGISTRATION_REFUSED', message);
     this.field = field;
   }
 }

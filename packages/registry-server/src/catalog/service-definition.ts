@@ -1,3 +1,4 @@
+import { TrellisError } from '@trellis/core';
 import { parseGoDuration } from '../http/go-duration.js';
 
 /** The states of a Consul health check. */
@@ -76,14 +77,16 @@ export interface ServiceDefinition {
   readonly checks: readonly CheckDefinition[];
 }
 
-/** A request body the server cannot accept; `message` is the text answered with HTTP 400. */
-export class RequestDecodeError extends Error {
+/**
+ * A request body the server cannot accept; `message` is the text answered with HTTP 400.
+ * Code `INVALID_REQUEST`.
+ */
+export class RequestDecodeError extends TrellisError {
   /** The offending field, as a path such as `Check.TTL` or `Meta["a.b"]`. */
   readonly field: string;
 
   constructor(field: string, message: string) {
-    super(message);
-    this.name = 'RequestDecodeError';
+    super('INVALID_REQUEST', message);
     this.field = field;
   }
 }

@@ -1,4 +1,4 @@
-import { systemClock, type Clock, type Timer } from '@trellis/core';
+import { systemClock, TrellisError, type Clock, type Timer } from '@trellis/core';
 import { parseGoDuration } from './go-duration.js';
 import { IndexGraveyard } from './index-graveyard.js';
 
@@ -16,15 +16,14 @@ export interface BlockingParams {
   readonly waitMs: number;
 }
 
-/** A malformed `?index` or `?wait`; `param` names it. */
-export class BadQueryParamError extends Error {
+/** A malformed `?index` or `?wait`; `param` names it. Code `INVALID_QUERY_PARAM`. */
+export class BadQueryParamError extends TrellisError {
   readonly param: string;
   /** The HTTP status the server answers it with. */
   readonly statusCode = 400;
 
   constructor(param: string, message: string) {
-    super(message);
-    this.name = 'BadQueryParamError';
+    super('INVALID_QUERY_PARAM', message);
     this.param = param;
   }
 }

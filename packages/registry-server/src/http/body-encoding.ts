@@ -1,15 +1,17 @@
+import { TrellisError } from '@trellis/core';
 import { PassThrough, Transform, type TransformCallback } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import type { FastifyInstance } from 'fastify';
 
-/** A request body whose Content-Encoding the server cannot or will not decode; answered 400 or 415. */
-export class BodyEncodingError extends Error {
-  readonly code = 'BODY_ENCODING';
+/**
+ * A request body whose Content-Encoding the server cannot or will not decode; answered 400 or
+ * 415. Code `INVALID_BODY_ENCODING`.
+ */
+export class BodyEncodingError extends TrellisError {
   readonly statusCode: 400 | 415;
 
   constructor(message: string, statusCode: 400 | 415) {
-    super(message);
-    this.name = 'BodyEncodingError';
+    super('INVALID_BODY_ENCODING', message);
     this.statusCode = statusCode;
   }
 }

@@ -1,4 +1,4 @@
-import { ClosedError, Emitter, systemClock, type Clock, type Event } from '@trellis/core';
+import { ClosedError, Emitter, systemClock, TrellisError, type Clock, type Event } from '@trellis/core';
 import { IndexGraveyard } from '../http/index-graveyard.js';
 
 /** Consul's default `kv_max_value_size`: 512 KiB. */
@@ -130,15 +130,14 @@ export interface KvTxnContext {
 /**
  * A write the store refuses; `field` names what is wrong (`key`, `value`, `flags`, `cas`,
  * `recurse`) and `statusCode` is the HTTP status to answer with (413 for a value too large,
- * 400 otherwise). The message is the text to answer with.
+ * 400 otherwise). The message is the text to answer with. Code `INVALID_KV_REQUEST`.
  */
-export class KvRequestError extends Error {
+export class KvRequestError extends TrellisError {
   readonly field: string;
   readonly statusCode: 400 | 413;
 
   constructor(field: string, message: string, statusCode: 400 | 413 = 400) {
-    super(message);
-    this.name = 'KvRequestError';
+    super('INVALID_KV_REQUEST', message);
     this.field = field;
     this.statusCode = statusCode;
   }

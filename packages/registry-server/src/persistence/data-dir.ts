@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { TrellisError, type ErrorCode } from '@trellis/core';
 
 const write = promisify(fs.write);
 const fsync = promisify(fs.fsync);
@@ -8,16 +9,55 @@ const open = promisify(fs.open);
 const close = promisify(fs.close);
 
 /**
- * A data directory that cannot be used: not a directory, not writable, or holding a snapshot
- * or journal that cannot be read. `path` names the file or directory at fault.
+ * A data directory that cannot be used: not a directory, not writable, locked by another
+ * server, or holding a snapshot or journal that cannot be read. `path` names the file or
+ * directory at fault. Code `DATA_DIR_UNUSABLE`; a damaged file is the subclass
+ * {@link DataCorruptError}, code `DATA_CORRUPT`.
+ * @example
+ * try { new RegistryServer({ dataDir: '/var/lib/trellis-registry' }); }
+ * catch (e) { if (DataDirError.is(e)) console.error(`cannot use ${e.path}: ${e.message}`); throw e; }
  */
-export class DataDirError extends Error {
+export class DataDirError extends TrellisError {
   readonly path: string;
 
   constructor(filePath: string, message: string, options?: ErrorOptions) {
-    super(`data directory: ${message}: ${filePath}`, options);
-    this.name = 'DataDirError';
+    // The subclass's code, chosen here since TrellisError takes it once, in its constructor.
+    const code: ErrorCode = (new.target as unknown) === DataCorruptError ? 'DATA_CORRUPT' : 'DATA_DIR_UNUSABLE';
+    super(code, `data directory: ${message}: ${filePath}`, { cause: options?.cause });
     this.path = filePath;
+  }
+
+  /** True for this error or a {@link DataCorruptError}, from this copy of the package or another. */
+  static override is(error: unknown): error is DataDirError {
+    return TrellisError.hasCode(error, 'DATA_DIR_UNUSABLE') || TrellisError.hasCode(error, 'DATA_CORRUPT');
+  }
+}
+
+/**
+ * A snapshot or journal record that fails its checksum or does not have the shape the server
+ * writes: the file was damaged (a disk error, a hand edit), so the server refuses to start
+ * rather than serve another value than was written. Nothing in the directory is changed.
+ * `path` names the file, `line` the journal line (undefined for the snapshot), and `field`
+ * the part of the record that is wrong, when its shape is (`records.service.web-1.def.port`).
+ * Code `DATA_CORRUPT`.
+ * @example
+ * try { new RegistryServer({ dataDir: '/var/lib/trellis-registry' }); }
+ * catch (e) { if (DataCorruptError.is(e)) console.error(`restore ${e.path} from a backup`); throw e; }
+ */
+export class DataCorruptError extends DataDirError {
+  /** The journal's line, from 1; undefined for the snapshot. */
+  readonly line: number | undefined;
+  /** Where in the record the shape is wrong; undefined for a checksum mismatch. */
+  readonly field: string | undefined;
+
+  constructor(filePath: string, line: number | undefined, problem: string, field?: string) {
+    super(filePath, `corrupt ${line === undefined ? 'snapshot' : `journal at line ${line}`} (${problem})`);
+    this.line = line;
+    this.field = field;
+  }
+
+  static override is(error: unknown): error is DataCorruptError {
+    return TrellisError.hasCode(error, 'DATA_CORRUPT');
   }
 }
 

@@ -1,3 +1,4 @@
+import { TrellisError } from '@trellis/core';
 import { z } from 'zod';
 import { parseGoDuration } from '../http/go-duration.js';
 
@@ -29,14 +30,16 @@ export interface SessionDefinition {
   readonly checks: readonly string[];
 }
 
-/** A session request the server refuses; `field` names what is wrong, `statusCode` the answer. */
-export class SessionRequestError extends Error {
+/**
+ * A session request the server refuses; `field` names what is wrong, `statusCode` the answer.
+ * Code `INVALID_SESSION_REQUEST`.
+ */
+export class SessionRequestError extends TrellisError {
   readonly field: string;
   readonly statusCode: 400 | 404 | 429;
 
   constructor(field: string, message: string, statusCode: 400 | 404 | 429 = 400) {
-    super(message);
-    this.name = 'SessionRequestError';
+    super('INVALID_SESSION_REQUEST', message);
     this.field = field;
     this.statusCode = statusCode;
   }
