@@ -8,6 +8,7 @@ import {
   AclInputError,
   AclNotFoundError,
   AclStore,
+  DataCorruptError,
   DataDirError,
   RegistryServer,
 } from '@trellis/registry-server';
@@ -75,7 +76,18 @@ describe('the errors of the registry server are Trellis errors with a code', () 
     const error = thrown(() => new RegistryServer({ logLevel: 'silent', dataDir: file }));
     expectCode(error, DataDirError, 'DATA_DIR_UNUSABLE');
     expect(DataDirError.is(error)).toBe(true);
+    expect(DataCorruptError.is(error)).toBe(false);
     expect(error).toMatchObject({ path: file });
+  });
+
+  it('DataCorruptError: DATA_CORRUPT, and a DataDirError too', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-codes-'));
+    dirs.push(dir);
+    fs.writeFileSync(path.join(dir, 'snapshot.json'), '{');
+    const error = thrown(() => new RegistryServer({ logLevel: 'silent', dataDir: dir }));
+    expectCode(error, DataCorruptError, 'DATA_CORRUPT');
+    expect(DataDirError.is(error)).toBe(true);
+    expect(error).toBeInstanceOf(DataDirError);
   });
 
   it('RequestDecodeError: INVALID_REQUEST', () => {

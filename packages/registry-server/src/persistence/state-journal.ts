@@ -1,9 +1,23 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { DataDirError, fileMode, isObject, prepareDir, syncDir, syncDirAsync, writeAll } from './data-dir.js';
+import { z } from 'zod';
+import { checkSeal, hasDamagedNewline, seal } from './checksum.js';
+import { DataCorruptError, DataDirError, fileMode, prepareDir, syncDir, syncDirAsync, writeAll } from './data-dir.js';
 import { lockDir, unlockDir } from './data-dir-lock.js';
-import { mergeMeta, readSnapshot, snapshotFile, writeSnapshot } from './snapshot.js';
+import {
+  damaged,
+  mergeMeta,
+  metaSchema,
+  readSnapshot,
+  recordProblem,
+  shapeError,
+  snapshotFile,
+  writeSnapshot,
+  writeSnapshotSync,
+  type RecordSchemas,
+  type SnapshotState,
+} from './snapshot.js';
 
 const fdatasync = promisify(fs.fdatasync);
 const open = promisify(fs.open);
@@ -45,7 +59,19 @@ export interface StateJournalOptions {
   readonly compactAfterBytes?: number;
   /** Told about a torn last line that was dropped, and about a failed write. Default: stderr. */
   readonly warn?: (message: string) => void;
+  /**
+   * The schema of the values of each kind, checked on load: a record of the wrong shape, or of
+   * a kind not named, is refused with a {@link DataCorruptError} naming its file, line and field.
+   * Default: none, values are not checked.
+   */
+  readonly schemas?: RecordSchemas;
 }
+
+// One commit, one line: the values of the keys it changed (null for gone) and the meta numbers.
+const commitSchema = z.looseObject({
+  meta: metaSchema,
+  records: z.array(z.tuple([z.string(), z.string(), z.unknown()])),
+});
 
 interface Deferred {
   readonly promise: Promise<void>;
@@ -62,10 +88,12 @@ interface Deferred {
  * replaying one twice is harmless, which is what makes compaction simple.
  *
  * Files in the directory: `snapshot.json` (generation N, written to a temp file, fsynced,
- * renamed, directory fsynced) and `journal-N.jsonl`, the commits after that snapshot. Opening
- * loads the snapshot, replays the journal (a torn last line, a commit a crash cut short, is
- * dropped with a warning: it was never acknowledged), and truncates the journal after the last
- * whole line.
+ * renamed, directory fsynced) and `journal-N.jsonl`, the commits after that snapshot. Each
+ * line and the snapshot end with a CRC-32 of their bytes (`"crc32":"…"`). Opening loads the
+ * snapshot, replays the journal (a torn last line, a commit a crash cut short, is dropped with
+ * a warning: it was never acknowledged), and truncates the journal after the last whole line.
+ * A record that fails its checksum or its schema is refused, and the directory left as it was.
+ * Data written before checksums is read once and rewritten at once as a sealed snapshot.
  *
  * @example
  * const { journal, state } = StateJournal.open({ dir: '/var/lib/trellis' });
@@ -117,8 +145,9 @@ export class StateJournal {
    * Opens (or creates) a data directory and loads what it holds. Synchronous: it runs once, at
    * start-up, before the server takes requests.
    * @throws DataDirError naming the path when the directory cannot be created or written, is a
-   *   file, or holds a snapshot or journal that cannot be read; existing data is never
-   *   replaced by an empty state.
+   *   file, or holds a snapshot or journal that cannot be read; DataCorruptError naming the file
+   *   and line when a record fails its checksum or schema. Existing data is never replaced by
+   *   an empty state, and nothing is written when the data is refused.
    */
   static open(options: StateJournalOptions): { journal: StateJournal; state: LoadedState } {
     const dir = path.resolve(options.dir);
@@ -139,23 +168,41 @@ export class StateJournal {
   static #load(dir: string, lock: string, options: StateJournalOptions): { journal: StateJournal; state: LoadedState } {
     const records = new Map<string, Map<string, unknown>>();
     const meta: Record<string, number> = {};
-    const generation = readSnapshot(dir, records, meta);
+    const snapshot = readSnapshot(dir, records, meta, options.schemas);
+    let generation = snapshot.generation;
+    // Removed once the data is accepted: a refused start leaves the directory as it was.
+    const leftovers: string[] = [];
     for (const name of fs.readdirSync(dir)) {
       const found = journalPattern.exec(name);
       const at = path.join(dir, name);
       if (found === null) {
         // A snapshot a crash cut short before its rename.
-        if (name === `${snapshotFile}.tmp`) fs.rmSync(at, { force: true });
+        if (name === `${snapshotFile}.tmp`) leftovers.push(at);
         continue;
       }
       const gen = Number(found[1]);
       // Compaction deletes the journal it replaced only after the new snapshot is in place.
-      if (gen < generation) fs.rmSync(at, { force: true });
+      if (gen < generation) leftovers.push(at);
       if (gen > generation) throw new DataDirError(at, 'journal is newer than the snapshot (missing snapshot?)');
     }
-    const journalPath = path.join(dir, journalName(generation));
+    let journalPath = path.join(dir, journalName(generation));
     const warn = options.warn ?? ((message: string) => process.stderr.write(`${message}\n`));
-    const bytes = replayJournal(journalPath, records, meta, warn);
+    // Once a snapshot is sealed, so is every line written after it.
+    const sealed = snapshot.generation > 0 && !snapshot.unsealed;
+    const replayed = replayJournal(journalPath, records, meta, warn, sealed, options.schemas);
+    let bytes = replayed.bytes;
+    for (const at of leftovers) fs.rmSync(at, { force: true });
+    if (snapshot.unsealed || replayed.unsealed) {
+      // Written by a version without checksums: sealed now, so that no file mixes both forms.
+      const next = generation + 1;
+      writeSnapshotSync(dir, snapshotOf(next, records, meta));
+      fs.rmSync(journalPath, { force: true });
+      syncDir(dir);
+      warn(`trellis-registry: rewrote the data directory ${dir} with checksums (snapshot version 2)`);
+      generation = next;
+      journalPath = path.join(dir, journalName(generation));
+      bytes = 0;
+    }
     let fd: number;
     try {
       fd = fs.openSync(journalPath, 'a', fileMode);
@@ -243,7 +290,7 @@ export class StateJournal {
     if (this.#writing !== undefined || this.#dirty.size === 0 || this.#failed !== undefined) return;
     const waiters = this.#waiters;
     this.#waiters = undefined;
-    const line = Buffer.from(`${JSON.stringify(this.#capture())}\n`, 'utf8');
+    const line = Buffer.from(`${seal(JSON.stringify(this.#capture()))}\n`, 'utf8');
     this.#writing = this.#commit(line)
       .then(
         () => waiters?.resolve(),
@@ -326,60 +373,127 @@ function journalName(generation: number): string {
   return `journal-${generation}.jsonl`;
 }
 
-// Applies every whole line; returns the journal's length after the last one.
+function snapshotOf(
+  generation: number,
+  records: ReadonlyMap<string, ReadonlyMap<string, unknown>>,
+  meta: Readonly<Record<string, number>>,
+): SnapshotState {
+  const byKind: Record<string, Record<string, unknown>> = {};
+  for (const [kind, values] of records) byKind[kind] = Object.fromEntries(values);
+  return { generation, meta, records: byKind };
+}
+
+/**
+ * Applies every whole line; returns the journal's length after the last one, and whether its
+ * lines were written before checksums. `sealed` says they must carry one (the snapshot does).
+ */
 function replayJournal(
   file: string,
   records: Map<string, Map<string, unknown>>,
   meta: Record<string, number>,
   warn: (message: string) => void,
-): number {
-  let text: string;
+  sealed: boolean,
+  schemas: RecordSchemas | undefined,
+): { bytes: number; unsealed: boolean } {
+  let text: Buffer;
   try {
-    text = fs.readFileSync(file, 'utf8');
+    text = fs.readFileSync(file);
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return 0;
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { bytes: 0, unsealed: false };
     throw new DataDirError(file, `cannot read the journal (${String(error)})`, { cause: error });
   }
+  const lines: Buffer[] = [];
   let offset = 0;
-  let lineNumber = 0;
-  while (offset < text.length) {
-    const end = text.indexOf('\n', offset);
-    lineNumber++;
-    if (end < 0) {
-      // A commit a crash cut short: never fdatasynced, so never acknowledged.
-      warn(`trellis-registry: dropped a torn last line (line ${lineNumber}) of the journal ${file}`);
-      try {
-        fs.truncateSync(file, Buffer.byteLength(text.slice(0, offset), 'utf8'));
-      } catch (error) {
-        throw new DataDirError(file, `cannot truncate the torn journal (${String(error)})`, { cause: error });
-      }
-      break;
-    }
-    if (!applyLine(text.slice(offset, end), records, meta)) {
-      throw new DataDirError(file, `corrupt journal at line ${lineNumber}`);
-    }
+  for (let end = text.indexOf(0x0a); end >= 0; end = text.indexOf(0x0a, offset)) {
+    lines.push(text.subarray(offset, end));
     offset = end + 1;
   }
-  return Buffer.byteLength(text.slice(0, offset), 'utf8');
+  const tail = text.subarray(offset);
+  // A file of the old form has no checksum on any line; one checksum makes them all required,
+  // so that a damaged checksum cannot pass a line off as one of the old form.
+  const checks = lines.map(checkSeal);
+  const oldForm = !sealed && checks.every((check) => check === 'unsealed');
+  const unsealed = oldForm && lines.length > 0;
+  // Parsed and checked before any is applied, so that a refused journal changes nothing.
+  const commits: Array<z.infer<typeof commitSchema>> = [];
+  lines.forEach((line, i) => {
+    const lineNumber = i + 1;
+    if (checks[i] === 'mismatch') throw new DataCorruptError(file, lineNumber, damaged('fails its checksum'));
+    if (checks[i] === 'unsealed' && !oldForm) {
+      throw new DataCorruptError(file, lineNumber, damaged('its checksum is missing or damaged'));
+    }
+    commits.push(parseCommit(file, lineNumber, line, schemas));
+  });
+  if (tail.byteLength > 0) {
+    const lineNumber = lines.length + 1;
+    // A crash cuts a commit short, leaving a prefix of its line: never fdatasynced, so never
+    // acknowledged, and dropped. A whole record without its newline, or whose checksum is
+    // wrong, is no prefix of what was written: damage.
+    const check = checkSeal(tail);
+    if (check === 'mismatch') throw new DataCorruptError(file, lineNumber, damaged('fails its checksum'));
+    if (hasDamagedNewline(tail) || (!oldForm && check === 'unsealed' && isJson(tail))) {
+      throw new DataCorruptError(
+        file,
+        lineNumber,
+        damaged('the last line is whole but its checksum or newline is damaged'),
+      );
+    }
+  }
+  for (const commit of commits) applyCommit(commit, records, meta);
+  if (tail.byteLength > 0) {
+    warn(`trellis-registry: dropped a torn last line (line ${lines.length + 1}) of the journal ${file}`);
+    try {
+      fs.truncateSync(file, offset);
+    } catch (error) {
+      throw new DataDirError(file, `cannot truncate the torn journal (${String(error)})`, { cause: error });
+    }
+  }
+  return { bytes: offset, unsealed };
 }
 
-function applyLine(line: string, records: Map<string, Map<string, unknown>>, meta: Record<string, number>): boolean {
+function parseCommit(
+  file: string,
+  line: number,
+  bytes: Buffer,
+  schemas: RecordSchemas | undefined,
+): z.infer<typeof commitSchema> {
   let parsed: unknown;
   try {
-    parsed = JSON.parse(line);
-  } catch {
-    return false;
+    parsed = JSON.parse(bytes.toString('utf8'));
+  } catch (error) {
+    throw new DataCorruptError(file, line, `not JSON: ${String(error)}`);
   }
-  if (!isObject(parsed) || !Array.isArray(parsed['records']) || !mergeMeta(meta, parsed['meta'])) return false;
-  for (const record of parsed['records'] as unknown[]) {
-    if (!Array.isArray(record) || typeof record[0] !== 'string' || typeof record[1] !== 'string') return false;
-    const [kind, key, value] = record as [string, string, unknown];
+  const result = commitSchema.safeParse(parsed);
+  if (!result.success) throw shapeError(file, line, result.error, []);
+  result.data.records.forEach(([kind, , value], i) => {
+    // null: the key is gone.
+    const problem = value === null ? undefined : recordProblem(schemas, kind, value);
+    if (problem !== undefined) throw shapeError(file, line, problem, ['records', i, 2]);
+  });
+  return result.data;
+}
+
+function applyCommit(
+  commit: z.infer<typeof commitSchema>,
+  records: Map<string, Map<string, unknown>>,
+  meta: Record<string, number>,
+): void {
+  mergeMeta(meta, commit.meta);
+  for (const [kind, key, value] of commit.records) {
     let values = records.get(kind);
     if (values === undefined) records.set(kind, (values = new Map<string, unknown>()));
     if (value === null || value === undefined) values.delete(key);
     else values.set(key, value);
   }
-  return true;
+}
+
+function isJson(bytes: Buffer): boolean {
+  try {
+    JSON.parse(bytes.toString('utf8'));
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 function deferred(): Deferred {
