@@ -14,6 +14,7 @@ import { attachDurableState, storedNodeId } from './persistence/durable-state.js
 import { registerHttpApi } from './http/http-api.js';
 import { KvStore } from './kv/kv-store.js';
 import { DataDirError } from './persistence/data-dir.js';
+import { persistedRecordSchemas } from './persistence/persisted-records.js';
 import { StateJournal } from './persistence/state-journal.js';
 import { nodeSessionsTopic, sessionTopic } from './session/session-api.js';
 import { SessionStore } from './session/session-store.js';
@@ -173,6 +174,7 @@ export class RegistryServer implements Closeable {
         dir: options.dataDir,
         ...(options.compactAfterBytes === undefined ? {} : { compactAfterBytes: options.compactAfterBytes }),
         ...(logLevel === 'silent' ? { warn: () => undefined } : {}),
+        schemas: persistedRecordSchemas,
       });
       this.#journal = loaded.journal;
     }

@@ -26,7 +26,7 @@ export const journalKinds = {
 } as const;
 
 /** A KV key as the journal keeps it: an entry (value in base64), or the index of its deletion. */
-type PersistedKv =
+export type PersistedKv =
   | {
       readonly value: string;
       /** A decimal string above 2^53-1, which JSON numbers do not hold exactly. */
