@@ -168,6 +168,9 @@ export class RegistryServer implements Closeable {
     const datacenter = datacenterName(options.datacenter);
     const address = advertiseAddress(options.nodeAddress);
     const meta = nodeMeta(options.nodeMeta);
+    const limits = connectionLimits(options);
+    const answerCacheLimit = positive('answerCacheMaxBytes', options.answerCacheMaxBytes);
+    const maxSessions = maxSessionsPerNode(options.maxSessionsPerNode);
     let loaded: ReturnType<typeof StateJournal.open> | undefined;
     if (options.dataDir !== undefined) {
       loaded = StateJournal.open({
@@ -185,7 +188,6 @@ export class RegistryServer implements Closeable {
       address,
       meta,
     };
-    const limits = connectionLimits(options);
     const clock = options.clock ?? systemClock;
     this.#catalog = new Catalog({ clock });
     const catalog = this.#catalog;
@@ -195,8 +197,8 @@ export class RegistryServer implements Closeable {
       isGone: (topic) => !topic.startsWith('service:') || catalog.health(topic.slice('service:'.length)).length === 0,
     });
     this.#kv = new KvStore({ clock });
-    this.#answers = new AnswerCache(positive('answerCacheMaxBytes', options.answerCacheMaxBytes));
-    this.#sessions = sessionStore(options, node, this.#kv, this.#catalog);
+    this.#answers = new AnswerCache(answerCacheLimit);
+    this.#sessions = sessionStore(options, maxSessions, node, this.#kv, this.#catalog);
     if (loaded !== undefined) {
       try {
         attachDurableState(loaded.journal, loaded.state, {
@@ -212,8 +214,14 @@ export class RegistryServer implements Closeable {
       } catch (error) {
         void this.#catalog.close();
         this.#sessions.close();
-        void loaded.journal.close();
-        throw new DataDirError(options.dataDir ?? '', `cannot restore its state (${String(error)})`, { cause: error });
+        // At once, so that the lock is gone when the constructor throws, and its failure kept.
+        let closeError: unknown;
+        try {
+          loaded.journal.abandon();
+        } catch (caught) {
+          closeError = caught;
+        }
+        throw restoreFailure(options.dataDir ?? '', error, closeError);
       }
     }
     this.#catalog.onChange((change) => this.#blocking.notify(topicsOf(change), change.index));
@@ -382,11 +390,31 @@ export class RegistryServer implements Closeable {
   }
 }
 
-function sessionStore(options: RegistryServerOptions, node: NodeInfo, kv: KvStore, catalog: Catalog): SessionStore {
-  const max = options.maxSessionsPerNode;
+// Both failures are kept: the one that stopped the start, and the journal's that followed it.
+function restoreFailure(dir: string, error: unknown, closeError: unknown): DataDirError {
+  if (closeError === undefined) {
+    return new DataDirError(dir, `cannot restore its state (${String(error)})`, { cause: error });
+  }
+  const closing = closeError instanceof Error ? closeError.message : 'unknown error';
+  return new DataDirError(dir, `cannot restore its state (${String(error)}), nor close its journal (${closing})`, {
+    cause: new AggregateError([error, closeError], 'restoring the state failed, and closing the journal too'),
+  });
+}
+
+function maxSessionsPerNode(max: number | undefined): number | undefined {
   if (max !== undefined && (!Number.isSafeInteger(max) || max < 1)) {
     throw new ConfigError('maxSessionsPerNode', `must be a positive integer; got ${String(max)}`);
   }
+  return max;
+}
+
+function sessionStore(
+  options: RegistryServerOptions,
+  max: number | undefined,
+  node: NodeInfo,
+  kv: KvStore,
+  catalog: Catalog,
+): SessionStore {
   return new SessionStore({
     kv,
     clock: options.clock ?? systemClock,

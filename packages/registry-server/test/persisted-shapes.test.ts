@@ -4,8 +4,8 @@ import path from 'node:path';
 import { crc32 } from 'node:zlib';
 import { afterEach, describe, expect, it } from '@jest/globals';
 import Consul from 'consul';
-import { ManualClock } from '@trellis/core';
-import { DataCorruptError, RegistryServer } from '@trellis/registry-server';
+import { ConfigError, ManualClock } from '@trellis/core';
+import { AclInputError, DataCorruptError, DataDirError, RegistryServer } from '@trellis/registry-server';
 import { journalKinds } from '../src/persistence/durable-state.js';
 
 const root = 'root-secret';
@@ -279,5 +279,41 @@ describe('persisted state, checked against its schemas on load', () => {
       refused = error;
     }
     expect(refused).toMatchObject({ path: snapshot, line: undefined, field: `records.session.${sessionId}.behavior` });
+  });
+
+  it('lets go of the data directory before the constructor throws when the stores refuse the state', async () => {
+    const dir = tempDir();
+    const clock = new ManualClock();
+    const first = await start(dir, clock);
+    await call('PUT', `${first.url}/v1/acl/policy`, { Name: 'web', Rules: 'service "web" { policy = "write" }' });
+    await first.server.close();
+    // Rules of the right shape (a string) that do not parse: refused by the ACL store, not the schema.
+    const journal = path.join(dir, fs.readdirSync(dir).find((name) => name.startsWith('journal-')) ?? '');
+    const lines = fs.readFileSync(journal, 'utf8').split('\n');
+    const at = lines.findIndex((line) => line.includes('service \\"web\\"'));
+    lines[at] = reseal((lines[at] ?? '').replace('service \\"web\\"', 'nonsense \\"web\\"'));
+    fs.writeFileSync(journal, lines.join('\n'));
+
+    let refused: unknown;
+    try {
+      server(dir, clock);
+    } catch (error) {
+      refused = error;
+    }
+    // Synchronously: a start tried again at once finds no lock of its own in the way.
+    expect(fs.existsSync(path.join(dir, 'LOCK'))).toBe(false);
+    expect(refused).toBeInstanceOf(DataDirError);
+    expect((refused as Error).message).toMatch(/cannot restore its state.*Failed to parse ACL rules/);
+    expect((refused as Error).cause).toBeInstanceOf(AclInputError);
+    expect(() => server(dir, clock)).toThrow(/cannot restore its state/);
+  });
+
+  it('refuses a bad option without taking the data directory', () => {
+    const dir = tempDir();
+    for (const bad of [{ answerCacheMaxBytes: -1 }, { maxSessionsPerNode: 0 }, { requestTimeoutMs: 0 }]) {
+      expect(() => new RegistryServer({ logLevel: 'silent', dataDir: dir, ...bad })).toThrow(ConfigError);
+      expect(fs.existsSync(path.join(dir, 'LOCK'))).toBe(false);
+    }
+    expect(fs.readdirSync(dir)).toEqual([]);
   });
 });

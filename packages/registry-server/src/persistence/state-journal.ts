@@ -273,6 +273,31 @@ export class StateJournal {
     return this.#closing;
   }
 
+  /**
+   * Closes the journal file and lets go of the lock at once, writing nothing that is pending:
+   * for a server that refused the state it loaded, so that the directory is free (and as it
+   * was) when its constructor throws. A journal in use is closed with {@link close}.
+   * @throws the error of closing the file or of removing the lock (an AggregateError of both
+   *   when both fail); the lock is removed even when closing the file failed.
+   */
+  abandon(): void {
+    this.#dirty.clear();
+    this.#closing ??= Promise.resolve();
+    const errors: unknown[] = [];
+    try {
+      fs.closeSync(this.#fd);
+    } catch (error) {
+      errors.push(error);
+    }
+    try {
+      fs.rmSync(this.#lock);
+    } catch (error) {
+      errors.push(error);
+    }
+    if (errors.length > 1) throw new AggregateError(errors, 'cannot close the journal nor remove its lock');
+    if (errors.length === 1) throw errors[0];
+  }
+
   #throwIfFailed(): void {
     if (this.#failed !== undefined) throw this.#failed;
   }
