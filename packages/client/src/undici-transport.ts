@@ -1,4 +1,5 @@
-import { Pool } from 'undici';
+import type { IncomingHttpHeaders } from 'node:http';
+import { Pool, type Dispatcher } from 'undici';
 import {
   ClosedError,
   ConfigError,
@@ -89,34 +90,63 @@ export class UndiciTransport implements Transport {
   }
 
   /**
-   * Sends `call` to `instance`, cancelled with `context` (through its light signal: an
-   * AbortSignal and undici's listener on it would cost ~8 µs, a sixth of the request).
-   * @throws ConnectionError when no answer came; the signal's reason when it aborted the request.
+   * Sends `call` to `instance`, cancelled with `context`.
+   *
+   * Through undici's handler API rather than `pool.request()`: a request with a signal (any
+   * signal) cost 15 µs more client CPU, half of a whole request, and the body stream it makes
+   * costs more again; here cancellation is one listener on the context.
+   * @throws ConnectionError when no answer came; the context's reason when it cancelled the request.
    */
-  async send(call: Call, instance: ServiceInstance, context: CallContext): Promise<Reply> {
-    const signal = context.lightSignal();
-    const pool = this.#pool(instanceOrigin(instance));
-    const json = call.body !== undefined && isJsonPayload(call.body);
+  send(call: Call, instance: ServiceInstance, context: CallContext): Promise<Reply> {
+    let pool: Pool;
     try {
-      const response = await pool.request({
-        path: call.path,
-        method: call.method,
-        headers: requestHeaders(call.headers, json),
-        body: call.body === undefined ? null : json ? JSON.stringify(call.body) : (call.body as string | Uint8Array),
-        // undici takes any object with addEventListener (it checks no more), as its types do not say.
-        signal: (signal as AbortSignal | undefined) ?? null,
-      });
-      const text = await response.body.text();
-      return {
-        status: response.statusCode,
-        headers: flattenHeaders(response.headers),
-        body: decode(text),
-        instance,
-      };
+      pool = this.#pool(instanceOrigin(instance));
     } catch (error) {
-      if (context.aborted) throw context.reason;
-      throw new ConnectionError(call.service, instance.id, !notSentCodes.has(errorCode(error) ?? ''), error);
+      return Promise.reject(error);
     }
+    const json = call.body !== undefined && isJsonPayload(call.body);
+    return new Promise<Reply>((resolve, reject) => {
+      let controller: Dispatcher.DispatchController | undefined;
+      let status = 0;
+      let headers: IncomingHttpHeaders = {};
+      const chunks: Buffer[] = [];
+      // Before the request starts (queued for a connection), the cancellation waits for it.
+      const stopListening = context.onCancel((reason) => controller?.abort(reason as Error));
+      pool.dispatch(
+        {
+          path: call.path,
+          method: call.method as Dispatcher.HttpMethod,
+          headers: requestHeaders(call.headers, json),
+          body: call.body === undefined ? null : json ? JSON.stringify(call.body) : (call.body as string | Uint8Array),
+        },
+        {
+          onRequestStart(started) {
+            controller = started;
+            if (context.aborted) started.abort(context.reason as Error);
+          },
+          onResponseStart(_controller, statusCode, responseHeaders) {
+            status = statusCode;
+            headers = responseHeaders;
+          },
+          onResponseData(_controller, chunk) {
+            chunks.push(chunk);
+          },
+          onResponseEnd() {
+            stopListening();
+            const text = chunks.length === 1 ? (chunks[0] as Buffer).toString() : Buffer.concat(chunks).toString();
+            resolve({ status, headers: flattenHeaders(headers), body: decode(text), instance });
+          },
+          onResponseError(_controller, error) {
+            stopListening();
+            if (context.aborted) reject(context.reason);
+            else {
+              const sent = !notSentCodes.has(errorCode(error) ?? '');
+              reject(new ConnectionError(call.service, instance.id, sent, error));
+            }
+          },
+        },
+      );
+    });
   }
 
   /**
