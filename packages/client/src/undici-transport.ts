@@ -115,7 +115,7 @@ export class UndiciTransport implements Transport {
       pool.dispatch(
         {
           path: call.path,
-          method: call.method as Dispatcher.HttpMethod,
+          method: call.method,
           headers: requestHeaders(call.headers, json),
           body: call.body === undefined ? null : json ? JSON.stringify(call.body) : (call.body as string | Uint8Array),
         },
