@@ -31,6 +31,16 @@ function server(dataDir: string, clock: ManualClock, compactAfterBytes?: number)
   return created;
 }
 
+/** The error a server started on `dataDir` throws; undefined if it starts. */
+function refusedStart(dataDir: string, clock: ManualClock): unknown {
+  try {
+    server(dataDir, clock);
+  } catch (error) {
+    return error;
+  }
+  return undefined;
+}
+
 async function start(dataDir: string, clock: ManualClock, compactAfterBytes?: number) {
   const running = server(dataDir, clock, compactAfterBytes);
   const { url, port } = await running.listen({ port: 0, host: '127.0.0.1' });
@@ -244,12 +254,7 @@ describe('persisted state, checked against its schemas on load', () => {
     lines[at] = reseal((lines[at] ?? '').replace('"port":8080', '"port":"8080"'));
     fs.writeFileSync(journal, lines.join('\n'));
 
-    let refused: unknown;
-    try {
-      server(dir, clock);
-    } catch (error) {
-      refused = error;
-    }
+    const refused = refusedStart(dir, clock);
     expect(refused).toBeInstanceOf(DataCorruptError);
     const field = `records.${record}.2.def.port`;
     expect(refused).toMatchObject({ code: 'DATA_CORRUPT', path: journal, line: at + 1, field });
@@ -272,12 +277,7 @@ describe('persisted state, checked against its schemas on load', () => {
     );
 
     expect(() => server(dir, clock)).toThrow(DataCorruptError);
-    let refused: unknown;
-    try {
-      server(dir, clock);
-    } catch (error) {
-      refused = error;
-    }
+    const refused = refusedStart(dir, clock);
     expect(refused).toMatchObject({ path: snapshot, line: undefined, field: `records.session.${sessionId}.behavior` });
   });
 
@@ -294,12 +294,7 @@ describe('persisted state, checked against its schemas on load', () => {
     lines[at] = reseal((lines[at] ?? '').replace('service \\"web\\"', 'nonsense \\"web\\"'));
     fs.writeFileSync(journal, lines.join('\n'));
 
-    let refused: unknown;
-    try {
-      server(dir, clock);
-    } catch (error) {
-      refused = error;
-    }
+    const refused = refusedStart(dir, clock);
     // Synchronously: a start tried again at once finds no lock of its own in the way.
     expect(fs.existsSync(path.join(dir, 'LOCK'))).toBe(false);
     expect(refused).toBeInstanceOf(DataDirError);
