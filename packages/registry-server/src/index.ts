@@ -11,3 +11,5 @@ export type {
   RegistryServerOptions,
   RegistryServerStats,
 } from './registry-server.js';
+export { prometheusTargetsPath } from './catalog/prometheus-targets.js';
+export type { TargetGroup } from './catalog/prometheus-targets.js';

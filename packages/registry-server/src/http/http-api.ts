@@ -9,6 +9,7 @@ import { registerDatacenterCheck } from './datacenter-check.js';
 import { registerDashboard } from '../dashboard/dashboard.js';
 import { registerHealthApi } from '../catalog/health-api.js';
 import { registerKvApi } from '../kv/kv-api.js';
+import { registerPrometheusTargets } from '../catalog/prometheus-targets.js';
 import { registerTxnApi } from '../kv/txn-api.js';
 import { registerSessionApi } from '../session/session-api.js';
 import type { ServerContext } from './server-context.js';
@@ -44,5 +45,6 @@ export function registerHttpApi(app: FastifyInstance, context: ServerContext): v
   registerKvApi(app, context);
   registerSessionApi(app, context);
   registerTxnApi(app, context);
+  registerPrometheusTargets(app, context);
   registerDashboard(app, context);
 }
