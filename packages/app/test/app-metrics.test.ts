@@ -84,7 +84,7 @@ describe('TrellisApp metrics', () => {
     expect(named(forum.samples, 'trellis_instance_picks_total')).toEqual([
       {
         name: 'trellis_instance_picks_total',
-        labels: { service: 'users', instance: users.instance?.id ?? '' },
+        labels: { service: 'users', target_instance: users.instance?.id ?? '' },
         value: 3,
       },
     ]);
@@ -152,7 +152,7 @@ describe('TrellisApp metrics', () => {
     const samples = (await scrape(forumUrl)).samples;
     const gauge = named(samples, 'trellis_circuit_state').map((s) => [
       s.labels.service,
-      s.labels.instance,
+      s.labels.target_instance,
       s.labels.state,
       s.value,
     ]);
@@ -164,7 +164,7 @@ describe('TrellisApp metrics', () => {
     expect(named(samples, 'trellis_circuit_transitions_total')).toEqual([
       {
         name: 'trellis_circuit_transitions_total',
-        labels: { service: 'users', instance, from: 'closed', to: 'open' },
+        labels: { service: 'users', target_instance: instance, from: 'closed', to: 'open' },
         value: 1,
       },
     ]);

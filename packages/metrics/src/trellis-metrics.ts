@@ -16,7 +16,7 @@ export interface TrellisMetricsOptions {
   /** Registers prom-client's process metrics (CPU, memory, GC, event-loop lag) too; default true. */
   readonly processMetrics?: boolean;
   /**
-   * Distinct values each label fed from outside the code (`service`, `instance`, `route`,
+   * Distinct values each label fed from outside the code (`service`, `target_instance`, `route`,
    * `reason`, `cause`) may take; past it the value is `_other`. Default 500.
    */
   readonly maxLabelValues?: number;
@@ -60,9 +60,9 @@ export class TrellisMetrics implements Disposable {
 
   readonly #clientDuration: Histogram<'service' | 'method' | 'route' | 'status_class' | 'outcome'>;
   readonly #serverDuration: Histogram<'method' | 'route' | 'status_class'>;
-  readonly #circuitState: Gauge<'service' | 'instance' | 'state'>;
-  readonly #circuitTransitions: Counter<'service' | 'instance' | 'from' | 'to'>;
-  readonly #picks: Counter<'service' | 'instance'>;
+  readonly #circuitState: Gauge<'service' | 'target_instance' | 'state'>;
+  readonly #circuitTransitions: Counter<'service' | 'target_instance' | 'from' | 'to'>;
+  readonly #picks: Counter<'service' | 'target_instance'>;
   readonly #retries: Counter<'service' | 'reason'>;
   readonly #retriesRefused: Counter<'service' | 'reason'>;
   readonly #hedges: Counter<'service'>;
@@ -106,19 +106,19 @@ export class TrellisMetrics implements Disposable {
     this.#circuitState = new Gauge({
       name: 'trellis_circuit_state',
       help: 'Circuit breaker state: 1 for the state the breaker is in, 0 for the others.',
-      labelNames: ['service', 'instance', 'state'],
+      labelNames: ['service', 'target_instance', 'state'],
       registers,
     });
     this.#circuitTransitions = new Counter({
       name: 'trellis_circuit_transitions_total',
       help: 'Circuit breaker state changes.',
-      labelNames: ['service', 'instance', 'from', 'to'],
+      labelNames: ['service', 'target_instance', 'from', 'to'],
       registers,
     });
     this.#picks = new Counter({
       name: 'trellis_instance_picks_total',
       help: 'Instances chosen for an attempt by the load balancer.',
-      labelNames: ['service', 'instance'],
+      labelNames: ['service', 'target_instance'],
       registers,
     });
     this.#retries = new Counter({
@@ -199,15 +199,17 @@ export class TrellisMetrics implements Disposable {
       case 'instance-picked':
         this.#picks.inc({
           service: this.#services.value(event.service),
-          instance: this.#instances.value(event.instance),
+          target_instance: this.#instances.value(event.instance),
         });
         break;
       case 'circuit-state-changed': {
         const service = this.#services.value(event.service);
         // A per-service breaker has no instance: the label is empty, which Prometheus reads as absent.
-        const instance = event.instance === undefined ? '' : this.#instances.value(event.instance);
-        for (const state of states) this.#circuitState.set({ service, instance, state }, state === event.to ? 1 : 0);
-        this.#circuitTransitions.inc({ service, instance, from: event.from, to: event.to });
+        const target_instance = event.instance === undefined ? '' : this.#instances.value(event.instance);
+        for (const state of states) {
+          this.#circuitState.set({ service, target_instance, state }, state === event.to ? 1 : 0);
+        }
+        this.#circuitTransitions.inc({ service, target_instance, from: event.from, to: event.to });
         break;
       }
       case 'retry-scheduled':

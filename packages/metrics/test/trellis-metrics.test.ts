@@ -82,7 +82,7 @@ describe('TrellisMetrics', () => {
     expect(text).toContain('trellis_limit_rejections_total{service="users",limit="concurrency"} 1');
     expect(text).toContain('trellis_faults_injected_total{service="users",kind="abort"} 1');
     expect(text).toContain('trellis_fallbacks_total{service="users",cause="CIRCUIT_OPEN"} 1');
-    expect(text).toContain('trellis_instance_picks_total{service="users",instance="users-2"} 1');
+    expect(text).toContain('trellis_instance_picks_total{service="users",target_instance="users-2"} 1');
   });
 
   it('keeps one breaker gauge per instance showing its current state, and counts transitions', async () => {
@@ -133,7 +133,7 @@ describe('TrellisMetrics', () => {
     }
     const picks = await series(metrics.registry, 'trellis_instance_picks_total');
     expect(picks).toHaveLength(51);
-    expect(picks.find((s) => s.labels.instance === '_other')?.value).toBe(10_000 - 50);
+    expect(picks.find((s) => s.labels.target_instance === '_other')?.value).toBe(10_000 - 50);
     expect(picks.reduce((total, s) => total + s.value, 0)).toBe(10_000);
   });
 
