@@ -18,6 +18,7 @@ export type { RouterOptions } from './router.js';
 export { maxRoutes, parseRoutingRules } from './routing-rules.js';
 export type { Destination, Route, RoutingRules, Subset, WeightedSubset } from './routing-rules.js';
 export { Strategy } from './strategy.js';
+export type { InstanceLoad } from './strategy.js';
 export { strategyFeedback } from './strategy-feedback.js';
 export { WeightedRoundRobin } from './weighted-round-robin.js';
 export { ZoneAware } from './zone-aware.js';

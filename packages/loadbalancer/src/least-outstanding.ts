@@ -1,6 +1,6 @@
 import type { Call, ServiceInstance } from '@trellis/core';
 import { freshState, InstanceTable, type InstanceState } from './instance-table.js';
-import { Strategy } from './strategy.js';
+import { Strategy, type InstanceLoad } from './strategy.js';
 
 /**
  * Sends each call to the instance with the fewest calls in flight from this process. A slow
@@ -47,6 +47,12 @@ export class LeastOutstanding extends Strategy {
   override attemptEnded(instance: ServiceInstance, _durationMs: number, _failed: boolean): void {
     const state = this.#table.find(instance);
     if (state !== undefined && state.outstanding > 0) state.outstanding--;
+  }
+
+  /** Its score is its count of calls in flight. */
+  override describeInstance(instance: ServiceInstance): InstanceLoad | undefined {
+    const state = this.#table.find(instance);
+    return state === undefined ? undefined : { score: state.outstanding, outstanding: state.outstanding };
   }
 
   /** Calls in flight to `instance`, as this strategy counts them. */

@@ -11,7 +11,7 @@ import {
 import { createStrategy, defaultStrategyName, type StrategyName } from './create-strategy.js';
 import { Router } from './router.js';
 import type { RoutingRules } from './routing-rules.js';
-import { Strategy } from './strategy.js';
+import { Strategy, type InstanceLoad } from './strategy.js';
 import { strategyFeedback } from './strategy-feedback.js';
 import { weightOf } from './weighted-round-robin.js';
 
@@ -156,6 +156,11 @@ export class LoadBalancer extends Strategy {
 
   override attemptEnded(instance: ServiceInstance, durationMs: number, failed: boolean): void {
     this.#strategy.attemptEnded(instance, durationMs, failed);
+  }
+
+  /** The strategy's view. */
+  override describeInstance(instance: ServiceInstance): InstanceLoad | undefined {
+    return this.#strategy.describeInstance(instance);
   }
 
   #healthy(routed: readonly ServiceInstance[], health: InstanceHealth): readonly ServiceInstance[] {

@@ -1,6 +1,6 @@
 import { ConfigError, systemClock, type Call, type Clock, type ServiceInstance } from '@trellis/core';
 import { InstanceTable, type InstanceState } from './instance-table.js';
-import { Strategy } from './strategy.js';
+import { Strategy, type InstanceLoad } from './strategy.js';
 
 export interface P2CPeakEwmaOptions {
   /** Where time comes from, for the decay of the latency estimate; default the system clock. */
@@ -99,6 +99,14 @@ export class P2CPeakEwma extends Strategy {
     if (state === undefined) return 0;
     this.#observe(state, 0, this.#clock.now());
     return state.cost;
+  }
+
+  /** The instance's score (the load two picks compare), its latency estimate and its calls in flight. */
+  override describeInstance(instance: ServiceInstance): InstanceLoad | undefined {
+    const state = this.#table.find(instance);
+    if (state === undefined) return undefined;
+    const score = this.#load(state, this.#clock.now());
+    return { score, latencyMs: state.cost, outstanding: state.outstanding };
   }
 
   // Finagle's PeakEwma: the time between observations sets the weight, since observations

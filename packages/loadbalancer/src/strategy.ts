@@ -1,6 +1,23 @@
 import type { Call, ServiceInstance } from '@trellis/core';
 
 /**
+ * What a strategy knows of one instance's load, for people (a status page) rather than for
+ * picking: every field is undefined when the strategy does not keep it.
+ */
+export interface InstanceLoad {
+  /**
+   * The number the strategy compares between instances, lower preferred: P2C's
+   * `latency × (outstanding + 1)` (2^47 + outstanding for an instance probed and not yet
+   * answered), least-outstanding's count of calls in flight.
+   */
+  readonly score?: number;
+  /** The strategy's latency estimate in ms (P2C's peak EWMA, decayed to now). */
+  readonly latencyMs?: number;
+  /** Calls in flight to the instance from this process, as the strategy counts them. */
+  readonly outstanding?: number;
+}
+
+/**
  * The base of every load-balancing strategy (Moleculer's shape): given the instances a call may
  * go to, already filtered to healthy and routable ones, pick one.
  *
@@ -41,4 +58,16 @@ export abstract class Strategy {
    * or the instance answered with a 5xx status. Does nothing unless overridden.
    */
   attemptEnded(_instance: ServiceInstance, _durationMs: number, _failed: boolean): void {}
+
+  /**
+   * What the strategy knows of `instance`'s load, read-only; undefined when it keeps nothing
+   * per instance (round robin, random, hashing) or has not seen this one. Does nothing unless
+   * overridden.
+   *
+   * @example
+   * const load = strategy.describeInstance(instance); // e.g. { score: 12.5, latencyMs: 12.5, outstanding: 0 }
+   */
+  describeInstance(_instance: ServiceInstance): InstanceLoad | undefined {
+    return undefined;
+  }
 }

@@ -1,5 +1,5 @@
 import { ConfigError, type Call, type ServiceInstance } from '@trellis/core';
-import { Strategy } from './strategy.js';
+import { Strategy, type InstanceLoad } from './strategy.js';
 
 export interface ZoneAwareOptions {
   /** The caller's own zone, e.g. "eu-west-1a". */
@@ -66,5 +66,10 @@ export class ZoneAware extends Strategy {
 
   override attemptEnded(instance: ServiceInstance, durationMs: number, failed: boolean): void {
     this.#inner.attemptEnded(instance, durationMs, failed);
+  }
+
+  /** The inner strategy's view. */
+  override describeInstance(instance: ServiceInstance): InstanceLoad | undefined {
+    return this.#inner.describeInstance(instance);
   }
 }

@@ -9,6 +9,7 @@ import {
   ZoneAware,
   ConsistentHash,
   RoundRobin,
+  LoadBalancer,
 } from '@trellis/loadbalancer';
 import { call, instance, seeded, tally } from './fixtures.js';
 
@@ -280,5 +281,37 @@ describe('createStrategy', () => {
     const second = createStrategy('random', { random: seeded(11) });
     const picks = (s: typeof first): string => Array.from({ length: 20 }, () => s.select(list, call())?.id).join(',');
     expect(picks(first)).toBe(picks(second));
+  });
+});
+
+describe('describeInstance', () => {
+  it("reports P2C's score, latency estimate and calls in flight, through a load balancer and zone-aware", () => {
+    const clock = new ManualClock();
+    const a = instance('a');
+    const b = instance('b');
+    const p2c = new P2CPeakEwma({ clock, random: seeded(3) });
+    const lb = new LoadBalancer({ strategy: new ZoneAware({ zone: 'z', inner: p2c }) });
+    expect(lb.describeInstance(a)).toBeUndefined();
+    p2c.attemptStarted(a);
+    // Probed, not yet answered: Finagle's penalty, so that it gets one call at a time.
+    expect(lb.describeInstance(a)).toEqual({ score: 2 ** 47 + 1, latencyMs: 0, outstanding: 1 });
+    clock.advance(40);
+    p2c.attemptEnded(a, 40, false);
+    p2c.attemptStarted(a);
+    p2c.attemptStarted(b);
+    expect(lb.describeInstance(a)).toEqual({ score: 80, latencyMs: 40, outstanding: 1 });
+    p2c.attemptEnded(a, 40, false);
+    expect(lb.describeInstance(a)).toEqual({ score: 40, latencyMs: 40, outstanding: 0 });
+  });
+
+  it('reports least-outstanding counts, and nothing for strategies that keep no per-instance state', () => {
+    const a = instance('a');
+    const least = new LeastOutstanding();
+    least.attemptStarted(a);
+    least.attemptStarted(a);
+    expect(least.describeInstance(a)).toEqual({ score: 2, outstanding: 2 });
+    const rr = new RoundRobin();
+    rr.select([a], call());
+    expect(rr.describeInstance(a)).toBeUndefined();
   });
 });
