@@ -57,8 +57,33 @@ export type DiscoveryEvent =
   | { readonly type: 'failover-loaded'; readonly service: string; readonly savedAt: number; readonly instances: number }
   | { readonly type: 'failover-failed'; readonly service: string; readonly error: unknown };
 
+/**
+ * What discovery knows of one watched service, from {@link Discovery.describe}: plain data,
+ * the lists being the ones discovery holds (not copies).
+ */
+export interface DiscoveryStatus {
+  readonly service: string;
+  /** Healthy instances in the registry's last answer (or the failover file's); empty before the first. */
+  readonly healthy: readonly ServiceInstance[];
+  /** Registered instances failing their checks (always empty when the panic threshold is 0: only passing ones are asked for). */
+  readonly unhealthy: readonly ServiceInstance[];
+  /** What calls use now: the healthy ones, those kept through a registry restart, or all in panic; undefined before the first view. */
+  readonly instances: readonly ServiceInstance[] | undefined;
+  /** True while fewer than the panic threshold's share of the registered instances are healthy. */
+  readonly panic: boolean;
+  /** False from a failed query of the registry until one succeeds again; true before the first. */
+  readonly registryReachable: boolean;
+  /** The clock's reading when the instances calls use last changed (the first view included); undefined before it. */
+  readonly updatedAt: number | undefined;
+  /** True when the view came from the failover file and the registry has not answered since. */
+  readonly fromFailoverFile: boolean;
+}
+
 interface Watched {
   readonly watch: ServiceWatch;
+  reachable: boolean;
+  updatedAt: number | undefined;
+  fromFailoverFile: boolean;
   /** What calls use; undefined until the first view (or failover file). */
   instances: readonly ServiceInstance[] | undefined;
   /** The registry's view, or the failover file's. */
@@ -148,6 +173,35 @@ export class Discovery implements Closeable {
     return watched.loading;
   }
 
+  /**
+   * What discovery knows of `service` now, read-only: the registry's last view, what calls use,
+   * panic, whether the registry answers and when the view last changed. Undefined for a service
+   * that is not watched (no call asked for it yet); asking starts no watch.
+   *
+   * @example
+   * const users = discovery.describe('users');
+   * if (users !== undefined && !users.registryReachable) log.warn('calling users from the last known list');
+   */
+  describe(service: string): DiscoveryStatus | undefined {
+    const watched = this.#watched.get(service);
+    if (watched === undefined) return undefined;
+    return {
+      service,
+      healthy: watched.view?.healthy ?? [],
+      unhealthy: watched.view?.unhealthy ?? [],
+      instances: watched.instances,
+      panic: watched.panic,
+      registryReachable: watched.reachable,
+      updatedAt: watched.updatedAt,
+      fromFailoverFile: watched.fromFailoverFile,
+    };
+  }
+
+  /** The services watched now, in the order they were first asked for. */
+  get services(): readonly string[] {
+    return [...this.#watched.keys()];
+  }
+
   /** Stops every watch and finishes writing the failover files. */
   async close(): Promise<void> {
     if (this.#closed) return;
@@ -171,8 +225,13 @@ export class Discovery implements Closeable {
       grace: [],
       graceTimer: undefined,
       panic: false,
+      reachable: true,
+      updatedAt: undefined,
+      fromFailoverFile: false,
     };
     watch.onEvent((event) => {
+      if (event.type === 'registry-unavailable') watched.reachable = false;
+      if (event.type === 'registry-recovered') watched.reachable = true;
       // Instances known before the registry came back stay while they register again.
       if (event.type === 'registry-recovered' && this.#graceMs > 0 && watched.instances !== undefined) {
         watched.grace = watched.instances;
@@ -187,6 +246,7 @@ export class Discovery implements Closeable {
     });
     watch.onView((view) => {
       watched.view = view;
+      watched.fromFailoverFile = false;
       this.#update(service, watched);
       this.#failover?.save({
         service,
@@ -211,6 +271,7 @@ export class Discovery implements Closeable {
         throw error;
       }
       watched.view = saved;
+      watched.fromFailoverFile = true;
       this.#update(service, watched);
       this.#events.emit({ type: 'failover-loaded', service, savedAt: saved.savedAt, instances: saved.healthy.length });
     }
@@ -241,7 +302,9 @@ export class Discovery implements Closeable {
     }
     const before = watched.instances;
     watched.instances = usable;
-    if (before !== undefined && !sameList(before, usable)) this.#changed.emit({ service, instances: usable });
+    const changed = before === undefined || !sameList(before, usable);
+    if (changed) watched.updatedAt = this.#clock.now();
+    if (changed && before !== undefined) this.#changed.emit({ service, instances: usable });
   }
 }
 

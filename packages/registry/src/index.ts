@@ -1,12 +1,12 @@
 export { ConsulRegistry } from './consul-registry.js';
 export type { ConsulRegistryOptions } from './consul-registry.js';
 export { Discovery } from './discovery.js';
-export type { DiscoveryEvent, DiscoveryOptions, InstancesChanged } from './discovery.js';
+export type { DiscoveryEvent, DiscoveryOptions, DiscoveryStatus, InstancesChanged } from './discovery.js';
 export { FailoverFile } from './failover-file.js';
 export type { SavedView } from './failover-file.js';
 export { MemoryRegistry } from './memory-registry.js';
 export type { QueryOptions, Registration, Registry, ServiceView } from './registry.js';
 export { SelfRegistration } from './self-registration.js';
-export type { SelfRegistrationOptions } from './self-registration.js';
+export type { RegistrationStatus, SelfRegistrationOptions } from './self-registration.js';
 export { ServiceWatch } from './service-watch.js';
 export type { ServiceQuery, WatchEvent, WatchOptions } from './service-watch.js';

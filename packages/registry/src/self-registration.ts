@@ -15,6 +15,27 @@ export interface SelfRegistrationOptions {
   readonly heartbeatMs?: number;
 }
 
+/** What a {@link SelfRegistration} knows of its instance's registration, from `describe()`. */
+export interface RegistrationStatus {
+  /** `new` before start(), `running` while it heartbeats, `closed` once deregistered (or stopped). */
+  readonly state: 'new' | 'running' | 'closed';
+  readonly instanceId: string;
+  readonly ttlMs: number;
+  readonly heartbeatMs: number;
+  /** The clock's reading when the registry last accepted the instance (start, or a registration again). */
+  readonly registeredAt: number | undefined;
+  /** The clock's reading at the last heartbeat the registry accepted. */
+  readonly lastHeartbeatAt: number | undefined;
+  /** Heartbeats or registrations that failed since the last one that succeeded; 0 while all is well. */
+  readonly consecutiveFailures: number;
+  /** All failures since start. */
+  readonly failures: number;
+  /** Times the registry had forgotten the instance and it was registered again. */
+  readonly reregistrations: number;
+  /** The message of the last failure, if any. */
+  readonly lastError: string | undefined;
+}
+
 /**
  * Keeps one instance registered for as long as it runs: registers it, heartbeats well inside
  * its TTL, registers it again at once when the registry no longer knows it (it restarted empty,
@@ -34,6 +55,12 @@ export class SelfRegistration implements Closeable {
   readonly #reregistered = new Emitter<void>();
   #timer: Timer | undefined;
   #state: 'new' | 'running' | 'closed' = 'new';
+  #registeredAt: number | undefined;
+  #lastHeartbeatAt: number | undefined;
+  #consecutiveFailures = 0;
+  #failures = 0;
+  #reregistrations = 0;
+  #lastError: string | undefined;
 
   /** A heartbeat or re-registration failed; the next heartbeat tries again. */
   readonly onHeartbeatFailed = this.#failed.event;
@@ -63,8 +90,32 @@ export class SelfRegistration implements Closeable {
   async start(): Promise<void> {
     if (this.#state !== 'new') throw new Error(`SelfRegistration.start() called when ${this.#state}`);
     await this.#registry.register(this.#registration);
+    this.#registeredAt = this.#clock.now();
     this.#state = 'running';
     this.#arm();
+  }
+
+  /**
+   * Where the registration stands, read-only: state, when the registry last accepted the
+   * instance and its heartbeat, and the failures since.
+   *
+   * @example
+   * const { consecutiveFailures, lastError } = self.describe();
+   * if (consecutiveFailures > 2) log.warn(`the registry refuses heartbeats: ${lastError}`);
+   */
+  describe(): RegistrationStatus {
+    return {
+      state: this.#state,
+      instanceId: this.#registration.instance.id,
+      ttlMs: this.#registration.ttlMs,
+      heartbeatMs: this.#heartbeatMs,
+      registeredAt: this.#registeredAt,
+      lastHeartbeatAt: this.#lastHeartbeatAt,
+      consecutiveFailures: this.#consecutiveFailures,
+      failures: this.#failures,
+      reregistrations: this.#reregistrations,
+      lastError: this.#lastError,
+    };
   }
 
   /** Stops heartbeating and deregisters; an instance the registry has already forgotten is fine. */
@@ -88,12 +139,14 @@ export class SelfRegistration implements Closeable {
   async #beat(): Promise<void> {
     try {
       await this.#registry.heartbeat(this.#registration.instance.id);
+      this.#lastHeartbeatAt = this.#clock.now();
+      this.#consecutiveFailures = 0;
     } catch (error) {
       if (this.#state !== 'running') return;
       if (isUnknownInstance(error)) {
         await this.#reregister();
       } else {
-        this.#failed.emit(error);
+        this.#fail(error);
       }
     }
     if (this.#state === 'running') this.#arm();
@@ -102,10 +155,21 @@ export class SelfRegistration implements Closeable {
   async #reregister(): Promise<void> {
     try {
       await this.#registry.register(this.#registration);
+      this.#registeredAt = this.#clock.now();
+      this.#consecutiveFailures = 0;
+      this.#reregistrations++;
       this.#reregistered.emit();
     } catch (error) {
-      this.#failed.emit(error);
+      this.#fail(error);
     }
+  }
+
+  #fail(error: unknown): void {
+    this.#consecutiveFailures++;
+    this.#failures++;
+    // Bounded: a registry's error page must not make the status a megabyte.
+    this.#lastError = (error instanceof Error ? error.message : String(error)).slice(0, 500);
+    this.#failed.emit(error);
   }
 }
 

@@ -87,6 +87,38 @@ describe('Discovery', () => {
     expect(ids(await discovery.instances('users'))).toEqual(['users-1', 'users-2']);
   });
 
+  it('describes a watched service: its view, when it last changed, and whether the registry answers', async () => {
+    await register('users-1');
+    open();
+    expect(discovery.describe('users')).toBeUndefined();
+    expect(discovery.services).toEqual([]);
+    clock.advance(1_000);
+    await discovery.instances('users');
+    expect(discovery.services).toEqual(['users']);
+    expect(discovery.describe('users')).toMatchObject({
+      service: 'users',
+      instances: [expect.objectContaining({ id: 'users-1' })],
+      healthy: [expect.objectContaining({ id: 'users-1' })],
+      unhealthy: [],
+      panic: false,
+      registryReachable: true,
+      updatedAt: 1_000,
+      fromFailoverFile: false,
+    });
+    await clock.advanceAsync(50);
+    await register('users-2');
+    await clock.advanceAsync(0);
+    expect(discovery.describe('users')?.updatedAt).toBe(1_050);
+    expect(ids(discovery.describe('users')?.instances ?? [])).toEqual(['users-1', 'users-2']);
+
+    registry.down();
+    await clock.advanceAsync(1_000);
+    expect(discovery.describe('users')).toMatchObject({ registryReachable: false, updatedAt: 1_050 });
+    registry.up();
+    await clock.advanceAsync(10_000);
+    expect(discovery.describe('users')).toMatchObject({ registryReachable: true, updatedAt: 1_050 });
+  });
+
   it('fails a first call while the registry is down, and succeeds once it is back', async () => {
     await register('users-1');
     registry.down();
@@ -165,6 +197,7 @@ describe('Discovery', () => {
     open({ failoverDir: dir });
     expect(ids(await discovery.instances('users'))).toEqual(['users-1', 'users-2']);
     expect(types()).toEqual(['registry-unavailable', 'failover-loaded']);
+    expect(discovery.describe('users')).toMatchObject({ fromFailoverFile: true, registryReachable: false });
     // A service never saved still fails, naming the registry.
     await expect(discovery.instances('mail')).rejects.toBeInstanceOf(RegistryUnavailableError);
 
@@ -173,6 +206,7 @@ describe('Discovery', () => {
     registry.up();
     await clock.advanceAsync(250);
     expect(ids(await discovery.instances('users'))).toEqual(['users-1', 'users-2']); // grace: users-2 was known
+    expect(discovery.describe('users')).toMatchObject({ fromFailoverFile: false, registryReachable: true });
     await clock.advanceAsync(10_000);
     expect(ids(await discovery.instances('users'))).toEqual(['users-1']);
   });

@@ -125,6 +125,47 @@ describe('SelfRegistration', () => {
     await self.close();
   });
 
+  it('describes its state: registered when, the last heartbeat, failures in a row and in all, registrations again', async () => {
+    const self = new SelfRegistration(registry, registration('users-1'), { clock });
+    expect(self.describe()).toEqual({
+      state: 'new',
+      instanceId: 'users-1',
+      ttlMs: 3_000,
+      heartbeatMs: 1_000,
+      registeredAt: undefined,
+      lastHeartbeatAt: undefined,
+      consecutiveFailures: 0,
+      failures: 0,
+      reregistrations: 0,
+      lastError: undefined,
+    });
+    clock.advance(500);
+    await self.start();
+    await clock.advanceAsync(1_000);
+    expect(self.describe()).toMatchObject({ state: 'running', registeredAt: 500, lastHeartbeatAt: 1_500 });
+    registry.down = true;
+    await clock.advanceAsync(2_000);
+    expect(self.describe()).toMatchObject({
+      lastHeartbeatAt: 1_500,
+      consecutiveFailures: 2,
+      failures: 2,
+      lastError: expect.stringContaining('down'),
+    });
+    registry.down = false;
+    await registry.inner.deregister('users-1');
+    await clock.advanceAsync(1_000);
+    expect(self.describe()).toMatchObject({
+      registeredAt: 4_500,
+      consecutiveFailures: 0,
+      failures: 2,
+      reregistrations: 1,
+    });
+    await clock.advanceAsync(1_000);
+    expect(self.describe()).toMatchObject({ lastHeartbeatAt: 5_500, consecutiveFailures: 0 });
+    await self.close();
+    expect(self.describe().state).toBe('closed');
+  });
+
   it('fails start when the first registration fails, and closes without deregistering', async () => {
     // Nothing listens on port 1 of the loopback interface.
     const unreachable: Registry = new ConsulRegistry({ url: 'http://127.0.0.1:1', timeoutMs: 1_000 });
