@@ -7,8 +7,15 @@ export { FaultInjector, parseFaultRules } from './fault-injection.js';
 export type { AbortFault, DelayFault, FaultInjectorOptions, FaultRule } from './fault-injection.js';
 export { inboundScope, timeoutHeader } from './inbound-scope.js';
 export type { InboundScope } from './inbound-scope.js';
-export { defaultStages, ServiceClient } from './service-client.js';
-export type { CallOptions, ServiceClientOptions, ServiceRequest } from './service-client.js';
+export { defaultStages, maxDescribedInstances, ServiceClient } from './service-client.js';
+export type {
+  CallOptions,
+  ClientInstanceStatus,
+  ClientStatus,
+  RetryBudgetStatus,
+  ServiceClientOptions,
+  ServiceRequest,
+} from './service-client.js';
 export type { Transport } from './transport.js';
 export { UndiciTransport } from './undici-transport.js';
 export type { InstanceChanges, UndiciTransportOptions } from './undici-transport.js';

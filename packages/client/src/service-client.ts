@@ -28,8 +28,15 @@ import {
   Timeout,
   type HedgingOptions,
   type RetryOptions,
+  type SavedCircuitState,
 } from '@trellis/resilience';
-import { LoadBalancer, type RoutingRules, type Strategy, type StrategyName } from '@trellis/loadbalancer';
+import {
+  LoadBalancer,
+  type InstanceLoad,
+  type RoutingRules,
+  type Strategy,
+  type StrategyName,
+} from '@trellis/loadbalancer';
 import { createTransport, type TransportName } from './create-transport.js';
 import { failover } from './failover.js';
 import { FaultInjector, type FaultRule } from './fault-injection.js';
@@ -132,6 +139,54 @@ export interface ServiceRequest<B = unknown> extends CallOptions {
   readonly body?: B;
 }
 
+/** Most instances {@link ServiceClient.describe} reports on; the rest are counted, not listed. */
+export const maxDescribedInstances = 200;
+
+/** What a client knows of one instance, from {@link ServiceClient.describe}. */
+export interface ClientInstanceStatus {
+  readonly id: string;
+  /** Its breaker's state (`state`, `openRemainingMs`, the window's `calls` and `failures`); undefined while it has none (never called: closed). */
+  readonly breaker: SavedCircuitState | undefined;
+  /** What the strategy knows of its load (P2C's score and latency estimate, calls in flight); undefined when it keeps nothing. */
+  readonly load: InstanceLoad | undefined;
+}
+
+/** The retry budget of a client's retry stage, from {@link ServiceClient.describe}. */
+export interface RetryBudgetStatus {
+  /** Retries the budget would allow now. */
+  readonly balance: number;
+  readonly retryShare: number;
+  readonly minRetriesPerSecond: number;
+  readonly ttlMs: number;
+}
+
+/**
+ * How a client is governed right now, from {@link ServiceClient.describe}: plain, bounded data
+ * (rules are capped by their validation, instances by {@link maxDescribedInstances}).
+ */
+export interface ClientStatus {
+  /** The target service. */
+  readonly service: string;
+  /** The strategy's name, e.g. "p2c-peak-ewma". */
+  readonly strategy: string;
+  /** The stack's stage names, outermost first, as built. */
+  readonly stages: readonly string[];
+  /** The retry stage's budget; undefined without one (retry off, `budget: false`, or a retry stage of your own). */
+  readonly retryBudget: RetryBudgetStatus | undefined;
+  /** The load balancer's routing rules in force; undefined with a strategy object of your own. */
+  readonly routingRules: RoutingRules | undefined;
+  /** The route the last pick took ("default", a route's name), when rules applied. */
+  readonly lastRoute: string | undefined;
+  /** The fault-injection stage's rules in force; empty without any. */
+  readonly faultRules: readonly FaultRule[];
+  /** True while the load balancer's last pick had to use ejected instances (every breaker open). */
+  readonly panic: boolean;
+  /** The instances asked about, in their order, at most {@link maxDescribedInstances}. */
+  readonly instances: readonly ClientInstanceStatus[];
+  /** How many of the instances asked about were left out of `instances`. */
+  readonly instancesLeftOut: number;
+}
+
 /** The names of a ServiceClient's stages, outermost first, before your edits. */
 export const defaultStages = [
   'deadline',
@@ -177,6 +232,8 @@ export class ServiceClient {
   readonly #ownsBreakers: boolean;
   readonly #stack: Stack;
   readonly #send: Service;
+  readonly #retry: Retry | undefined;
+  readonly #faults: FaultInjector | undefined;
 
   constructor(options: ServiceClientOptions) {
     const clock = options.clock ?? systemClock;
@@ -231,6 +288,11 @@ export class ServiceClient {
       transportStage(this.#transport),
     ]);
     options.stack?.(stack);
+    // After the edits: what describe() reports is what runs.
+    const retry = stack.find('retry');
+    this.#retry = retry instanceof Retry ? retry : undefined;
+    const injector = stack.find('fault-injection');
+    this.#faults = injector instanceof FaultInjector ? injector : undefined;
     this.#stack = stack;
     this.stages = stack.names;
     this.#send = stack.build({ service: this.service, clock, random, telemetry: this.telemetry });
@@ -306,6 +368,47 @@ export class ServiceClient {
    */
   patch<T = unknown, B = unknown>(path: string, body: B, options?: CallOptions): Promise<T> {
     return this.#bodyOf<T>('PATCH', path, body, options);
+  }
+
+  /**
+   * How the client is governed now, read-only: strategy, stages, the retry budget left, the
+   * routing and fault rules in force, panic, and for each of `instances` (those discovery
+   * lists, say) its breaker's state and what the strategy knows of its load. Asks nothing of
+   * discovery or the network, and changes nothing (no breaker is made for an instance without one).
+   *
+   * @example
+   * const status = users.describe(await discovery.instances('users'));
+   * const open = status.instances.filter((i) => i.breaker?.state === 'open').map((i) => i.id);
+   */
+  describe(instances: readonly ServiceInstance[] = []): ClientStatus {
+    const strategy = this.strategy;
+    const balancer = strategy instanceof LoadBalancer ? strategy : undefined;
+    const budget = this.#retry?.budget;
+    const shown = instances.length > maxDescribedInstances ? instances.slice(0, maxDescribedInstances) : instances;
+    return {
+      service: this.service,
+      strategy: strategy.name,
+      stages: this.stages,
+      retryBudget:
+        budget === undefined
+          ? undefined
+          : {
+              balance: budget.balance,
+              retryShare: budget.retryShare,
+              minRetriesPerSecond: budget.minRetriesPerSecond,
+              ttlMs: budget.ttlMs,
+            },
+      routingRules: balancer?.rules,
+      lastRoute: balancer?.lastRoute,
+      faultRules: this.#faults?.rules ?? [],
+      panic: balancer?.panicking ?? false,
+      instances: shown.map((instance) => ({
+        id: instance.id,
+        breaker: this.breakers?.find(instance.id)?.toJSON(),
+        load: strategy.describeInstance(instance),
+      })),
+      instancesLeftOut: instances.length - shown.length,
+    };
   }
 
   /** Releases the transport's connections, the stages' subscriptions, and the breakers when the client made them. */

@@ -235,6 +235,78 @@ describe('ServiceClient over real HTTP', () => {
     }
   });
 
+  it('describes itself: strategy, stages, retry budget spent by retries, breaker states, scores, rules and faults', async () => {
+    const failing = await startServer('users-bad', (_req, _body, res) => {
+      res.statusCode = 503;
+      res.end('{"error":"overloaded"}');
+    });
+    const [good] = await serve('users-good');
+    servers.push(failing);
+    await register(failing.instance);
+    const breakers = new CircuitBreakerRegistry({ minimumCalls: 4, failureRateThreshold: 0.5 });
+    const faults = [{ name: 'slow-admin', match: { path: { prefix: '/admin' } }, delay: { share: 0.5, ms: 100 } }];
+    const governed = new ServiceClient({
+      service: 'users',
+      discovery,
+      // Idle instances taken in turn, as round robin, and a score to show.
+      strategy: 'least-outstanding',
+      breakers,
+      faults,
+      rules: { default: { to: { labels: {} } } },
+      retry: { random: () => 0 },
+    });
+    const instances = (): Promise<readonly ServiceInstance[]> => discovery.instances('users');
+    try {
+      const before = governed.describe(await instances());
+      expect(before).toMatchObject({
+        service: 'users',
+        strategy: 'least-outstanding',
+        stages: [
+          'deadline',
+          'retry',
+          'hedging',
+          'select',
+          'breaker',
+          'attempt-timeout',
+          'fault-injection',
+          'transport',
+        ],
+        retryBudget: { balance: 100, retryShare: 0.2, minRetriesPerSecond: 10, ttlMs: 10_000 },
+        faultRules: faults,
+        panic: false,
+        instancesLeftOut: 0,
+      });
+      expect(before.routingRules).toEqual({ default: { to: { labels: {} } } });
+      // Never called: no breaker, no load yet.
+      expect(before.instances).toEqual([
+        { id: 'users-bad', breaker: undefined, load: undefined },
+        { id: 'users-good', breaker: undefined, load: undefined },
+      ]);
+
+      for (let i = 0; i < 20; i++) expect(await governed.get('/users/1')).toEqual({ servedBy: 'users-good' });
+      const after = governed.describe(await instances());
+      const retries = failing.requests.length;
+      expect(retries).toBe(4);
+      // 20 calls deposit a fifth of a retry each; every retry withdrew one.
+      expect(after.retryBudget?.balance).toBe(100 + Math.floor(20 * 0.2) - retries);
+      expect(after.lastRoute).toBe('default');
+      const [bad, ok] = after.instances;
+      expect(bad?.breaker).toMatchObject({ state: 'open', openRemainingMs: expect.any(Number) });
+      expect(ok?.breaker).toMatchObject({ state: 'closed', calls: 20, failures: 0 });
+      expect(ok?.load).toEqual({ score: 0, outstanding: 0 });
+      expect(good?.requests).toHaveLength(20);
+      // The list asked about is capped, and what was left out is counted.
+      const many = Array.from({ length: 250 }, (_, i) => ({ ...failing.instance, id: `users-${i}` }));
+      const capped = governed.describe(many);
+      expect(capped.instances).toHaveLength(200);
+      expect(capped.instancesLeftOut).toBe(50);
+      expect(breakers.find('users-7')).toBeUndefined();
+    } finally {
+      await governed.close();
+      await breakers.close();
+    }
+  });
+
   it('keeps an instance isolated by hand out of rotation, telling its telemetry, until released', async () => {
     const [one] = await serve('users-1', 'users-2');
     const changes: string[] = [];
