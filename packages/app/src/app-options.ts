@@ -58,6 +58,13 @@ export interface AppOptions {
    * turns them off, and the options give a registry of your own or leave out process metrics.
    */
   readonly metrics?: false | TrellisMetricsOptions;
+  /**
+   * `GET /trellis`, the app's governance status (JSON, or a page for a browser): its instance
+   * and registration, each called service's instances with health, breaker state, load and
+   * recent calls, retry budget left, rules in force. On by default; `false` turns it off, since
+   * it shows internals (instance addresses, rules) to whoever can reach the port.
+   */
+  readonly trellisPage?: boolean;
   /** Default "info". */
   readonly logLevel?: LogLevel;
   readonly clock?: Clock;
@@ -149,6 +156,9 @@ export function validateAppOptions(options: AppOptions): void {
   }
   if (options.drainMs !== undefined && !(Number.isFinite(options.drainMs) && options.drainMs >= 0)) {
     throw new ConfigError('drainMs', `must be a number of milliseconds >= 0, got ${options.drainMs}`);
+  }
+  if (options.trellisPage !== undefined && typeof options.trellisPage !== 'boolean') {
+    throw new ConfigError('trellisPage', `must be true or false, got ${JSON.stringify(options.trellisPage)}`);
   }
   if (options.logLevel !== undefined && !logLevels.includes(options.logLevel)) {
     throw new ConfigError('logLevel', `must be one of ${logLevels.join(', ')}, got "${String(options.logLevel)}"`);

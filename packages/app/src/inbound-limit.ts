@@ -20,13 +20,15 @@ export interface InboundLimits {
    * 503 when the queue is full or its wait times out.
    */
   readonly concurrency?: InboundChoice<ConcurrencyLimit>;
-  /** Requests no limit applies to; default the health check and the scrape, `GET /health` and `GET /metrics`. */
+  /** Requests no limit applies to; default the health check, the scrape and the status page: `GET /health`, `GET /metrics`, `GET /trellis`. */
   readonly exempt?: (request: FastifyRequest) => boolean;
 }
 
-// A refused scrape or health check would hide the overload it should show.
+// A refused scrape, health check or status page would hide the overload it should show.
 const isHealthCheck = (request: FastifyRequest): boolean =>
-  request.routeOptions.url === '/health' || request.routeOptions.url === '/metrics';
+  request.routeOptions.url === '/health' ||
+  request.routeOptions.url === '/metrics' ||
+  request.routeOptions.url === '/trellis';
 
 /**
  * Puts inbound limits on every route of a Fastify server (a TrellisApp's `http`): first the

@@ -24,6 +24,8 @@ import { validateAppOptions, type AppOptions } from './app-options.js';
 import { applyInboundLimits, type InboundLimits } from './inbound-limit.js';
 import { AppTokens, clientToken } from './tokens.js';
 import { trellisErrorReply } from './trellis-error-reply.js';
+import { serveTrellisStatus } from './trellis-page/trellis-route.js';
+import { describeApp, RecentCallsTracker, type AppState, type TrellisStatus } from './trellis-page/trellis-status.js';
 
 /** Where a started app can be reached. */
 export interface StartedApp {
@@ -32,8 +34,6 @@ export interface StartedApp {
   /** The instance as registered. */
   readonly instance: ServiceInstance;
 }
-
-type AppState = 'new' | 'starting' | 'running' | 'draining' | 'closed';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -89,6 +89,7 @@ export class TrellisApp {
    */
   readonly metrics: TrellisMetrics | undefined;
   #selfRegistration: SelfRegistration | undefined;
+  #recentCalls: RecentCallsTracker | undefined;
   #started: StartedApp | undefined;
   #state: AppState = 'new';
   #closing: Promise<void> | undefined;
@@ -116,6 +117,8 @@ export class TrellisApp {
     });
     this.http.setErrorHandler(trellisErrorReply);
     this.metrics = options.metrics === false ? undefined : this.#serveMetrics(new TrellisMetrics(options.metrics));
+    // The status page shows internals: on unless `trellisPage: false`.
+    if (options.trellisPage !== false) serveTrellisStatus(this.http, () => this.describe());
     this.http.decorateRequest('inbound', undefined as unknown as InboundScope);
     this.http.addHook('onRequest', (request, reply, done) => this.#openScope(request, reply, done));
     // Run the handler inside the scope as well: body parsing may have left it.
@@ -149,6 +152,39 @@ export class TrellisApp {
   /** The instance once started. */
   get instance(): ServiceInstance | undefined {
     return this.#started?.instance;
+  }
+
+  /** Where the app is in its life: new, starting, running, draining (shutting down), closed. */
+  get state(): AppState {
+    return this.#state;
+  }
+
+  /**
+   * The app's in-process governance now, as `GET /trellis` serves it: its instance and
+   * registration, and for each client the called service's instances with their health,
+   * breaker state, load and recent calls, the retry budget left and the rules in force.
+   *
+   * @example
+   * const open = app.describe().clients.flatMap((c) => c.instances.filter((i) => i.breaker?.state === 'open'));
+   */
+  describe(): TrellisStatus {
+    if (this.#state !== 'closed') {
+      // Declared calls are shown before their first call: making a client asks nothing of the network.
+      for (const service of this.#options.calls ?? []) this.client(service);
+      // Calls are tallied from the first look on, so that an app nobody looks at pays nothing.
+      this.#recentCalls ??= new RecentCallsTracker(this.telemetry, this.#clock);
+    }
+    return describeApp({
+      service: this.service,
+      state: this.#state,
+      clock: this.#clock,
+      instance: this.#started?.instance,
+      url: this.#started?.url,
+      registration: this.#selfRegistration?.describe(),
+      clients: this.#clients.values(),
+      discovery: this.discovery,
+      recent: this.#recentCalls,
+    });
   }
 
   /**
@@ -365,6 +401,7 @@ export class TrellisApp {
     await Promise.all([...this.#clients.values()].map((client) => client.close()));
     await this.breakers.close();
     this.metrics?.dispose();
+    this.#recentCalls?.dispose();
     await this.discovery.close();
     if (this.#ownsRegistry) await this.registry.close();
     this.#state = 'closed';

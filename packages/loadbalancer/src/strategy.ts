@@ -65,6 +65,7 @@ export abstract class Strategy {
    * overridden.
    *
    * @example
+   * const strategy = new P2CPeakEwma();
    * const load = strategy.describeInstance(instance); // e.g. { score: 12.5, latencyMs: 12.5, outstanding: 0 }
    */
   describeInstance(_instance: ServiceInstance): InstanceLoad | undefined {

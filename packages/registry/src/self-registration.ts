@@ -100,6 +100,7 @@ export class SelfRegistration implements Closeable {
    * instance and its heartbeat, and the failures since.
    *
    * @example
+   * const self = new SelfRegistration(registry, { instance, ttlMs: 10_000, deregisterAfterMs: 60_000 });
    * const { consecutiveFailures, lastError } = self.describe();
    * if (consecutiveFailures > 2) log.warn(`the registry refuses heartbeats: ${lastError}`);
    */
