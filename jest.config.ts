@@ -10,6 +10,7 @@ const config: Config = {
   testMatch: ['<rootDir>/packages/*/test/**/*.test.ts', '<rootDir>/examples/*/test/**/*.test.ts'],
   moduleNameMapper: {
     '^@trellis/([a-z-]+)$': '<rootDir>/packages/$1/src/index.ts',
+    '^@trellis/tracing/sdk$': '<rootDir>/packages/tracing/src/sdk/index.ts',
     '^(\\.{1,2}/.*)\\.js$': '$1',
   },
   testTimeout: 20_000,

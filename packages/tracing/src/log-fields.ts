@@ -1,0 +1,31 @@
+import { context as otelContext, isSpanContextValid, trace } from '@opentelemetry/api';
+
+/** The fields {@link traceLogFields} adds to a log line: OTel's names for logs (as its pino instrumentation writes them). */
+export interface TraceLogFields {
+  readonly trace_id?: string;
+  readonly span_id?: string;
+  /** "01" when the trace is sampled. */
+  readonly trace_flags?: string;
+}
+
+const none: TraceLogFields = Object.freeze({});
+
+/**
+ * The active span's `trace_id`, `span_id` and `trace_flags`, for a log line; no fields outside
+ * any span (or with no SDK set up). Made for pino's `mixin` option, which calls it per line.
+ *
+ * @example
+ * const log = pino({ mixin: traceLogFields });
+ * log.info('served'); // {"msg":"served","trace_id":"4bf9...","span_id":"00f0...","trace_flags":"01",...}
+ */
+export function traceLogFields(): TraceLogFields {
+  const span = trace.getSpan(otelContext.active());
+  if (span === undefined) return none;
+  const spanContext = span.spanContext();
+  if (!isSpanContextValid(spanContext)) return none;
+  return {
+    trace_id: spanContext.traceId,
+    span_id: spanContext.spanId,
+    trace_flags: spanContext.traceFlags.toString(16).padStart(2, '0'),
+  };
+}
