@@ -8,6 +8,11 @@ import type { TrellisMetricsOptions } from '@trellis/metrics';
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 const logLevels: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
+/** Where log lines go: pino writes each line, newline included, with one `write`. */
+export interface LogDestination {
+  write(line: string): void;
+}
+
 export interface AppOptions {
   /** The service name this app registers under and callers use, e.g. "users". */
   readonly service: string;
@@ -67,6 +72,11 @@ export interface AppOptions {
   readonly trellisPage?: boolean;
   /** Default "info". */
   readonly logLevel?: LogLevel;
+  /**
+   * Where the app's log lines (JSON, one per line) are written; default standard output. Any
+   * object with `write(line)`: a file stream, or a collector in tests.
+   */
+  readonly logDestination?: LogDestination;
   readonly clock?: Clock;
 }
 
@@ -159,6 +169,16 @@ export function validateAppOptions(options: AppOptions): void {
   }
   if (options.trellisPage !== undefined && typeof options.trellisPage !== 'boolean') {
     throw new ConfigError('trellisPage', `must be true or false, got ${JSON.stringify(options.trellisPage)}`);
+  }
+  const destination: unknown = options.logDestination;
+  if (
+    destination !== undefined &&
+    (typeof destination !== 'object' ||
+      destination === null ||
+      !('write' in destination) ||
+      typeof destination.write !== 'function')
+  ) {
+    throw new ConfigError('logDestination', 'must be an object with a write(line) method, such as a stream');
   }
   if (options.logLevel !== undefined && !logLevels.includes(options.logLevel)) {
     throw new ConfigError('logLevel', `must be one of ${logLevels.join(', ')}, got "${String(options.logLevel)}"`);

@@ -1,5 +1,5 @@
 export { appOptionsFromEnv } from './app-options.js';
-export type { AppOptions, LogLevel } from './app-options.js';
+export type { AppOptions, LogDestination, LogLevel } from './app-options.js';
 export { applyInboundLimits } from './inbound-limit.js';
 export type { InboundChoice, InboundLimits } from './inbound-limit.js';
 export { AppTokens, clientToken } from './tokens.js';

@@ -19,9 +19,12 @@ import {
 import { CircuitBreakerRegistry, TimeoutError } from '@trellis/resilience';
 import { inboundScope, ServiceClient, timeoutHeader, type InboundScope } from '@trellis/client';
 import { TrellisMetrics } from '@trellis/metrics';
+import { addTracing, traceLogFields } from '@trellis/tracing';
 import { ConsulRegistry, Discovery, SelfRegistration, type DiscoveryEvent, type Registry } from '@trellis/registry';
 import { validateAppOptions, type AppOptions } from './app-options.js';
+import { logBreakerChanges, logRegistration } from './app-logs.js';
 import { applyInboundLimits, type InboundLimits } from './inbound-limit.js';
+import { traceRequests } from './request-tracing.js';
 import { AppTokens, clientToken } from './tokens.js';
 import { trellisErrorReply } from './trellis-error-reply.js';
 import { serveTrellisStatus } from './trellis-page/trellis-route.js';
@@ -106,7 +109,13 @@ export class TrellisApp {
       options.registry ?? new ConsulRegistry(options.registryUrl === undefined ? {} : { url: options.registryUrl });
     this.discovery = new Discovery(this.registry, { ...options.discovery, clock: this.#clock });
     this.http = Fastify({
-      logger: { level: options.logLevel ?? 'info', base: { service: options.service } },
+      logger: {
+        level: options.logLevel ?? 'info',
+        base: { service: options.service },
+        // Every line written inside a request or a call carries its trace_id and span_id.
+        mixin: traceLogFields,
+        ...(options.logDestination === undefined ? {} : { stream: options.logDestination }),
+      },
       // One log line per request is for access logs and tracing, not for the service log.
       logController: new LogController({ disableRequestLogging: true }),
       // Keep-alive connections of callers are closed when idle at shutdown, not cut mid-request.
@@ -116,6 +125,9 @@ export class TrellisApp {
       return503OnClosing: false,
     });
     this.http.setErrorHandler(trellisErrorReply);
+    // First, so that the span covers the requests the app's own hooks refuse.
+    traceRequests(this.http);
+    logBreakerChanges(this.http.log, this.breakers.onStateChanged);
     this.metrics = options.metrics === false ? undefined : this.#serveMetrics(new TrellisMetrics(options.metrics));
     // The status page shows internals: on unless `trellisPage: false`.
     if (options.trellisPage !== false) serveTrellisStatus(this.http, () => this.describe());
@@ -203,6 +215,11 @@ export class TrellisApp {
         breakers: this.breakers,
         clock: this.#clock,
         telemetry: this.telemetry,
+        // Tracing first, so that the app's own stack edits may move or remove it.
+        stack: (stack) => {
+          addTracing(stack);
+          this.#options.client?.stack?.(stack);
+        },
       });
       this.#clients.set(service, client);
     }
@@ -258,10 +275,10 @@ export class TrellisApp {
         { instance, ttlMs: options.ttlMs ?? 10_000, deregisterAfterMs: options.deregisterAfterMs ?? 60_000 },
         { clock: this.#clock },
       );
-      self.onHeartbeatFailed((error) => this.http.log.warn({ err: error }, 'heartbeat to the registry failed'));
-      self.onReregistered(() => this.http.log.info('the registry had forgotten this instance; registered again'));
+      logRegistration(this.http.log, self, instance.id);
       this.discovery.onEvent((event) => logDiscoveryEvent(this.http.log, event));
       await self.start();
+      this.http.log.info({ instance: instance.id }, `registered as ${instance.id}`);
       this.#selfRegistration = self;
       this.#started = { url: `http://${advertised.includes(':') ? `[${advertised}]` : advertised}:${port}`, instance };
       this.#state = 'running';
@@ -432,6 +449,7 @@ function logDiscoveryEvent(log: FastifyBaseLogger, event: DiscoveryEvent): void 
       log.warn({ err: event.error }, `discovery failover file of "${event.service}" failed`);
       break;
     default:
-      log.debug({ event: event.type, instance: event.instance.id }, `discovery: ${event.type}`);
+      // Once per change of the instances known: what an operator reads after an incident.
+      log.info({ event: event.type, instance: event.instance.id }, `discovery: ${event.type} ${event.instance.id}`);
   }
 }

@@ -53,6 +53,7 @@ export class SelfRegistration implements Closeable {
   readonly #heartbeatMs: number;
   readonly #failed = new Emitter<unknown>();
   readonly #reregistered = new Emitter<void>();
+  readonly #recovered = new Emitter<void>();
   #timer: Timer | undefined;
   #state: 'new' | 'running' | 'closed' = 'new';
   #registeredAt: number | undefined;
@@ -66,6 +67,8 @@ export class SelfRegistration implements Closeable {
   readonly onHeartbeatFailed = this.#failed.event;
   /** The registry had forgotten the instance and it was registered again. */
   readonly onReregistered = this.#reregistered.event;
+  /** A heartbeat (or re-registration) went through after failing: once per outage, so that logs need not count. */
+  readonly onHeartbeatRecovered = this.#recovered.event;
 
   /** @throws ConfigError when the TTL or heartbeat interval is not a positive number. */
   constructor(registry: Registry, registration: Registration, options: SelfRegistrationOptions = {}) {
@@ -141,7 +144,7 @@ export class SelfRegistration implements Closeable {
     try {
       await this.#registry.heartbeat(this.#registration.instance.id);
       this.#lastHeartbeatAt = this.#clock.now();
-      this.#consecutiveFailures = 0;
+      this.#succeeded();
     } catch (error) {
       if (this.#state !== 'running') return;
       if (isUnknownInstance(error)) {
@@ -157,8 +160,8 @@ export class SelfRegistration implements Closeable {
     try {
       await this.#registry.register(this.#registration);
       this.#registeredAt = this.#clock.now();
-      this.#consecutiveFailures = 0;
       this.#reregistrations++;
+      this.#succeeded();
       this.#reregistered.emit();
     } catch (error) {
       this.#fail(error);
@@ -171,6 +174,12 @@ export class SelfRegistration implements Closeable {
     // Bounded: a registry's error page must not make the status a megabyte.
     this.#lastError = (error instanceof Error ? error.message : String(error)).slice(0, 500);
     this.#failed.emit(error);
+  }
+
+  #succeeded(): void {
+    const wasFailing = this.#consecutiveFailures > 0;
+    this.#consecutiveFailures = 0;
+    if (wasFailing) this.#recovered.emit();
   }
 }
 

@@ -166,6 +166,21 @@ describe('SelfRegistration', () => {
     expect(self.describe().state).toBe('closed');
   });
 
+  it('reports a recovery once per outage, so that logs can say an outage began and ended', async () => {
+    const self = new SelfRegistration(registry, registration('users-1'), { clock });
+    let recoveries = 0;
+    self.onHeartbeatRecovered(() => recoveries++);
+    await self.start();
+    await clock.advanceAsync(2_000);
+    expect(recoveries).toBe(0);
+    registry.down = true;
+    await clock.advanceAsync(3_000);
+    registry.down = false;
+    await clock.advanceAsync(3_000);
+    expect(recoveries).toBe(1);
+    await self.close();
+  });
+
   it('fails start when the first registration fails, and closes without deregistering', async () => {
     // Nothing listens on port 1 of the loopback interface.
     const unreachable: Registry = new ConsulRegistry({ url: 'http://127.0.0.1:1', timeoutMs: 1_000 });

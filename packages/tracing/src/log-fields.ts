@@ -8,11 +8,10 @@ export interface TraceLogFields {
   readonly trace_flags?: string;
 }
 
-const none: TraceLogFields = Object.freeze({});
-
 /**
  * The active span's `trace_id`, `span_id` and `trace_flags`, for a log line; no fields outside
- * any span (or with no SDK set up). Made for pino's `mixin` option, which calls it per line.
+ * any span (or with no SDK set up). Made for pino's `mixin` option, which calls it per line
+ * and merges the line's own fields into what it returns: so a new object every time.
  *
  * @example
  * const log = pino({ mixin: traceLogFields });
@@ -20,9 +19,9 @@ const none: TraceLogFields = Object.freeze({});
  */
 export function traceLogFields(): TraceLogFields {
   const span = trace.getSpan(otelContext.active());
-  if (span === undefined) return none;
+  if (span === undefined) return {};
   const spanContext = span.spanContext();
-  if (!isSpanContextValid(spanContext)) return none;
+  if (!isSpanContextValid(spanContext)) return {};
   return {
     trace_id: spanContext.traceId,
     span_id: spanContext.spanId,
