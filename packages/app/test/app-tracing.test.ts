@@ -2,7 +2,7 @@ import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace';
 import { ConfigError } from '@trellis/core';
 import { MemoryRegistry } from '@trellis/registry';
-import { TrellisApp, type AppOptions } from '@trellis/app';
+import { TrellisApp, type AppOptions, type LogDestination } from '@trellis/app';
 import { startTracing, type TracingHandle } from '@trellis/tracing/sdk';
 
 /** The app's log lines, parsed, as pino writes them to its destination. */
@@ -159,7 +159,7 @@ describe('TrellisApp tracing', () => {
     for (const given of [{}, 'stdout', null]) {
       let thrown: unknown;
       try {
-        new TrellisApp({ service: 'users', logDestination: given as unknown as AppOptions['logDestination'] });
+        new TrellisApp({ service: 'users', logDestination: given as unknown as LogDestination });
       } catch (error) {
         thrown = error;
       }

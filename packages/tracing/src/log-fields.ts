@@ -14,8 +14,8 @@ export interface TraceLogFields {
  * and merges the line's own fields into what it returns: so a new object every time.
  *
  * @example
- * const log = pino({ mixin: traceLogFields });
- * log.info('served'); // {"msg":"served","trace_id":"4bf9...","span_id":"00f0...","trace_flags":"01",...}
+ * // import pino from 'pino'; const log = pino({ mixin: traceLogFields });
+ * const fields = traceLogFields(); // { trace_id: '4bf9...', span_id: '00f0...', trace_flags: '01' } in a span, {} outside
  */
 export function traceLogFields(): TraceLogFields {
   const span = trace.getSpan(otelContext.active());

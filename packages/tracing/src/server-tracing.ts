@@ -77,9 +77,12 @@ export interface ServerTracingOptions {
  * semconv server attributes. With no SDK set up the span is non-recording and nothing is built.
  *
  * @example
- * const served = startServerSpan({ method: req.method ?? 'GET', url: req.url ?? '/', headers: req.headers });
- * res.on('finish', () => served.end(res.statusCode));
- * otelContext.with(served.context, () => handle(req, res));
+ * import http from 'node:http';
+ * http.createServer((req, res) => {
+ *   const served = startServerSpan({ method: req.method ?? 'GET', url: req.url ?? '/', headers: req.headers });
+ *   res.on('finish', () => served.end(res.statusCode));
+ *   withServerSpan(served, () => res.end('ok'));
+ * });
  */
 export function startServerSpan(request: ServedRequestInfo, options: ServerTracingOptions = {}): ServerSpan {
   // A request starts a trace of its own or joins the caller's: never the context it happened to arrive in.
@@ -113,7 +116,9 @@ export function startServerSpan(request: ServedRequestInfo, options: ServerTraci
  * calls of a ServiceClient) are the request's.
  *
  * @example
- * withServerSpan(served, () => handle(req, res));
+ * const served = startServerSpan({ method: 'GET', url: '/users/42', route: '/users/:id', headers: {} });
+ * const user = await withServerSpan(served, () => users.get('/users/42')); // the call is the request's child
+ * served.end(200);
  */
 export function withServerSpan<T>(served: ServerSpan, fn: () => T): T {
   return otelContext.with(served.context, fn);
