@@ -1,5 +1,9 @@
 import { appOptionsFromEnv, TrellisApp } from '@trellis/app';
+import { startTracingFromEnv } from '@trellis/tracing/sdk';
 import { Timeline } from './timeline.js';
+
+// Traces go out when OTEL_* variables ask for an exporter (OTEL_EXPORTER_OTLP_ENDPOINT, ...).
+const tracing = startTracingFromEnv('forum');
 
 const app = new TrellisApp({
   service: 'forum',
@@ -22,5 +26,8 @@ app.http.get<{ Params: { id: string } }>('/posts/:id', async (request, reply) =>
   }
   return post;
 });
+
+// Flushed at shutdown, so that the last requests' spans are not lost.
+app.http.addHook('onClose', async () => tracing?.shutdown());
 
 await app.run();

@@ -36,7 +36,7 @@ export class Timeline {
   }
 
   #author(id: string): Promise<Author> {
-    return this.users.get<Author>(`/users/${encodeURIComponent(id)}`);
+    return this.users.get<Author>(`/users/${encodeURIComponent(id)}`, { template: '/users/:id' });
   }
 }
 

@@ -1,5 +1,9 @@
 import { appOptionsFromEnv, TrellisApp } from '@trellis/app';
+import { startTracingFromEnv } from '@trellis/tracing/sdk';
 import { users } from './users.js';
+
+// Traces go out when OTEL_* variables ask for an exporter (OTEL_EXPORTER_OTLP_ENDPOINT, ...).
+const tracing = startTracingFromEnv('users');
 
 const app = new TrellisApp({ service: 'users', version: '1.0.0', ...appOptionsFromEnv(process.env) });
 
@@ -12,5 +16,8 @@ app.http.get<{ Params: { id: string } }>('/users/:id', async (request, reply) =>
   }
   return { ...user, servedBy: app.instance?.id };
 });
+
+// Flushed at shutdown, so that the last requests' spans are not lost.
+app.http.addHook('onClose', async () => tracing?.shutdown());
 
 await app.run();
