@@ -12,6 +12,7 @@ import { registerKvApi } from '../kv/kv-api.js';
 import { registerPrometheusTargets } from '../catalog/prometheus-targets.js';
 import { registerTxnApi } from '../kv/txn-api.js';
 import { registerSessionApi } from '../session/session-api.js';
+import { registerRequestTracing } from './request-tracing.js';
 import type { ServerContext } from './server-context.js';
 import { registerStatusApi } from './status-api.js';
 
@@ -34,6 +35,7 @@ export function registerHttpApi(app: FastifyInstance, context: ServerContext): v
     return text(reply, 500, 'internal error');
   });
   // Before the route modules, so that every scope (KV's too) inherits the hooks.
+  registerRequestTracing(app);
   registerDatacenterCheck(app, context.node.datacenter);
   registerBodyEncoding(app);
   if (context.acl !== undefined) registerAclEnforcement(app, context.acl);
