@@ -8,8 +8,8 @@ declare module 'fastify' {
   }
 }
 
-/** Routes polled by machines, whose spans would bury the ones people look for. */
-const untraced: ReadonlySet<string> = new Set(['/health', '/metrics']);
+/** Routes polled by machines (and the status page), whose spans would bury the ones people look for. */
+const untraced: ReadonlySet<string> = new Set(['/health', '/metrics', '/trellis']);
 
 const failures = new WeakMap<FastifyRequest, unknown>();
 
