@@ -110,10 +110,12 @@ describe('GET /trellis', () => {
           service: 'users',
           strategy: 'round-robin',
           stages: [
+            'trace',
             'deadline',
             'retry',
             'hedging',
             'select',
+            'trace-attempt',
             'breaker',
             'attempt-timeout',
             'fault-injection',
