@@ -11,8 +11,12 @@ export default tseslint.config(
   {
     languageOptions: {
       parserOptions: {
-        // The second project is the dashboard's browser script (DOM types, no Node).
-        project: ['./tsconfig.check.json', './packages/registry-server/src/dashboard/page/tsconfig.json'],
+        // The other projects are the browser scripts of the dashboard and the /trellis page (DOM types, no Node).
+        project: [
+          './tsconfig.check.json',
+          './packages/registry-server/src/dashboard/page/tsconfig.json',
+          './packages/app/src/trellis-page/page/tsconfig.json',
+        ],
         tsconfigRootDir: import.meta.dirname,
       },
     },

@@ -130,7 +130,7 @@ export class TrellisApp {
     logBreakerChanges(this.http.log, this.breakers.onStateChanged);
     this.metrics = options.metrics === false ? undefined : this.#serveMetrics(new TrellisMetrics(options.metrics));
     // The status page shows internals: on unless `trellisPage: false`.
-    if (options.trellisPage !== false) serveTrellisStatus(this.http, () => this.describe());
+    if (options.trellisPage !== false) serveTrellisStatus(this.http, this.service, () => this.describe());
     this.http.decorateRequest('inbound', undefined as unknown as InboundScope);
     this.http.addHook('onRequest', (request, reply, done) => this.#openScope(request, reply, done));
     // Run the handler inside the scope as well: body parsing may have left it.
