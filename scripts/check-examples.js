@@ -219,7 +219,11 @@ function main() {
       noImplicitReturns: false,
       types: ['node'],
       baseUrl: '..',
-      paths: { '@trellis/*': ['./packages/*/src/index.ts'] },
+      // As tsconfig.check.json's: sources, not dist, which lint runs before the build makes.
+      paths: {
+        '@trellis/tracing/sdk': ['./packages/tracing/src/sdk/index.ts'],
+        '@trellis/*': ['./packages/*/src/index.ts'],
+      },
     },
     include: ['*.ts'],
   };
