@@ -124,10 +124,12 @@ describe('the /trellis page', () => {
     expect(polls).toHaveLength(2);
     expect(await text(users.locator('[data-strategy]'))).toBe('round-robin');
     expect(await users.locator('[data-stage]').allTextContents()).toEqual([
+      'trace',
       'deadline',
       'retry',
       'hedging',
       'select',
+      'trace-attempt',
       'breaker',
       'attempt-timeout',
       'fault-injection',
