@@ -28,6 +28,7 @@ try {
 const lines = [
   ['forum', `${system.forum.url}/posts`, 'posts with their authors, fetched from users by service name'],
   ['forum', `${system.forum.url}/posts/1`, 'reload: "authorServedBy" alternates between the users instances'],
+  ['forum', `${system.forum.url}/trellis`, "the forum's governance: users' instances, breakers, latency, retry budget"],
   ...system.users.map((u) => [u.name, `${u.url}/users/1`, 'one users instance, called directly']),
   ['registry', `${system.registry.url}/v1/health/service/users?passing`, "the registry's view, in Consul's API"],
 ];

@@ -129,8 +129,12 @@ export class TrellisApp {
     traceRequests(this.http);
     logBreakerChanges(this.http.log, this.breakers.onStateChanged);
     this.metrics = options.metrics === false ? undefined : this.#serveMetrics(new TrellisMetrics(options.metrics));
-    // The status page shows internals: on unless `trellisPage: false`.
-    if (options.trellisPage !== false) serveTrellisStatus(this.http, this.service, () => this.describe());
+    // The status page shows internals: on unless `trellisPage: false`. Its tally of calls starts
+    // now when the telemetry already has a listener (metrics), else at the first look.
+    if (options.trellisPage !== false) {
+      serveTrellisStatus(this.http, this.service, () => this.describe());
+      if (this.telemetry.enabled) this.#recentCalls = new RecentCallsTracker(this.telemetry, this.#clock);
+    }
     this.http.decorateRequest('inbound', undefined as unknown as InboundScope);
     this.http.addHook('onRequest', (request, reply, done) => this.#openScope(request, reply, done));
     // Run the handler inside the scope as well: body parsing may have left it.
@@ -183,7 +187,8 @@ export class TrellisApp {
     if (this.#state !== 'closed') {
       // Declared calls are shown before their first call: making a client asks nothing of the network.
       for (const service of this.#options.calls ?? []) this.client(service);
-      // Calls are tallied from the first look on, so that an app nobody looks at pays nothing.
+      // With no other telemetry listener, calls are tallied from the first look on, so that an
+      // app with metrics off pays nothing for them until someone looks.
       this.#recentCalls ??= new RecentCallsTracker(this.telemetry, this.#clock);
     }
     return describeApp({

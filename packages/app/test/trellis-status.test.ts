@@ -191,6 +191,22 @@ describe('GET /trellis', () => {
     });
   });
 
+  it('tallies calls from the start beside metrics, and with metrics off only from the first look', async () => {
+    const { url } = await system();
+    for (const id of ['1', '2']) expect((await fetch(`${url}/posts/${id}`)).status).toBe(200);
+    expect((await status(url)).clients[0]?.instances.map((i) => i.recent?.attempts)).toEqual([1, 1]);
+
+    const quiet = app({ service: 'quiet', calls: ['users'], metrics: false, client: { strategy: 'round-robin' } });
+    quiet.http.get('/posts/:id', async () => quiet.client('users').get('/users/1'));
+    const quietUrl = (await quiet.start()).url;
+    expect(quiet.telemetry.enabled).toBe(false);
+    expect((await fetch(`${quietUrl}/posts/1`)).status).toBe(200);
+    expect((await status(quietUrl)).clients[0]?.instances.map((i) => i.recent)).toEqual([null, null]);
+    expect(quiet.telemetry.enabled).toBe(true);
+    expect((await fetch(`${quietUrl}/posts/2`)).status).toBe(200);
+    expect((await status(quietUrl)).clients[0]?.instances.map((i) => i.recent?.attempts ?? 0)).toEqual([0, 1]);
+  });
+
   it('is off with trellisPage: false, and refuses a value that is not a boolean', async () => {
     const quiet = app({ service: 'quiet', trellisPage: false });
     const { url } = await quiet.start();

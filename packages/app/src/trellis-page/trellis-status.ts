@@ -25,8 +25,10 @@ export type TrellisRegistrationStatus = {
 };
 
 /**
- * Calls to one instance seen by this app, from its telemetry (so for any strategy), counted
- * from the first time its status was asked for: an app nobody looks at tallies nothing.
+ * Calls to one instance seen by this app, from its telemetry (so for any strategy): counted
+ * from the start while the app's telemetry has another listener (its metrics, on by default),
+ * else from the first time its status was asked for, so that an app with metrics off pays
+ * nothing for telemetry until someone looks.
  */
 export interface RecentCalls {
   /** Attempts that ended. */
@@ -70,7 +72,7 @@ export interface TrellisTargetInstance {
   } | null;
   /** What the strategy knows of its load (P2C's score and latency estimate); null when the strategy keeps nothing. */
   readonly load: InstanceLoad | null;
-  /** Calls this app made to it since its status was first asked for, whatever the strategy; null when none was seen. */
+  /** Calls this app made to it (see {@link RecentCalls} for since when), whatever the strategy; null when none was seen. */
   readonly recent: RecentCalls | null;
 }
 
