@@ -141,6 +141,7 @@ export function startTracing(options: StartTracingOptions): TracingHandle {
  * Starts tracing when the environment asks for it (`OTEL_TRACES_EXPORTER` other than `none`,
  * or an `OTEL_EXPORTER_OTLP_ENDPOINT` / `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`), as a service's
  * main module does; undefined when it does not, so that a service run by hand sends nothing.
+ * `env` decides whether; the SDK itself reads its settings from `process.env`.
  *
  * @throws ConfigError as {@link startTracing} does.
  * @example
