@@ -7,6 +7,7 @@ import { CallContext, type Reply, type ServiceInstance } from '@trellis/core';
 import { ServiceClient, type Transport } from '@trellis/client';
 import { TrellisMetrics } from '@trellis/metrics';
 import { Discovery, MemoryRegistry } from '@trellis/registry';
+import { setUpTracingBench } from './client-tracing.js';
 import { measureCalls, median, nsPerCall, printTable, type RunFigures } from './measure.js';
 import { nginxPath, startSidecars } from './sidecar.js';
 
@@ -40,6 +41,8 @@ export async function clientBench(): Promise<Record<string, number | string>> {
   const metered = new ServiceClient({ service: 'users', discovery });
   const metrics = new TrellisMetrics({ processMetrics: false });
   metrics.subscribe(metered);
+  // Measures tracing without an SDK, then starts one: only clients with the tracing stages see it.
+  const tracing = await setUpTracingBench(discovery, instance);
   // The baselines are configured as the Trellis transports are: keep-alive, 64 connections, no
   // redirect following; each decodes the JSON body, as the transports do.
   const axiosAgent = new http.Agent({ keepAlive: true, maxSockets: 64 });
@@ -57,6 +60,7 @@ export async function clientBench(): Promise<Record<string, number | string>> {
     axios: () => bareAxios.get('/users/1'),
     governedAxios: () => overAxios.get('/users/1'),
     governedMetrics: () => metered.get('/users/1', { template: '/users/:id' }),
+    governedTracing: tracing.traced,
     undici: bareUndici,
     governedUndici: () => overUndici.get('/users/1'),
   };
@@ -65,6 +69,7 @@ export async function clientBench(): Promise<Record<string, number | string>> {
     axios: [],
     governedAxios: [],
     governedMetrics: [],
+    governedTracing: [],
     undici: [],
     governedUndici: [],
   };
@@ -121,6 +126,7 @@ export async function clientBench(): Promise<Record<string, number | string>> {
       row('axios (baseline)', runs.axios),
       row('trellis client over axios', runs.governedAxios),
       row('trellis client over axios, metrics on', runs.governedMetrics),
+      row('trellis client over axios, tracing on', runs.governedTracing),
       row('undici Pool (baseline)', runs.undici),
       row("trellis client over undici (transport: 'undici')", runs.governedUndici),
     ],
@@ -144,6 +150,7 @@ export async function clientBench(): Promise<Record<string, number | string>> {
   console.log(`undici_ratio_vs_undici (trellis over undici / undici Pool): ${undiciRatio.toFixed(3)}`);
   console.log(`undici_ratio_vs_axios (trellis over undici / axios): ${undiciVsAxios.toFixed(3)}`);
   console.log(`metrics_ratio (trellis over axios with metrics on / off): ${metricsRatio.toFixed(3)}`);
+  const tracingFigures = await tracing.report(rps(runs.governedTracing), rps(runs.governedAxios));
 
   const sidecar = await sidecarFigures(port, [
     {
@@ -168,6 +175,7 @@ export async function clientBench(): Promise<Record<string, number | string>> {
     },
   ]);
   metrics.dispose();
+  await tracing.close();
   await Promise.all([overAxios.close(), overUndici.close(), metered.close(), offline.close(), pool.close()]);
   axiosAgent.destroy();
   await discovery.close();
@@ -188,6 +196,7 @@ export async function clientBench(): Promise<Record<string, number | string>> {
     trellis_undici_p99_ms: Number(pick(runs.governedUndici, 'p99Ms').toFixed(3)),
     stack_ns_per_call: Math.round(stackNs),
     bare_ns_per_call: Math.round(bareNs),
+    ...tracingFigures,
     ...sidecar,
   };
 }
