@@ -179,6 +179,8 @@ export class TrellisApp {
    * The app's in-process governance now, as `GET /trellis` serves it: its instance and
    * registration, and for each client the called service's instances with their health,
    * breaker state, load and recent calls, the retry budget left and the rules in force.
+   * Asks nothing of the registry or the network; the client of a service in `calls` that was
+   * not used yet is made, so that it is listed.
    *
    * @example
    * const open = app.describe().clients.flatMap((c) => c.instances.filter((i) => i.breaker?.state === 'open'));

@@ -35,7 +35,7 @@ describe('inbound limits of a TrellisApp', () => {
     await registry.close();
   });
 
-  it('answers requests beyond the rate with 429, Retry-After and RATE_LIMITED, and leaves /health alone', async () => {
+  it('answers requests beyond the rate with 429, Retry-After and RATE_LIMITED, and leaves /health and /trellis alone', async () => {
     const clock = new ManualClock();
     const users = app();
     users.http.get('/users/:id', async () => ({ ok: true })); // a route declared before the limit
@@ -49,6 +49,8 @@ describe('inbound limits of a TrellisApp', () => {
     expect(limited.headers.get('retry-after')).toBe('2');
     expect(await limited.json()).toMatchObject({ error: 'RATE_LIMITED', retryAfterMs: 2_000 });
     expect((await fetch(`${url}/health`)).status).toBe(200);
+    // The status page shows the overload; a limit on it would hide it.
+    expect((await fetch(`${url}/trellis`)).status).toBe(200);
     clock.advance(2_000);
     expect((await fetch(`${url}/users/3`)).status).toBe(200);
   });
