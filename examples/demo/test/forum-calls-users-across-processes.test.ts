@@ -1,3 +1,4 @@
+import type { TrellisStatus } from '@trellis/app';
 import { startSystem, type RunningSystem } from '../src/system.js';
 
 // The whole slice as separate processes: the registry server, two users instances and the forum.
@@ -30,6 +31,20 @@ describe('forum calling users across processes', () => {
     }
     const [first, second] = system.users;
     expect(Object.fromEntries(counts)).toEqual({ [idOf(first!.url)]: 5, [idOf(second!.url)]: 5 });
+  });
+
+  it("shows on the forum's /trellis both users instances as the registry server and the forum see them", async () => {
+    const response = await fetch(`${system.forum.url}/trellis`);
+    expect(response.status).toBe(200);
+    const status = (await response.json()) as TrellisStatus;
+    expect(status).toMatchObject({ service: 'forum', state: 'running', registration: { state: 'running' } });
+    const [users] = status.clients;
+    expect(users).toMatchObject({ service: 'users', strategy: 'round-robin', discovery: { registryReachable: true } });
+    expect(users?.instances.map((i) => [i.id, i.health, i.breaker?.state, i.recent?.attempts])).toEqual(
+      system.users
+        .map((u) => [idOf(u.url), 'passing', 'closed', 5])
+        .sort((a, b) => (String(a[0]) < String(b[0]) ? -1 : 1)),
+    );
   });
 
   it('keeps every call succeeding while one users instance stops gracefully, then uses the other', async () => {
