@@ -7,14 +7,18 @@ export const otherMethod = '_OTHER';
 
 const knownMethods = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'CONNECT', 'OPTIONS', 'TRACE', 'PATCH']);
 
+const classes = ['1xx', '2xx', '3xx', '4xx', '5xx'];
+
 /** `2xx`, `4xx`, `5xx`, ... for an HTTP status; `none` when there was no answer. */
 export function statusClass(status: number | undefined): string {
   if (status === undefined || !(status >= 100 && status <= 599)) return 'none';
-  return `${Math.floor(status / 100)}xx`;
+  // From a table, not a template string: this runs on every call.
+  return classes[Math.floor(status / 100) - 1] as string;
 }
 
 /** The method as a label: one of HTTP's methods, or `_OTHER`. */
 export function methodLabel(method: string): string {
+  if (knownMethods.has(method)) return method;
   const upper = method.toUpperCase();
   return knownMethods.has(upper) ? upper : otherMethod;
 }

@@ -1,5 +1,6 @@
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Registry } from 'prom-client';
 import { ConfigError, type CircuitState, type Disposable, type Event, type TelemetryEvent } from '@trellis/core';
+import { CounterCells, HistogramCells } from './cells.js';
 import { LabelCap, methodLabel, statusClass, unknownRoute } from './label-values.js';
 
 /**
@@ -58,18 +59,19 @@ export class TrellisMetrics implements Disposable {
   /** The prom-client registry holding the series: serve `registry.metrics()` with `registry.contentType`. */
   readonly registry: Registry;
 
-  readonly #clientDuration: Histogram<'service' | 'method' | 'route' | 'status_class' | 'outcome'>;
-  readonly #serverDuration: Histogram<'method' | 'route' | 'status_class'>;
-  readonly #circuitState: Gauge<'service' | 'target_instance' | 'state'>;
-  readonly #circuitTransitions: Counter<'service' | 'target_instance' | 'from' | 'to'>;
-  readonly #picks: Counter<'service' | 'target_instance'>;
-  readonly #retries: Counter<'service' | 'reason'>;
-  readonly #retriesRefused: Counter<'service' | 'reason'>;
-  readonly #hedges: Counter<'service'>;
-  readonly #timeouts: Counter<'service' | 'scope'>;
-  readonly #limitRejections: Counter<'service' | 'limit'>;
-  readonly #faults: Counter<'service' | 'kind'>;
-  readonly #fallbacks: Counter<'service' | 'cause'>;
+  // Label names in the order the cells are keyed by; see the help texts for what each counts.
+  readonly #clientDuration: HistogramCells; // service, method, route, status_class, outcome
+  readonly #serverDuration: HistogramCells; // method, route, status_class
+  readonly #circuitState: CounterCells; // service, target_instance, state
+  readonly #circuitTransitions: CounterCells; // service, target_instance, from, to
+  readonly #picks: CounterCells; // service, target_instance
+  readonly #retries: CounterCells; // service, reason
+  readonly #retriesRefused: CounterCells; // service, reason
+  readonly #hedges: CounterCells; // service
+  readonly #timeouts: CounterCells; // service, scope
+  readonly #limitRejections: CounterCells; // service, limit
+  readonly #faults: CounterCells; // service, kind
+  readonly #fallbacks: CounterCells; // service, cause
   readonly #services: LabelCap;
   readonly #instances: LabelCap;
   readonly #routes: LabelCap;
@@ -87,82 +89,67 @@ export class TrellisMetrics implements Disposable {
     this.#reasons = new LabelCap(max);
     const registry = options.registry ?? new Registry();
     this.registry = registry;
-    const registers = [registry];
-    const buckets = [...durationBuckets];
-    this.#clientDuration = new Histogram({
-      name: 'http_client_request_duration_seconds',
-      help: 'Duration of HTTP requests (attempts) a governed client sent, by target service and route template.',
-      labelNames: ['service', 'method', 'route', 'status_class', 'outcome'],
-      buckets,
-      registers,
-    });
-    this.#serverDuration = new Histogram({
-      name: 'http_server_request_duration_seconds',
-      help: 'Duration of HTTP requests this service served, by route template.',
-      labelNames: ['method', 'route', 'status_class'],
-      buckets,
-      registers,
-    });
-    this.#circuitState = new Gauge({
-      name: 'trellis_circuit_state',
-      help: 'Circuit breaker state: 1 for the state the breaker is in, 0 for the others.',
-      labelNames: ['service', 'target_instance', 'state'],
-      registers,
-    });
-    this.#circuitTransitions = new Counter({
-      name: 'trellis_circuit_transitions_total',
-      help: 'Circuit breaker state changes.',
-      labelNames: ['service', 'target_instance', 'from', 'to'],
-      registers,
-    });
-    this.#picks = new Counter({
-      name: 'trellis_instance_picks_total',
-      help: 'Instances chosen for an attempt by the load balancer.',
-      labelNames: ['service', 'target_instance'],
-      registers,
-    });
-    this.#retries = new Counter({
-      name: 'trellis_retries_total',
-      help: 'Failed attempts that were scheduled to be tried again.',
-      labelNames: ['service', 'reason'],
-      registers,
-    });
-    this.#retriesRefused = new Counter({
-      name: 'trellis_retries_refused_total',
-      help: 'Retryable failures not retried because the retry budget was spent.',
-      labelNames: ['service', 'reason'],
-      registers,
-    });
-    this.#hedges = new Counter({
-      name: 'trellis_hedges_total',
-      help: 'Hedged (second) attempts sent because the first was slow.',
-      labelNames: ['service'],
-      registers,
-    });
-    this.#timeouts = new Counter({
-      name: 'trellis_timeouts_total',
-      help: "Time limits that ran out: an attempt's (scope attempt) or a whole call's (scope deadline).",
-      labelNames: ['service', 'scope'],
-      registers,
-    });
-    this.#limitRejections = new Counter({
-      name: 'trellis_limit_rejections_total',
-      help: 'Calls refused by a rate limit (limit rate) or a concurrency limit, a bulkhead (limit concurrency).',
-      labelNames: ['service', 'limit'],
-      registers,
-    });
-    this.#faults = new Counter({
-      name: 'trellis_faults_injected_total',
-      help: 'Attempts delayed or aborted by fault injection.',
-      labelNames: ['service', 'kind'],
-      registers,
-    });
-    this.#fallbacks = new Counter({
-      name: 'trellis_fallbacks_total',
-      help: 'Calls a fallback answered, by the code of the failure it answered for.',
-      labelNames: ['service', 'cause'],
-      registers,
-    });
+    this.#clientDuration = new HistogramCells(
+      'http_client_request_duration_seconds',
+      'Duration of HTTP requests (attempts) a governed client sent, by target service and route template.',
+      ['service', 'method', 'route', 'status_class', 'outcome'],
+      durationBuckets,
+    ).register(registry);
+    this.#serverDuration = new HistogramCells(
+      'http_server_request_duration_seconds',
+      'Duration of HTTP requests this service served, by route template.',
+      ['method', 'route', 'status_class'],
+      durationBuckets,
+    ).register(registry);
+    this.#circuitState = new CounterCells(
+      'trellis_circuit_state',
+      'Circuit breaker state: 1 for the state the breaker is in, 0 for the others.',
+      ['service', 'target_instance', 'state'],
+      'gauge',
+    ).register(registry);
+    const counter = (name: string, help: string, labelNames: readonly string[]): CounterCells =>
+      new CounterCells(name, help, labelNames).register(registry);
+    this.#circuitTransitions = counter('trellis_circuit_transitions_total', 'Circuit breaker state changes.', [
+      'service',
+      'target_instance',
+      'from',
+      'to',
+    ]);
+    this.#picks = counter('trellis_instance_picks_total', 'Instances chosen for an attempt by the load balancer.', [
+      'service',
+      'target_instance',
+    ]);
+    this.#retries = counter('trellis_retries_total', 'Failed attempts that were scheduled to be tried again.', [
+      'service',
+      'reason',
+    ]);
+    this.#retriesRefused = counter(
+      'trellis_retries_refused_total',
+      'Retryable failures not retried because the retry budget was spent.',
+      ['service', 'reason'],
+    );
+    this.#hedges = counter('trellis_hedges_total', 'Hedged (second) attempts sent because the first was slow.', [
+      'service',
+    ]);
+    this.#timeouts = counter(
+      'trellis_timeouts_total',
+      "Time limits that ran out: an attempt's (scope attempt) or a whole call's (scope deadline).",
+      ['service', 'scope'],
+    );
+    this.#limitRejections = counter(
+      'trellis_limit_rejections_total',
+      'Calls refused by a rate limit (limit rate) or a concurrency limit, a bulkhead (limit concurrency).',
+      ['service', 'limit'],
+    );
+    this.#faults = counter('trellis_faults_injected_total', 'Attempts delayed or aborted by fault injection.', [
+      'service',
+      'kind',
+    ]);
+    this.#fallbacks = counter(
+      'trellis_fallbacks_total',
+      'Calls a fallback answered, by the code of the failure it answered for.',
+      ['service', 'cause'],
+    );
     if (options.processMetrics ?? true) collectDefaultMetrics({ register: registry });
   }
 
@@ -186,52 +173,45 @@ export class TrellisMetrics implements Disposable {
     switch (event.type) {
       case 'attempt-ended':
         this.#clientDuration.observe(
-          {
-            service: this.#services.value(event.service),
-            method: methodLabel(event.method),
-            route: event.template === undefined ? unknownRoute : this.#routes.value(event.template),
-            status_class: statusClass(event.status),
-            outcome: event.outcome,
-          },
           event.durationMs / 1000,
+          this.#services.value(event.service),
+          methodLabel(event.method),
+          event.template === undefined ? unknownRoute : this.#routes.value(event.template),
+          statusClass(event.status),
+          event.outcome,
         );
         break;
       case 'instance-picked':
-        this.#picks.inc({
-          service: this.#services.value(event.service),
-          target_instance: this.#instances.value(event.instance),
-        });
+        this.#picks.at(this.#services.value(event.service), this.#instances.value(event.instance)).value++;
         break;
       case 'circuit-state-changed': {
         const service = this.#services.value(event.service);
         // A per-service breaker has no instance: the label is empty, which Prometheus reads as absent.
-        const target_instance = event.instance === undefined ? '' : this.#instances.value(event.instance);
-        for (const state of states) {
-          this.#circuitState.set({ service, target_instance, state }, state === event.to ? 1 : 0);
-        }
-        this.#circuitTransitions.inc({ service, target_instance, from: event.from, to: event.to });
+        const instance = event.instance === undefined ? '' : this.#instances.value(event.instance);
+        for (const state of states) this.#circuitState.at(service, instance, state).value = state === event.to ? 1 : 0;
+        this.#circuitTransitions.at(service, instance, event.from, event.to).value++;
         break;
       }
       case 'retry-scheduled':
-        this.#retries.inc({ service: this.#services.value(event.service), reason: this.#reasons.value(event.reason) });
+        this.#retries.at(this.#services.value(event.service), this.#reasons.value(event.reason)).value++;
         break;
       case 'retry-refused':
-        this.#retriesRefused.inc({ service: this.#services.value(event.service), reason: event.reason });
+        this.#retriesRefused.at(this.#services.value(event.service), event.reason).value++;
         break;
       case 'hedge-sent':
-        this.#hedges.inc({ service: this.#services.value(event.service) });
+        this.#hedges.at(this.#services.value(event.service)).value++;
         break;
       case 'timed-out':
-        this.#timeouts.inc({ service: this.#services.value(event.service), scope: event.scope });
+        this.#timeouts.at(this.#services.value(event.service), event.scope).value++;
         break;
       case 'limit-rejected':
-        this.#limitRejections.inc({ service: this.#services.value(event.service), limit: event.limit });
+        this.#limitRejections.at(this.#services.value(event.service), event.limit).value++;
         break;
       case 'fault-injected':
-        this.#faults.inc({ service: this.#services.value(event.service), kind: event.kind });
+        this.#faults.at(this.#services.value(event.service), event.kind).value++;
         break;
       case 'fallback-answered':
-        this.#fallbacks.inc({ service: this.#services.value(event.service), cause: this.#reasons.value(event.cause) });
+        this.#fallbacks.at(this.#services.value(event.service), this.#reasons.value(event.cause)).value++;
         break;
       case 'attempt-started':
         break;
@@ -244,12 +224,10 @@ export class TrellisMetrics implements Disposable {
    */
   recordServerRequest(request: ServedRequest): void {
     this.#serverDuration.observe(
-      {
-        method: methodLabel(request.method),
-        route: request.template === undefined ? unknownRoute : this.#routes.value(request.template),
-        status_class: statusClass(request.status),
-      },
       request.durationMs / 1000,
+      methodLabel(request.method),
+      request.template === undefined ? unknownRoute : this.#routes.value(request.template),
+      statusClass(request.status),
     );
   }
 

@@ -1,6 +1,6 @@
-import { Registry } from 'prom-client';
+import { Counter, Histogram, Registry } from 'prom-client';
 import { ConfigError, Telemetry, type TelemetryEvent } from '@trellis/core';
-import { TrellisMetrics } from '@trellis/metrics';
+import { durationBuckets, TrellisMetrics } from '@trellis/metrics';
 
 type Series = { labels: Record<string, string | number>; value: number; metricName?: string };
 
@@ -47,6 +47,56 @@ describe('TrellisMetrics', () => {
       (s) => s.metricName === 'http_client_request_duration_seconds_sum' && s.labels.status_class === '2xx',
     );
     expect(sum?.value).toBeCloseTo(0.012);
+  });
+
+  it("writes exactly the text prom-client's own metrics write for the same observations", async () => {
+    const telemetry = new Telemetry();
+    const metrics = new TrellisMetrics({ processMetrics: false });
+    metrics.subscribe(telemetry);
+    const durations = [0.4, 3, 12, 12, 75, 260, 1_000, 20_000];
+    durations.forEach((durationMs, i) => telemetry.emit(attemptEnded({ durationMs, status: i % 3 === 0 ? 503 : 200 })));
+    telemetry.emit(attemptEnded({ service: 'mail', template: 'a "quoted"\\path\nline', durationMs: 5 }));
+    const retry = { type: 'retry-scheduled', attempt: 1, instance: undefined, delayMs: 0 } as const;
+    telemetry.emit({ ...retry, service: 'users', reason: 'HTTP 503' });
+    telemetry.emit({ ...retry, service: 'users', reason: 'HTTP 503' });
+    telemetry.emit({ ...retry, service: 'mail', reason: 'TIMEOUT' });
+
+    // The same observations through prom-client's classes, in a registry of their own.
+    const reference = new Registry();
+    const help = async (name: string): Promise<string> =>
+      (await metrics.registry.getSingleMetric(name)?.get())?.help ?? '';
+    const histogram = new Histogram({
+      name: 'http_client_request_duration_seconds',
+      help: await help('http_client_request_duration_seconds'),
+      labelNames: ['service', 'method', 'route', 'status_class', 'outcome'],
+      buckets: [...durationBuckets],
+      registers: [reference],
+    });
+    const labels = (service: string, route: string, status_class: string) =>
+      ({ service, method: 'GET', route, status_class, outcome: 'success' }) as const;
+    durations.forEach((durationMs, i) =>
+      histogram.observe(labels('users', '/users/:id', i % 3 === 0 ? '5xx' : '2xx'), durationMs / 1000),
+    );
+    histogram.observe(labels('mail', 'a "quoted"\\path\nline', '2xx'), 0.005);
+    const retries = new Counter({
+      name: 'trellis_retries_total',
+      help: await help('trellis_retries_total'),
+      labelNames: ['service', 'reason'],
+      registers: [reference],
+    });
+    retries.inc({ service: 'users', reason: 'HTTP 503' }, 2);
+    retries.inc({ service: 'mail', reason: 'TIMEOUT' });
+
+    for (const name of ['http_client_request_duration_seconds', 'trellis_retries_total']) {
+      expect(await metrics.registry.getSingleMetricAsString(name)).toBe(await reference.getSingleMetricAsString(name));
+    }
+    expect((await metrics.registry.getSingleMetric('trellis_retries_total')?.get())?.values).toEqual(
+      (await retries.get()).values,
+    );
+    const json = (await metrics.registry.getSingleMetric('http_client_request_duration_seconds')?.get())?.values;
+    expect(json).toEqual(
+      (await histogram.get()).values.map(({ value, labels, metricName }) => ({ value, labels, metricName })),
+    );
   });
 
   it('counts retries, refusals, hedges, timeouts, limits, faults, fallbacks and picks', async () => {
