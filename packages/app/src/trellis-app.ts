@@ -128,7 +128,10 @@ export class TrellisApp {
     // First, so that the span covers the requests the app's own hooks refuse.
     traceRequests(this.http);
     logBreakerChanges(this.http.log, this.breakers.onStateChanged);
-    this.metrics = options.metrics === false ? undefined : this.#serveMetrics(new TrellisMetrics(options.metrics));
+    this.metrics =
+      options.metrics === false
+        ? undefined
+        : this.#serveMetrics(new TrellisMetrics({ clock: this.#clock, ...options.metrics }));
     // The status page shows internals: on unless `trellisPage: false`. Its tally of calls starts
     // now when the telemetry already has a listener (metrics), else at the first look.
     if (options.trellisPage !== false) {
@@ -358,6 +361,7 @@ export class TrellisApp {
   // count too, and serves the registry in Prometheus's text format.
   #serveMetrics(metrics: TrellisMetrics): TrellisMetrics {
     metrics.subscribe(this.telemetry);
+    metrics.watch({ breakers: this.breakers });
     this.http.addHook('onResponse', (request, reply, done) => {
       // Fastify's own stopwatch (from the request's arrival): the app's clock decides, it does not time.
       metrics.recordServerRequest({

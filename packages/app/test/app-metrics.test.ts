@@ -160,6 +160,7 @@ describe('TrellisApp metrics', () => {
       ['users', instance, 'closed', 0],
       ['users', instance, 'open', 1],
       ['users', instance, 'half-open', 0],
+      ['users', instance, 'isolated', 0],
     ]);
     expect(named(samples, 'trellis_circuit_transitions_total')).toEqual([
       {
@@ -175,6 +176,24 @@ describe('TrellisApp metrics', () => {
         s.value,
       ]),
     ).toEqual([['/broken', 'failure', 2]]);
+  });
+
+  it('shows every breaker the app holds at scrape time, one that never changed state included', async () => {
+    const { users, forum, forumUrl } = await usersAndForum();
+    const instance = users.instance?.id ?? '';
+    expect(named((await scrape(forumUrl)).samples, 'trellis_circuit_state')).toEqual([]);
+    expect((await forum.client('users').request({ path: '/users/1', template: '/users/:id' })).status).toBe(200);
+    // No state change happened: the series come from the breaker registry, read when scraped.
+    const gauge = named((await scrape(forumUrl)).samples, 'trellis_circuit_state');
+    expect(gauge.map((s) => [s.labels.service, s.labels.target_instance, s.labels.state, s.value])).toEqual([
+      ['users', instance, 'closed', 1],
+      ['users', instance, 'open', 0],
+      ['users', instance, 'half-open', 0],
+      ['users', instance, 'isolated', 0],
+    ]);
+    forum.breakers.get('users', instance).isolate();
+    const isolated = named((await scrape(forumUrl)).samples, 'trellis_circuit_state').filter((s) => s.value === 1);
+    expect(isolated.map((s) => s.labels.state)).toEqual(['isolated']);
   });
 
   it('serves no /metrics and subscribes nothing with metrics: false', async () => {

@@ -148,8 +148,13 @@ export class CounterCells extends CellMetric {
     this.#cells.clear();
   }
 
-  protected samples(): Sample[] {
+  /** Every series, for a gauge that shows these cells only some of the time. */
+  values(): GaugeSample[] {
     return this.#cells.entries.map((entry) => ({ value: entry.cell.value, labels: entry.labels }));
+  }
+
+  protected samples(): Sample[] {
+    return this.values();
   }
 }
 

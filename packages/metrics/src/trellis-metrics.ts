@@ -1,7 +1,8 @@
 import { collectDefaultMetrics, Registry } from 'prom-client';
-import { ConfigError, type CircuitState, type Disposable, type Event, type TelemetryEvent } from '@trellis/core';
-import { CounterCells, HistogramCells } from './cells.js';
+import { ConfigError, systemClock, type Clock, type Disposable, type Event, type TelemetryEvent } from '@trellis/core';
+import { CounterCells, HistogramCells, ScrapedGauge, type GaugeSample } from './cells.js';
 import { LabelCap, methodLabel, statusClass, unknownRoute } from './label-values.js';
+import { circuitStates, Watched, type WatchedSources } from './watched-sources.js';
 
 /**
  * The bucket bounds of both request duration histograms, in seconds: OpenTelemetry's advice for
@@ -21,6 +22,8 @@ export interface TrellisMetricsOptions {
    * `reason`, `cause`) may take; past it the value is `_other`. Default 500.
    */
   readonly maxLabelValues?: number;
+  /** The time the age gauges are computed from at each scrape; default the system clock. */
+  readonly clock?: Clock;
 }
 
 /** One request a server answered, as {@link TrellisMetrics.recordServerRequest} takes it. */
@@ -36,8 +39,6 @@ export interface ServedRequest {
 export interface TelemetrySource {
   readonly onEvent: Event<TelemetryEvent>;
 }
-
-const states: readonly CircuitState[] = ['closed', 'open', 'half-open'];
 
 /**
  * The standard metrics of a Trellis service on prom-client: a histogram of attempts to other
@@ -77,6 +78,7 @@ export class TrellisMetrics implements Disposable {
   readonly #routes: LabelCap;
   readonly #reasons: LabelCap;
   readonly #subscriptions = new Set<Disposable>();
+  readonly #watched: Watched;
 
   constructor(options: TrellisMetricsOptions = {}) {
     const max = options.maxLabelValues ?? 500;
@@ -101,12 +103,46 @@ export class TrellisMetrics implements Disposable {
       ['method', 'route', 'status_class'],
       durationBuckets,
     ).register(registry);
+    const watched = new Watched(options.clock ?? systemClock, this.#services, this.#instances);
+    this.#watched = watched;
+    // Fed from events until a breaker registry is watched; then read from it at each scrape.
     this.#circuitState = new CounterCells(
       'trellis_circuit_state',
-      'Circuit breaker state: 1 for the state the breaker is in, 0 for the others.',
+      '',
       ['service', 'target_instance', 'state'],
       'gauge',
-    ).register(registry);
+    );
+    const gauge = (name: string, help: string, read: () => Iterable<GaugeSample>): void => {
+      new ScrapedGauge(name, help, read).register(registry);
+    };
+    gauge('trellis_circuit_state', 'Circuit breaker state: 1 for the state the breaker is in, 0 for the others.', () =>
+      watched.watchesBreakers ? watched.circuitStates() : this.#circuitState.values(),
+    );
+    gauge(
+      'trellis_discovery_instances',
+      "Instances of a called service in the registry's last answer, by health (healthy: passing their checks).",
+      () => watched.instances(),
+    );
+    gauge(
+      'trellis_discovery_panic',
+      'Discovery panic mode: 1 while too few instances are healthy and calls go to all registered ones.',
+      () => watched.panic(),
+    );
+    gauge(
+      'trellis_discovery_update_age_seconds',
+      'Seconds since the instances calls to a service use last changed (the first answer included).',
+      () => watched.updateAge(),
+    );
+    gauge(
+      'trellis_registry_reachable',
+      "1 while the registry answers this process's watches and heartbeats, 0 once one of them failed.",
+      () => watched.reachable(),
+    );
+    gauge(
+      'trellis_registration_state',
+      "This instance's registration: 1 for the state it is in (new, registered, failing, closed), 0 for the others.",
+      () => watched.registration(),
+    );
     const counter = (name: string, help: string, labelNames: readonly string[]): CounterCells =>
       new CounterCells(name, help, labelNames).register(registry);
     this.#circuitTransitions = counter('trellis_circuit_transitions_total', 'Circuit breaker state changes.', [
@@ -168,6 +204,29 @@ export class TrellisMetrics implements Disposable {
     };
   }
 
+  /**
+   * Shows the state of `sources` in gauges computed at each scrape: the instances and panic of
+   * every service `discovery` watches, the age of its last change, registry reachability, the
+   * `registration`'s state, and every breaker `breakers` holds (in place of the breaker gauge fed
+   * from events, so that a breaker shows before its first change and goes when it is dropped).
+   * Dispose the result, or this object, to stop.
+   *
+   * @example
+   * metrics.watch({ discovery: app.discovery, breakers: app.breakers });
+   * metrics.watch({ registration: selfRegistration });
+   */
+  watch(sources: WatchedSources): Disposable {
+    const remove = this.#watched.add(sources);
+    const watching = { dispose: remove };
+    this.#subscriptions.add(watching);
+    return {
+      dispose: () => {
+        remove();
+        this.#subscriptions.delete(watching);
+      },
+    };
+  }
+
   /** Counts one telemetry event; what {@link subscribe} calls for each. */
   record(event: TelemetryEvent): void {
     switch (event.type) {
@@ -188,7 +247,8 @@ export class TrellisMetrics implements Disposable {
         const service = this.#services.value(event.service);
         // A per-service breaker has no instance: the label is empty, which Prometheus reads as absent.
         const instance = event.instance === undefined ? '' : this.#instances.value(event.instance);
-        for (const state of states) this.#circuitState.at(service, instance, state).value = state === event.to ? 1 : 0;
+        for (const state of circuitStates)
+          this.#circuitState.at(service, instance, state).value = state === event.to ? 1 : 0;
         this.#circuitTransitions.at(service, instance, event.from, event.to).value++;
         break;
       }
@@ -231,7 +291,7 @@ export class TrellisMetrics implements Disposable {
     );
   }
 
-  /** Stops every subscription made with {@link subscribe}; the series keep their values. */
+  /** Stops every subscription made with {@link subscribe} and every {@link watch}; the counters keep their values. */
   dispose(): void {
     for (const subscription of this.#subscriptions) subscription.dispose();
     this.#subscriptions.clear();

@@ -157,6 +157,7 @@ describe('TrellisMetrics', () => {
       closed: 0,
       open: 1,
       'half-open': 0,
+      isolated: 0,
     });
     const transitions = await series(metrics.registry, 'trellis_circuit_transitions_total');
     expect(transitions.map((s) => [s.labels.from, s.labels.to, s.value])).toEqual([

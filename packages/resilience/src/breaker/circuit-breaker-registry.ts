@@ -102,6 +102,17 @@ export class CircuitBreakerRegistry implements InstanceHealth, Closeable {
     return this.#breakers.get(instance ?? service) ?? this.#create(service, instance);
   }
 
+  /**
+   * Every breaker held now, in the order they were made: a copy, read-only for what it shows
+   * (state gauges, a status page), so that iterating it while calls make breakers is safe.
+   *
+   * @example
+   * const open = breakers.all().filter((b) => b.state === 'open').map((b) => b.instance);
+   */
+  all(): CircuitBreaker[] {
+    return [...this.#breakers.values()];
+  }
+
   /** The breaker held for a key (an instance id or a service name), without making one. */
   find(key: string): CircuitBreaker | undefined {
     return this.#breakers.get(key);

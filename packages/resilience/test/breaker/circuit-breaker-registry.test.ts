@@ -37,6 +37,7 @@ describe('CircuitBreakerRegistry', () => {
     expect(registry.find('mail')).toBe(perService);
     expect(registry.find('forum')).toBeUndefined();
     expect(registry.size).toBe(2);
+    expect(registry.all()).toEqual([first, perService]);
   });
 
   it('gives a service its own policy when one is configured', async () => {
@@ -98,6 +99,7 @@ describe('CircuitBreakerRegistry', () => {
     expect(clock.pendingTimers).toBe(2);
     expect(registry.retain(['users-3', 'users-9'])).toBe(2);
     expect(registry.size).toBe(1);
+    expect(registry.all().map((breaker) => breaker.instance)).toEqual(['users-3']);
     expect(registry.find('users-1')).toBeUndefined();
     expect(registry.isEjected(a)).toBe(false);
     expect(clock.pendingTimers).toBe(0);
