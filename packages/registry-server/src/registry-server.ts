@@ -13,6 +13,7 @@ import { maxParamLength } from './catalog/service-definition.js';
 import { attachDurableState, storedNodeId } from './persistence/durable-state.js';
 import { registerHttpApi } from './http/http-api.js';
 import { KvStore } from './kv/kv-store.js';
+import { RegistryServerMetrics } from './metrics/server-metrics.js';
 import { DataDirError } from './persistence/data-dir.js';
 import { persistedRecordSchemas } from './persistence/persisted-records.js';
 import { StateJournal } from './persistence/state-journal.js';
@@ -85,6 +86,12 @@ export interface RegistryServerOptions {
   readonly requestTimeoutMs?: number;
   /** Time a client has to send a request's headers; default 10 s, at most `requestTimeoutMs`. */
   readonly headersTimeoutMs?: number;
+  /**
+   * The server's own metrics on `GET /metrics` and Consul's `GET /v1/agent/metrics?format=prometheus`
+   * (see docs/observability.md); `false` turns them off, `processMetrics: false` leaves out
+   * prom-client's process series. Default on, with process metrics.
+   */
+  readonly metrics?: false | { readonly processMetrics?: boolean };
 }
 
 /**
@@ -153,6 +160,7 @@ export class RegistryServer implements Closeable {
   readonly #connections: () => ConnectionCount;
   readonly #acl: AclStore | undefined;
   readonly #journal: StateJournal | undefined;
+  readonly #metrics: RegistryServerMetrics | undefined;
   #address: ListeningAddress | undefined;
   #listening: Promise<ListeningAddress> | undefined;
   #closing: Promise<void> | undefined;
@@ -178,6 +186,7 @@ export class RegistryServer implements Closeable {
         ...(options.compactAfterBytes === undefined ? {} : { compactAfterBytes: options.compactAfterBytes }),
         ...(logLevel === 'silent' ? { warn: () => undefined } : {}),
         schemas: persistedRecordSchemas,
+        onSynced: (ms) => this.#metrics?.synced(ms),
       });
       this.#journal = loaded.journal;
     }
@@ -195,10 +204,24 @@ export class RegistryServer implements Closeable {
       clock,
       // A service name's index may go once no instance of it is left.
       isGone: (topic) => !topic.startsWith('service:') || catalog.health(topic.slice('service:'.length)).length === 0,
+      onNotified: (woken) => this.#metrics?.woken(woken),
     });
     this.#kv = new KvStore({ clock });
     this.#answers = new AnswerCache(answerCacheLimit);
     this.#sessions = sessionStore(options, maxSessions, node, this.#kv, this.#catalog);
+    this.#metrics =
+      options.metrics === false
+        ? undefined
+        : new RegistryServerMetrics(
+            {
+              catalog: this.#catalog,
+              kv: this.#kv,
+              blocking: this.#blocking,
+              answers: this.#answers,
+              connections: () => this.#connections().open,
+            },
+            options.metrics,
+          );
     if (loaded !== undefined) {
       try {
         attachDurableState(loaded.journal, loaded.state, {
@@ -285,6 +308,7 @@ export class RegistryServer implements Closeable {
       node,
       acl: this.#acl,
       enableScriptChecks: options.enableScriptChecks === true,
+      metrics: this.#metrics,
     });
     const log = this.#app.log;
     if (this.#acl?.initialTokenRevoked === true) {

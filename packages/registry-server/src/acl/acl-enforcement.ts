@@ -11,6 +11,9 @@ export interface RequestIdentity {
   readonly authorizer: Authorizer;
 }
 
+/** Why the enforcement hook refused a request: an unknown secret, or a token without the right. */
+export type AclDenial = 'token-not-found' | 'permission-denied';
+
 const identities = new WeakMap<FastifyRequest, RequestIdentity>();
 
 /**
@@ -61,12 +64,16 @@ export function mayRead(request: FastifyRequest, resource: RuleResource): (name:
  * Closed by default: a `/v1` route that declares nothing needs `operator` (read for GET,
  * write otherwise), so a new endpoint is never open by accident. Paths outside /v1 (the /ui
  * page) and 404s are open. Register it before the route modules, so that encapsulated scopes
- * (KV) inherit it.
+ * (KV) inherit it. `onDenied` is told of every refusal (the metrics count them).
  *
  * @example
  * registerAclEnforcement(app, acl);
  */
-export function registerAclEnforcement(app: FastifyInstance, acl: AclStore): void {
+export function registerAclEnforcement(
+  app: FastifyInstance,
+  acl: AclStore,
+  onDenied: (reason: AclDenial) => void = () => undefined,
+): void {
   app.addHook('preHandler', async (request: FastifyRequest, reply: FastifyReply) => {
     const url = request.routeOptions.url;
     const declared = request.routeOptions.config.acl;
@@ -74,7 +81,10 @@ export function registerAclEnforcement(app: FastifyInstance, acl: AclStore): voi
     if (url === undefined || declared?.tokenless === true) return;
     const identity = acl.resolve(requestToken(request));
     // Consul's texts: an unknown secret is "ACL not found", whatever the route.
-    if (identity === undefined) return text(reply, 403, 'ACL not found');
+    if (identity === undefined) {
+      onDenied('token-not-found');
+      return text(reply, 403, 'ACL not found');
+    }
     identities.set(request, identity);
     const needs: readonly AclNeed[] =
       declared !== undefined
@@ -83,7 +93,10 @@ export function registerAclEnforcement(app: FastifyInstance, acl: AclStore): voi
           ? [{ on: 'operator', need: request.method === 'GET' || request.method === 'HEAD' ? 'read' : 'write' }]
           : [];
     for (const need of needs) {
-      if (!allowed(identity.authorizer, need)) return text(reply, 403, denied(identity.token, need));
+      if (!allowed(identity.authorizer, need)) {
+        onDenied('permission-denied');
+        return text(reply, 403, denied(identity.token, need));
+      }
     }
     return;
   });

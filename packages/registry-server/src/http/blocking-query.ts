@@ -73,6 +73,8 @@ export interface BlockingQueriesOptions {
   readonly tombstoneTtlMs?: number;
   /** Whether nothing under `topic` is left, so that its index may be reaped; default always. */
   readonly isGone?: (topic: Topic) => boolean;
+  /** Told of every change notified and how many held reads it woke (0 included), for the metrics. */
+  readonly onNotified?: (woken: number) => void;
 }
 
 // Reads woken per turn of the event loop; a slice of large answers takes a few milliseconds.
@@ -104,11 +106,13 @@ export class BlockingQueries {
   // The index of the last change of each topic that was notified with one, reaped a TTL
   // after the topic's last change once nothing under it is left (a deregistered service).
   readonly #topicIndex: IndexGraveyard;
+  readonly #onNotified: ((woken: number) => void) | undefined;
   #closed = false;
 
   constructor(options: BlockingQueriesOptions = {}) {
     this.#clock = options.clock ?? systemClock;
     this.#random = options.random ?? Math.random;
+    this.#onNotified = options.onNotified;
     this.#topicIndex = new IndexGraveyard({
       clock: this.#clock,
       ...(options.tombstoneTtlMs === undefined ? {} : { ttlMs: options.tombstoneTtlMs }),
@@ -150,11 +154,15 @@ export class BlockingQueries {
    */
   notify(topics: readonly Topic[], index?: number): void {
     if (index !== undefined) for (const topic of topics) this.#topicIndex.set(topic, index);
-    if (this.#waiters.size === 0) return;
+    if (this.#waiters.size === 0) {
+      this.#onNotified?.(0);
+      return;
+    }
     const woken: Waiter[] = [];
     for (const waiter of this.#waiters) {
       if (topics.some(waiter.matches)) woken.push(waiter);
     }
+    this.#onNotified?.(woken.length);
     this.#wakeInSlices(woken, 0);
   }
 

@@ -10,6 +10,7 @@ import { registerDashboard } from '../dashboard/dashboard.js';
 import { registerHealthApi } from '../catalog/health-api.js';
 import { registerKvApi } from '../kv/kv-api.js';
 import { registerPrometheusTargets } from '../catalog/prometheus-targets.js';
+import { registerMetricsApi } from '../metrics/metrics-api.js';
 import { registerTxnApi } from '../kv/txn-api.js';
 import { registerSessionApi } from '../session/session-api.js';
 import { registerRequestTracing } from './request-tracing.js';
@@ -38,7 +39,8 @@ export function registerHttpApi(app: FastifyInstance, context: ServerContext): v
   registerRequestTracing(app);
   registerDatacenterCheck(app, context.node.datacenter);
   registerBodyEncoding(app);
-  if (context.acl !== undefined) registerAclEnforcement(app, context.acl);
+  if (context.acl !== undefined) registerAclEnforcement(app, context.acl, context.metrics?.denied);
+  if (context.metrics !== undefined) registerMetricsApi(app, context, context.metrics);
   registerAclApi(app, context.acl);
   registerAgentApi(app, context);
   registerHealthApi(app, context);

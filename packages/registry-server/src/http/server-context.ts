@@ -4,6 +4,7 @@ import type { BlockingQueries } from './blocking-query.js';
 import type { Catalog } from '../catalog/catalog.js';
 import type { NodeInfo } from '../catalog/consul-json.js';
 import type { KvStore } from '../kv/kv-store.js';
+import type { RegistryServerMetrics } from '../metrics/server-metrics.js';
 import type { SessionStore } from '../session/session-store.js';
 
 /** What the route modules of the HTTP API read and change. */
@@ -19,4 +20,6 @@ export interface ServerContext {
   readonly acl?: AclStore | undefined;
   /** Whether checks with `Args` may be registered and run (`--enable-script-checks`); default false. */
   readonly enableScriptChecks?: boolean;
+  /** The server's own metrics, served on /metrics; undefined with `metrics: false`. */
+  readonly metrics?: RegistryServerMetrics | undefined;
 }

@@ -267,6 +267,13 @@ export class KvStore {
   }
 
   /** Tombstones kept now. */
+  /** Keys stored now and the bytes of their values, for the metrics; one pass over the keys. */
+  get size(): { readonly keys: number; readonly bytes: number } {
+    let bytes = 0;
+    for (const entry of this.#entries.values()) bytes += entry.value.byteLength;
+    return { keys: this.#entries.size, bytes };
+  }
+
   get tombstoneCount(): number {
     return this.#tombstones.size;
   }
