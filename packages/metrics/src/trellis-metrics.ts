@@ -212,8 +212,8 @@ export class TrellisMetrics implements Disposable {
    * Dispose the result, or this object, to stop.
    *
    * @example
-   * metrics.watch({ discovery: app.discovery, breakers: app.breakers });
-   * metrics.watch({ registration: selfRegistration });
+   * const trellisMetrics = new TrellisMetrics();
+   * trellisMetrics.watch({ breakers }); // every breaker, whether or not it ever changed state
    */
   watch(sources: WatchedSources): Disposable {
     const remove = this.#watched.add(sources);

@@ -11,7 +11,7 @@ import type { RegistryServerMetrics } from './server-metrics.js';
  * on this node as Consul's does. Every request answered is timed under its route template.
  *
  * @example
- * registerMetricsApi(app, context, metrics);
+ * if (context.metrics !== undefined) registerMetricsApi(app, context, context.metrics);
  * // curl http://127.0.0.1:8500/metrics
  */
 export function registerMetricsApi(app: FastifyInstance, context: ServerContext, metrics: RegistryServerMetrics): void {
