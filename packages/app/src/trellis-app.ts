@@ -286,6 +286,7 @@ export class TrellisApp {
         { clock: this.#clock },
       );
       logRegistration(this.http.log, self, instance.id);
+      this.metrics?.watch({ registration: self });
       this.discovery.onEvent((event) => logDiscoveryEvent(this.http.log, event));
       await self.start();
       this.http.log.info({ instance: instance.id }, `registered as ${instance.id}`);
@@ -361,7 +362,7 @@ export class TrellisApp {
   // count too, and serves the registry in Prometheus's text format.
   #serveMetrics(metrics: TrellisMetrics): TrellisMetrics {
     metrics.subscribe(this.telemetry);
-    metrics.watch({ breakers: this.breakers });
+    metrics.watch({ breakers: this.breakers, discovery: this.discovery });
     this.http.addHook('onResponse', (request, reply, done) => {
       // Fastify's own stopwatch (from the request's arrival): the app's clock decides, it does not time.
       metrics.recordServerRequest({

@@ -196,6 +196,26 @@ describe('TrellisApp metrics', () => {
     expect(isolated.map((s) => s.labels.state)).toEqual(['isolated']);
   });
 
+  it('shows what discovery knows of the services it calls, its registration and registry reachability', async () => {
+    const { forum, forumUrl } = await usersAndForum();
+    expect((await forum.client('users').request({ path: '/users/1', template: '/users/:id' })).status).toBe(200);
+    const samples = (await scrape(forumUrl)).samples;
+    const shown = (name: string) => named(samples, name).map((s) => [s.labels, s.value]);
+    expect(shown('trellis_discovery_instances')).toEqual([
+      [{ service: 'users', health: 'healthy' }, 1],
+      [{ service: 'users', health: 'unhealthy' }, 0],
+    ]);
+    expect(shown('trellis_discovery_panic')).toEqual([[{ service: 'users' }, 0]]);
+    expect(named(samples, 'trellis_discovery_update_age_seconds').map((s) => s.labels.service)).toEqual(['users']);
+    expect(shown('trellis_registry_reachable')).toEqual([[{}, 1]]);
+    expect(shown('trellis_registration_state')).toEqual([
+      [{ state: 'new' }, 0],
+      [{ state: 'registered' }, 1],
+      [{ state: 'failing' }, 0],
+      [{ state: 'closed' }, 0],
+    ]);
+  });
+
   it('serves no /metrics and subscribes nothing with metrics: false', async () => {
     const quiet = app({ service: 'quiet', metrics: false });
     const { url } = await quiet.start();
