@@ -43,7 +43,7 @@ import {
   URL_TEMPLATE,
 } from './attributes.js';
 import { TelemetryWatch } from './telemetry-watch.js';
-import { tracerOf } from './tracer.js';
+import { activeTracer, tracerOf } from './tracer.js';
 
 export interface TracingStageOptions {
   /** The provider spans are started on; default the global one (what `startTracing` registers). */
@@ -72,8 +72,8 @@ export const attemptTraceStage = 'trace-attempt';
 /**
  * The call-level tracing stage: a CLIENT span per governed call (retries, hedges and waits
  * included), named by OTel's HTTP conventions (`GET /users/:id` with a template, else `GET`),
- * made the active context while the call runs. With no SDK set up it starts a non-recording
- * span and goes on: nothing else is built.
+ * made the active context while the call runs. With no SDK set up it goes straight on: no
+ * span, not even a no-op one, is made.
  *
  * @example
  * const users = new ServiceClient({ service: 'users', discovery, stack: (s) => s.prepend(callTrace()) });
@@ -86,13 +86,11 @@ export function callTrace(options: TracingStageOptions = {}): Stage {
       const watch = TelemetryWatch.of(env);
       const provider = options.tracerProvider;
       return (call, context, next) => {
+        const tracer = activeTracer(provider);
+        if (tracer === undefined) return next(call, context);
         const parent = otelContext.active();
         const method = semconvMethod(call.method);
-        const span = tracerOf(provider).startSpan(
-          method === '_OTHER' ? 'HTTP' : method,
-          { kind: SpanKind.CLIENT },
-          parent,
-        );
+        const span = tracer.startSpan(method === '_OTHER' ? 'HTTP' : method, { kind: SpanKind.CLIENT }, parent);
         if (!span.isRecording()) {
           // Not sampled: still carry the trace on, so that the callee's spans join it.
           if (isSpanContextValid(span.spanContext())) {

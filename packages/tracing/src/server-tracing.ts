@@ -1,5 +1,6 @@
 import {
   context as otelContext,
+  INVALID_SPAN_CONTEXT,
   propagation,
   ROOT_CONTEXT,
   SpanKind,
@@ -27,7 +28,7 @@ import {
   URL_SCHEME,
   USER_AGENT_ORIGINAL,
 } from './attributes.js';
-import { tracerOf } from './tracer.js';
+import { activeTracer } from './tracer.js';
 
 /** A request a server received, as {@link startServerSpan} reads it (Node's `IncomingMessage` fields, framework-neutral). */
 export interface ServedRequestInfo {
@@ -74,7 +75,8 @@ export interface ServerTracingOptions {
  * Starts the SERVER span of a request: the caller's trace context is extracted from the headers
  * with the registered propagators (W3C `traceparent` and `baggage` by default), the span named
  * by OTel's HTTP conventions (`GET /users/:id`, or `GET` when no route matched) and given the
- * semconv server attributes. With no SDK set up the span is non-recording and nothing is built.
+ * semconv server attributes. With no SDK set up nothing is built: a shared non-recording span
+ * comes back, with the root context.
  *
  * @example
  * import http from 'node:http';
@@ -85,14 +87,12 @@ export interface ServerTracingOptions {
  * });
  */
 export function startServerSpan(request: ServedRequestInfo, options: ServerTracingOptions = {}): ServerSpan {
+  const tracer = activeTracer(options.tracerProvider);
+  if (tracer === undefined) return untraced;
   // A request starts a trace of its own or joins the caller's: never the context it happened to arrive in.
   const parent = propagation.extract(ROOT_CONTEXT, request.headers);
   const method = semconvMethod(request.method);
-  const span = tracerOf(options.tracerProvider).startSpan(
-    httpSpanName(request.method, request.route),
-    { kind: SpanKind.SERVER },
-    parent,
-  );
+  const span = tracer.startSpan(httpSpanName(request.method, request.route), { kind: SpanKind.SERVER }, parent);
   const active = trace.setSpan(parent, span);
   if (!span.isRecording()) return new QuietServerSpan(span, active);
   const query = request.url.indexOf('?');
@@ -137,6 +137,9 @@ class QuietServerSpan implements ServerSpan {
 
   end(): void {}
 }
+
+/** What a request gets while no SDK is set up: nothing to record, nothing to carry on. */
+const untraced: ServerSpan = new QuietServerSpan(trace.wrapSpanContext(INVALID_SPAN_CONTEXT), ROOT_CONTEXT);
 
 class RecordingServerSpan implements ServerSpan {
   readonly span: Span;

@@ -1,4 +1,4 @@
-import { trace, type Tracer, type TracerProvider } from '@opentelemetry/api';
+import { ProxyTracerProvider, trace, type Tracer, type TracerProvider } from '@opentelemetry/api';
 
 /** The instrumentation scope Trellis's spans are reported under. */
 export const tracerName = '@trellis/tracing';
@@ -19,4 +19,19 @@ export function tracerOf(provider: TracerProvider | undefined): Tracer {
     cachedTracer = current.getTracer(tracerName, tracerVersion);
   }
   return cachedTracer;
+}
+
+// What the API's global proxy hands out while no SDK registered a provider: its no-op one.
+const noProvider = new ProxyTracerProvider().getDelegate();
+
+/**
+ * The tracer to start spans on, or undefined when nothing would record them: no provider was
+ * given and no SDK registered one. The stages then do nothing at all, not even a no-op span.
+ */
+export function activeTracer(provider: TracerProvider | undefined): Tracer | undefined {
+  if (provider === undefined) {
+    const global = trace.getTracerProvider();
+    if (global instanceof ProxyTracerProvider && global.getDelegate() === noProvider) return undefined;
+  }
+  return tracerOf(provider);
 }
