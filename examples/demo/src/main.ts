@@ -29,8 +29,10 @@ const lines = [
   ['forum', `${system.forum.url}/posts`, 'posts with their authors, fetched from users by service name'],
   ['forum', `${system.forum.url}/posts/1`, 'reload: "authorServedBy" alternates between the users instances'],
   ['forum', `${system.forum.url}/trellis`, "the forum's governance: users' instances, breakers, latency, retry budget"],
+  ['forum', `${system.forum.url}/metrics`, "the forum's metrics, calls to users included (Prometheus's format)"],
   ...system.users.map((u) => [u.name, `${u.url}/users/1`, 'one users instance, called directly']),
   ['registry', `${system.registry.url}/v1/health/service/users?passing`, "the registry's view, in Consul's API"],
+  ['registry', `${system.registry.url}/v1/trellis/prometheus-targets`, 'what a Prometheus finds to scrape'],
 ];
 console.log('\nEverything is up. Open:\n');
 for (const [name, url, what] of lines) console.log(`  ${name?.padEnd(9)} ${url}\n            ${what}`);
