@@ -7,6 +7,7 @@ import { promisify } from 'node:util';
 import { parse as parseYaml } from 'yaml';
 import { TrellisApp } from '@trellis/app';
 import { MemoryRegistry } from '@trellis/registry';
+import { RegistryServer } from '@trellis/registry-server';
 
 // The Grafana dashboard and the alerting rules shipped with @trellis/metrics query series by
 // name: a rename in the code, or a typo in a query, would leave a panel empty or an alert that
@@ -71,22 +72,30 @@ describe('the Grafana dashboard and the Prometheus alerting rules of @trellis/me
   const exported = new Set<string>(['up']); // `up` is Prometheus's own, one per target
   let app: TrellisApp;
   let registry: MemoryRegistry;
+  let registryServer: RegistryServer;
 
   beforeAll(async () => {
     registry = new MemoryRegistry();
     app = new TrellisApp({ service: 'users', registry, logLevel: 'silent', drainMs: 0 });
-    const { url } = await app.start();
-    // `# TYPE` lines list every series a registry holds, those with no sample yet included.
-    const text = await (await fetch(`${url}/metrics`)).text();
-    for (const [, name, type] of text.matchAll(/^# TYPE (\S+) (\S+)$/gm)) {
-      const suffixes =
-        type === 'histogram' ? ['_bucket', '_sum', '_count'] : type === 'summary' ? ['', '_sum', '_count'] : [''];
-      for (const suffix of suffixes) exported.add(`${name as string}${suffix}`);
+    registryServer = new RegistryServer({ logLevel: 'silent' });
+    const [{ url: appUrl }, { url: serverUrl }] = await Promise.all([
+      app.start(),
+      registryServer.listen({ port: 0, host: '127.0.0.1' }),
+    ]);
+    for (const url of [appUrl, serverUrl]) {
+      // `# TYPE` lines list every series a registry holds, those with no sample yet included.
+      const text = await (await fetch(`${url}/metrics`)).text();
+      for (const [, name, type] of text.matchAll(/^# TYPE (\S+) (\S+)$/gm)) {
+        const suffixes =
+          type === 'histogram' ? ['_bucket', '_sum', '_count'] : type === 'summary' ? ['', '_sum', '_count'] : [''];
+        for (const suffix of suffixes) exported.add(`${name as string}${suffix}`);
+      }
     }
   });
   afterAll(async () => {
     await app.close();
     await registry.close();
+    await registryServer.close();
   });
 
   it('reads names out of PromQL, leaving out functions, labels, variables and keywords', () => {
@@ -100,32 +109,35 @@ describe('the Grafana dashboard and the Prometheus alerting rules of @trellis/me
     ]);
   });
 
-  it('the dashboard queries only series a TrellisApp exports', () => {
-    const dashboard = JSON.parse(readFileSync(path.join(monitoring, 'grafana-dashboard.json'), 'utf8')) as Dashboard;
-    const queries = [
-      ...dashboard.panels.flatMap((p) => (p.targets ?? []).map((t) => t.expr)),
-      ...dashboard.templating.list.flatMap((v) => (v.type === 'query' && v.definition ? [v.definition] : [])),
-    ];
-    expect(queries.length).toBeGreaterThan(15);
-    const unknown = queries.flatMap((q) =>
-      seriesNamed(q)
-        .filter((name) => !exported.has(name))
-        .map((n) => `${n} in ${q}`),
-    );
-    expect(unknown).toEqual([]);
-    // Every panel has a place on Grafana's 24-column grid, its own id and the chosen data source.
-    const ids = dashboard.panels.map((p) => p.id);
-    expect(new Set(ids).size).toBe(ids.length);
-    for (const panel of dashboard.panels) {
-      expect(panel.gridPos.x + panel.gridPos.w).toBeLessThanOrEqual(24);
-      if (panel.type !== 'row') expect(panel.datasource?.uid).toBe('${datasource}');
-    }
-  });
+  it.each(['grafana-dashboard.json', 'grafana-registry-dashboard.json'])(
+    '%s queries only series a TrellisApp or the registry server exports',
+    (file) => {
+      const dashboard = JSON.parse(readFileSync(path.join(monitoring, file), 'utf8')) as Dashboard;
+      const queries = [
+        ...dashboard.panels.flatMap((p) => (p.targets ?? []).map((t) => t.expr)),
+        ...dashboard.templating.list.flatMap((v) => (v.type === 'query' && v.definition ? [v.definition] : [])),
+      ];
+      expect(queries.length).toBeGreaterThan(12);
+      const unknown = queries.flatMap((q) =>
+        seriesNamed(q)
+          .filter((name) => !exported.has(name))
+          .map((n) => `${n} in ${q}`),
+      );
+      expect(unknown).toEqual([]);
+      // Every panel has a place on Grafana's 24-column grid, its own id and the chosen data source.
+      const ids = dashboard.panels.map((p) => p.id);
+      expect(new Set(ids).size).toBe(ids.length);
+      for (const panel of dashboard.panels) {
+        expect(panel.gridPos.x + panel.gridPos.w).toBeLessThanOrEqual(24);
+        if (panel.type !== 'row') expect(panel.datasource?.uid).toBe('${datasource}');
+      }
+    },
+  );
 
-  it('the alerting rules query only series a TrellisApp exports', () => {
+  it('the alerting rules query only series a TrellisApp or the registry server exports', () => {
     const rules = parseYaml(readFileSync(path.join(monitoring, 'alert-rules.yml'), 'utf8')) as RuleFile;
     const exprs = rules.groups.flatMap((g) => g.rules.map((r) => r.expr));
-    expect(exprs.length).toBeGreaterThanOrEqual(9);
+    expect(exprs.length).toBeGreaterThanOrEqual(15);
     expect(exprs.flatMap((e) => seriesNamed(e).filter((name) => !exported.has(name)))).toEqual([]);
   });
 

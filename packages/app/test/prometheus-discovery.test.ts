@@ -46,8 +46,7 @@ scrape_configs:
     const targets = await eventually(async () => {
       const active = await prometheus.targets();
       const up = new Set(active.filter((t) => t.health === 'up').map((t) => t.labels['job']));
-      const found = active.some((t) => t.labels['job'] === 'consul');
-      return found && ['users', 'forum'].every((job) => up.has(job)) ? active : undefined;
+      return ['users', 'forum', 'consul'].every((job) => up.has(job)) ? active : undefined;
     }, 'Prometheus to discover and scrape users, forum and the registry');
     expect(targets.find((t) => t.labels['job'] === 'users')?.labels['instance']).toBe(users.instance?.id);
     expect(targets.find((t) => t.labels['job'] === 'forum')?.scrapeUrl).toBe(`${forumUrl}/metrics`);
@@ -71,7 +70,7 @@ scrape_configs:
         value: [expect.any(Number), '5'],
       },
     ]);
-    // The callee's side of the same calls.
+    // The callee's side of the same calls, what the forum's discovery knows, and the registry's own series.
     const served = await eventually(async () => {
       const result = await prometheus.query(
         'http_server_request_duration_seconds_count{job="users",route="/users/:id"}',
@@ -79,5 +78,9 @@ scrape_configs:
       return result.length > 0 ? result : undefined;
     }, 'the users server histogram');
     expect(served.map((s) => s.value[1])).toEqual(['5']);
+    const known = await prometheus.query('trellis_discovery_instances{job="forum",service="users",health="healthy"}');
+    expect(known.map((s) => s.value[1])).toEqual(['1']);
+    const catalog = await prometheus.query('trellis_registry_server_catalog_instances{job="consul",health="passing"}');
+    expect(catalog.map((s) => s.value[1])).toEqual(['2']);
   });
 });
