@@ -18,8 +18,17 @@ export interface TracingBench {
   close(): Promise<void>;
 }
 
-/** A transport that answers at once, listening for cancellation as undici and axios do (the client bench's own). */
-function instantTransport(instance: ServiceInstance): Transport {
+// Spans are made, batched and handed to an exporter that drops them: the SDK's own cost, not a network's.
+const dropAll = {
+  export: (_spans: unknown[], done: (result: { code: number }) => void): void => done({ code: 0 }),
+  shutdown: (): Promise<void> => Promise.resolve(),
+};
+
+/**
+ * A transport that answers at once, but listens for cancellation as undici and axios do: the
+ * stack's own cost, without the network's. The client bench's stack figures use it too.
+ */
+export function instantTransport(instance: ServiceInstance): Transport {
   const reply: Reply = { status: 200, headers: {}, body: { id: '1' }, instance };
   const onAbort = (): void => {};
   return {
@@ -32,12 +41,6 @@ function instantTransport(instance: ServiceInstance): Transport {
     close: () => Promise.resolve(),
   };
 }
-
-// Spans are made, batched and handed to an exporter that drops them: the SDK's own cost, not a network's.
-const dropAll = {
-  export: (_spans: unknown[], done: (result: { code: number }) => void): void => done({ code: 0 }),
-  shutdown: (): Promise<void> => Promise.resolve(),
-};
 
 /**
  * Measures the stack with and without the tracing stages while no SDK is set up, then starts

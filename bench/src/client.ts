@@ -4,10 +4,10 @@ import { fileURLToPath } from 'node:url';
 import axios from 'axios';
 import { Pool } from 'undici';
 import { CallContext, type Reply, type ServiceInstance } from '@trellis/core';
-import { ServiceClient, type Transport } from '@trellis/client';
+import { ServiceClient } from '@trellis/client';
 import { TrellisMetrics } from '@trellis/metrics';
 import { Discovery, MemoryRegistry } from '@trellis/registry';
-import { setUpTracingBench } from './client-tracing.js';
+import { instantTransport, setUpTracingBench } from './client-tracing.js';
 import { measureCalls, median, nsPerCall, printTable, type RunFigures } from './measure.js';
 import { nginxPath, startSidecars } from './sidecar.js';
 
@@ -94,17 +94,7 @@ export async function clientBench(): Promise<Record<string, number | string>> {
 
   // The default stack alone: the same client over a transport that answers at once, but
   // listens for cancellation as undici and axios do; one telemetry listener attached.
-  const reply: Reply = { status: 200, headers: {}, body: { id: '1' }, instance };
-  const onAbort = (): void => {};
-  const instant: Transport = {
-    send: (_call, _instance, context) => {
-      const signal = context.lightSignal();
-      signal?.addEventListener('abort', onAbort, { once: true });
-      signal?.removeEventListener('abort', onAbort);
-      return Promise.resolve(reply);
-    },
-    close: () => Promise.resolve(),
-  };
+  const instant = instantTransport(instance);
   const offline = new ServiceClient({ service: 'users', discovery, transport: instant });
   let events = 0;
   const listening = offline.onEvent(() => {
