@@ -5,6 +5,7 @@ import {
   SpanKind,
   SpanStatusCode,
   trace,
+  type Attributes,
   type Context,
   type Span,
   type TracerProvider,
@@ -89,8 +90,12 @@ export function callTrace(options: TracingStageOptions = {}): Stage {
         const tracer = activeTracer(provider);
         if (tracer === undefined) return next(call, context);
         const parent = otelContext.active();
-        const method = semconvMethod(call.method);
-        const span = tracer.startSpan(method === '_OTHER' ? 'HTTP' : method, { kind: SpanKind.CLIENT }, parent);
+        // Every attribute known at the start goes in with it: the SDK checks them in one pass.
+        const span = tracer.startSpan(
+          httpSpanName(call.method, call.template),
+          { kind: SpanKind.CLIENT, attributes: callAttributes(call, env.service) },
+          parent,
+        );
         if (!span.isRecording()) {
           // Not sampled: still carry the trace on, so that the callee's spans join it.
           if (isSpanContextValid(span.spanContext())) {
@@ -105,8 +110,6 @@ export function callTrace(options: TracingStageOptions = {}): Stage {
           return next(call, context);
         }
         watch.listen();
-        if (call.template !== undefined) span.updateName(httpSpanName(call.method, call.template));
-        describeCall(span, call, method, env.service);
         const traced: TracedCall = {
           context: trace.setSpan(parent, span),
           span,
@@ -117,13 +120,11 @@ export function callTrace(options: TracingStageOptions = {}): Stage {
         context.set(tracedCall, traced);
         return otelContext.with(traced.context, next, undefined, call, context).then(
           (reply) => {
-            span.setAttribute(TRELLIS_ATTEMPTS, traced.attempts);
-            endWithReply(span, reply);
+            endWithReply(span, reply, traced.attempts);
             return reply;
           },
           (error: unknown) => {
-            span.setAttribute(TRELLIS_ATTEMPTS, traced.attempts);
-            endWithError(span, error);
+            endWithError(span, error, traced.attempts);
             throw error;
           },
         );
@@ -162,32 +163,30 @@ export function attemptTrace(options: TracingStageOptions = {}): Stage {
         if (!traced.recording) return next(withTraceHeaders(call, traced.context), context);
 
         const method = semconvMethod(call.method);
+        const attributes: Attributes = {
+          [HTTP_REQUEST_METHOD]: method,
+          [SERVER_ADDRESS]: instance.address,
+          [SERVER_PORT]: instance.port,
+          [URL_FULL]: instanceOrigin(instance) + call.path,
+          [TRELLIS_SERVICE]: env.service,
+          [TRELLIS_INSTANCE_ID]: instance.id,
+          [TRELLIS_ATTEMPT]: attempt,
+          [TRELLIS_ATTEMPT_KIND]: kind,
+          [TRELLIS_BREAKER_STATE]: watch.breakerState(call.service, instance.id),
+        };
+        if (method === '_OTHER') attributes[HTTP_REQUEST_METHOD_ORIGINAL] = call.method;
+        if (call.template !== undefined) attributes[URL_TEMPLATE] = call.template;
+        if (resends > 0) attributes[HTTP_REQUEST_RESEND_COUNT] = resends;
+        if (pick !== undefined) {
+          attributes[TRELLIS_STRATEGY] = pick.strategy;
+          if (pick.route !== undefined) attributes[TRELLIS_ROUTE] = pick.route;
+          if (pick.panic) attributes[TRELLIS_PANIC] = true;
+        }
         const span = tracerOf(provider).startSpan(
           httpSpanName(call.method, call.template),
-          {
-            kind: SpanKind.CLIENT,
-            attributes: {
-              [HTTP_REQUEST_METHOD]: method,
-              [SERVER_ADDRESS]: instance.address,
-              [SERVER_PORT]: instance.port,
-              [URL_FULL]: instanceOrigin(instance) + call.path,
-              [TRELLIS_SERVICE]: env.service,
-              [TRELLIS_INSTANCE_ID]: instance.id,
-              [TRELLIS_ATTEMPT]: attempt,
-              [TRELLIS_ATTEMPT_KIND]: kind,
-              [TRELLIS_BREAKER_STATE]: watch.breakerState(call.service, instance.id),
-            },
-          },
+          { kind: SpanKind.CLIENT, attributes },
           traced.context,
         );
-        if (method === '_OTHER') span.setAttribute(HTTP_REQUEST_METHOD_ORIGINAL, call.method);
-        if (call.template !== undefined) span.setAttribute(URL_TEMPLATE, call.template);
-        if (resends > 0) span.setAttribute(HTTP_REQUEST_RESEND_COUNT, resends);
-        if (pick !== undefined) {
-          span.setAttribute(TRELLIS_STRATEGY, pick.strategy);
-          if (pick.route !== undefined) span.setAttribute(TRELLIS_ROUTE, pick.route);
-          if (pick.panic) span.setAttribute(TRELLIS_PANIC, true);
-        }
         const active = trace.setSpan(traced.context, span);
         return otelContext.with(active, next, undefined, withTraceHeaders(call, active), context).then(
           (reply) => {
@@ -223,26 +222,30 @@ function withTraceHeaders(call: Call, context: Context): Call {
   return { ...call, headers };
 }
 
-function describeCall(span: Span, call: Call, method: string, service: string): void {
-  span.setAttribute(HTTP_REQUEST_METHOD, method);
-  if (method === '_OTHER') span.setAttribute(HTTP_REQUEST_METHOD_ORIGINAL, call.method);
-  if (call.template !== undefined) span.setAttribute(URL_TEMPLATE, call.template);
-  span.setAttribute(TRELLIS_SERVICE, service);
+function callAttributes(call: Call, service: string): Attributes {
+  const method = semconvMethod(call.method);
+  const attributes: Attributes = { [HTTP_REQUEST_METHOD]: method, [TRELLIS_SERVICE]: service };
+  if (method === '_OTHER') attributes[HTTP_REQUEST_METHOD_ORIGINAL] = call.method;
+  if (call.template !== undefined) attributes[URL_TEMPLATE] = call.template;
+  return attributes;
 }
 
 // A client span is an error from 400 up (semconv): the caller did not get what it asked for.
-function endWithReply(span: Span, reply: Reply): void {
-  span.setAttribute(HTTP_RESPONSE_STATUS_CODE, reply.status);
-  if (reply.status >= 400) {
-    span.setAttribute(ERROR_TYPE, String(reply.status));
-    span.setStatus({ code: SpanStatusCode.ERROR });
-  }
+// `attempts` is set on a call's span, left out (undefined) on an attempt's.
+function endWithReply(span: Span, reply: Reply, attempts?: number): void {
+  const failed = reply.status >= 400;
+  span.setAttributes({
+    [HTTP_RESPONSE_STATUS_CODE]: reply.status,
+    [ERROR_TYPE]: failed ? String(reply.status) : undefined,
+    [TRELLIS_ATTEMPTS]: attempts,
+  });
+  if (failed) span.setStatus({ code: SpanStatusCode.ERROR });
   span.end();
 }
 
-function endWithError(span: Span, error: unknown): void {
+function endWithError(span: Span, error: unknown, attempts?: number): void {
   const type = errorType(error);
-  span.setAttribute(ERROR_TYPE, type);
+  span.setAttributes({ [ERROR_TYPE]: type, [TRELLIS_ATTEMPTS]: attempts });
   if (error instanceof Error) span.recordException(error);
   span.setStatus({ code: SpanStatusCode.ERROR, message: error instanceof Error ? error.message : type });
   span.end();

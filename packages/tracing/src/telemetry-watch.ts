@@ -58,6 +58,8 @@ export class TelemetryWatch {
 
   /** The instance's breaker state as last reported; closed when none was. */
   breakerState(service: string, instance: string): CircuitState {
+    // Every breaker closed, the common case: no key to build.
+    if (this.#breakers.size === 0) return 'closed';
     return this.#breakers.get(`${service} ${instance}`) ?? 'closed';
   }
 
