@@ -1,33 +1,11 @@
 import { MemoryRegistry } from '@trellis/registry';
 import { TrellisApp } from '@trellis/app';
-
-/** One sample of Prometheus's text format: `name{label="value",...} value`. */
-interface Sample {
-  readonly name: string;
-  readonly labels: Readonly<Record<string, string>>;
-  readonly value: number;
-}
-
-// Enough of the text format for what prom-client writes: comments, then one sample a line.
-function parse(text: string): Sample[] {
-  const samples: Sample[] = [];
-  for (const line of text.split('\n')) {
-    if (line === '' || line.startsWith('#')) continue;
-    const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
-    if (match === null) throw new Error(`not a sample: ${line}`);
-    const labels: Record<string, string> = {};
-    for (const pair of (match[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) {
-      labels[pair[1] as string] = (pair[2] as string).replace(/\\(.)/g, (_, c: string) => (c === 'n' ? '\n' : c));
-    }
-    samples.push({ name: match[1] as string, labels, value: Number(match[3]) });
-  }
-  return samples;
-}
+import { parseSamples, type Sample } from '../../metrics/test/prometheus-text.js';
 
 async function scrape(url: string): Promise<{ samples: Sample[]; contentType: string | null }> {
   const response = await fetch(`${url}/metrics`);
   expect(response.status).toBe(200);
-  return { samples: parse(await response.text()), contentType: response.headers.get('content-type') };
+  return { samples: parseSamples(await response.text()), contentType: response.headers.get('content-type') };
 }
 
 const named = (samples: readonly Sample[], name: string): Sample[] => samples.filter((s) => s.name === name);

@@ -8,6 +8,7 @@ import { parse as parseYaml } from 'yaml';
 import { TrellisApp } from '@trellis/app';
 import { MemoryRegistry } from '@trellis/registry';
 import { RegistryServer } from '@trellis/registry-server';
+import { declaredSeries } from '../../metrics/test/prometheus-text.js';
 
 // The Grafana dashboard and the alerting rules shipped with @trellis/metrics query series by
 // name: a rename in the code, or a typo in a query, would leave a panel empty or an alert that
@@ -84,12 +85,7 @@ describe('the Grafana dashboard and the Prometheus alerting rules of @trellis/me
     ]);
     for (const url of [appUrl, serverUrl]) {
       // `# TYPE` lines list every series a registry holds, those with no sample yet included.
-      const text = await (await fetch(`${url}/metrics`)).text();
-      for (const [, name, type] of text.matchAll(/^# TYPE (\S+) (\S+)$/gm)) {
-        const suffixes =
-          type === 'histogram' ? ['_bucket', '_sum', '_count'] : type === 'summary' ? ['', '_sum', '_count'] : [''];
-        for (const suffix of suffixes) exported.add(`${name as string}${suffix}`);
-      }
+      for (const name of declaredSeries(await (await fetch(`${url}/metrics`)).text())) exported.add(name);
     }
   });
   afterAll(async () => {

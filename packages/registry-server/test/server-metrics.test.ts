@@ -3,29 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from '@jest/globals';
 import { closeAll, startServer, testNodeName, type Running } from './helpers.js';
-
-/** One sample of Prometheus's text format: `name{label="value",...} value`. */
-interface Sample {
-  readonly name: string;
-  readonly labels: Readonly<Record<string, string>>;
-  readonly value: number;
-}
-
-// Enough of the text format for what prom-client writes: comments, then one sample a line.
-function parse(text: string): Sample[] {
-  const samples: Sample[] = [];
-  for (const line of text.split('\n')) {
-    if (line === '' || line.startsWith('#')) continue;
-    const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
-    if (match === null) throw new Error(`not a sample: ${line}`);
-    const labels: Record<string, string> = {};
-    for (const pair of (match[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) {
-      labels[pair[1] as string] = pair[2] as string;
-    }
-    samples.push({ name: match[1] as string, labels, value: Number(match[3]) });
-  }
-  return samples;
-}
+import { parseSamples, type Sample } from '../../metrics/test/prometheus-text.js';
 
 async function scrape(url: string, pathAndQuery = '/metrics', token?: string): Promise<Sample[]> {
   const response = await fetch(
@@ -35,7 +13,7 @@ async function scrape(url: string, pathAndQuery = '/metrics', token?: string): P
   const body = await response.text();
   if (response.status !== 200) throw new Error(`${pathAndQuery} answered ${response.status}: ${body}`);
   expect(response.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/);
-  return parse(body);
+  return parseSamples(body);
 }
 
 function value(samples: readonly Sample[], name: string, labels: Record<string, string> = {}): number | undefined {
