@@ -1,7 +1,8 @@
-import { chromium, type Browser, type BrowserContext, type Locator, type Page } from 'playwright-core';
+import { type Browser, type BrowserContext, type Locator, type Page } from 'playwright-core';
 import { ManualClock } from '@trellis/core';
 import { MemoryRegistry } from '@trellis/registry';
 import { TrellisApp, type AppOptions } from '@trellis/app';
+import { launchHeadlessChromium } from '../../registry-server/test/headless-chromium.js';
 
 const hostile = '<img src=x onerror=alert(1)>';
 
@@ -19,19 +20,7 @@ describe('the /trellis page', () => {
   let problems: string[];
 
   beforeAll(async () => {
-    browser = await chromium.launch({
-      executablePath: '/usr/bin/chromium',
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    });
+    browser = await launchHeadlessChromium();
   }, 60_000);
   afterAll(async () => {
     await browser.close();

@@ -1,6 +1,7 @@
-import { chromium, type Browser } from 'playwright-core';
+import { type Browser } from 'playwright-core';
 import { ManualClock } from '@trellis/core';
 import { RegistryServer } from '@trellis/registry-server';
+import { launchHeadlessChromium } from './headless-chromium.js';
 
 // The /ui page under ACLs, in Debian's headless Chromium (.ci/run installs it): the page itself
 // is open, and its API calls carry the token given in the URL fragment.
@@ -9,10 +10,7 @@ describe('the dashboard with ACLs on', () => {
   let server: RegistryServer;
 
   beforeAll(async () => {
-    browser = await chromium.launch({
-      executablePath: '/usr/bin/chromium',
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'],
-    });
+    browser = await launchHeadlessChromium();
   }, 60_000);
   afterAll(async () => {
     await browser.close();

@@ -1,7 +1,8 @@
-import { chromium, type Browser, type BrowserContext, type Locator, type Page, type Route } from 'playwright-core';
+import { type Browser, type BrowserContext, type Locator, type Page, type Route } from 'playwright-core';
 import { ManualClock } from '@trellis/core';
 import { RegistryServer } from '@trellis/registry-server';
 import { put } from './helpers.js';
+import { launchHeadlessChromium } from './headless-chromium.js';
 
 function deferred(): { promise: Promise<void>; resolve: () => void } {
   let resolve = (): void => undefined;
@@ -21,19 +22,7 @@ describe('dashboard', () => {
   let dialogs: string[];
 
   beforeAll(async () => {
-    browser = await chromium.launch({
-      executablePath: '/usr/bin/chromium',
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    });
+    browser = await launchHeadlessChromium();
   }, 60_000);
   afterAll(async () => {
     await browser.close();
