@@ -16,3 +16,31 @@ export type {
   TrellisStatus,
   TrellisTargetInstance,
 } from './trellis-page/trellis-status.js';
+export { Client, Controller } from './decorators/class-decorators.js';
+export {
+  Bulkhead,
+  CircuitBreaker,
+  Delete,
+  Fallback,
+  Get,
+  Patch,
+  Post,
+  Put,
+  RateLimit,
+  Retry,
+  Timeout,
+} from './decorators/method-decorators.js';
+export { Body, Header, Headers, Param, Query, Req, Signal } from './decorators/parameter-decorators.js';
+export { classMetadata } from './decorators/metadata.js';
+export type {
+  BulkheadPolicy,
+  CircuitBreakerPolicy,
+  ClassMetadata,
+  FallbackPolicy,
+  HttpVerb,
+  MethodMetadata,
+  ParameterBinding,
+  ParameterSource,
+  RateLimitPolicy,
+  RetryPolicy,
+} from './decorators/metadata.js';
