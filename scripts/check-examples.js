@@ -109,7 +109,12 @@ function exportsOf(/** @type {string} */ file) {
 function packageExports() {
   /** @type {Map<string, string[]>} */
   const exports = new Map();
-  for (const pkg of readdirSync(path.join(root, 'packages')).sort()) {
+  // The app last: its decorators (Retry, Timeout, Fallback, ...) are named after the policies'
+  // classes, and an example that does not import one means the class.
+  const packages = readdirSync(path.join(root, 'packages')).sort(
+    (a, b) => Number(a === 'app') - Number(b === 'app') || a.localeCompare(b),
+  );
+  for (const pkg of packages) {
     const index = path.join(root, 'packages', pkg, 'src', 'index.ts');
     if (existsSync(index)) exports.set(pkg, exportsOf(index));
   }
