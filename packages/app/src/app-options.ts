@@ -3,6 +3,8 @@ import type { CircuitBreakerRegistryOptions } from '@trellis/resilience';
 import type { ServiceClientOptions } from '@trellis/client';
 import type { DiscoveryOptions, Registry } from '@trellis/registry';
 import type { TrellisMetricsOptions } from '@trellis/metrics';
+import { classMetadata } from './decorators/metadata.js';
+import type { Constructor } from './declarative-client/declarative-client.js';
 
 /** Log levels of the app's logger (pino's). */
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -30,6 +32,11 @@ export interface AppOptions {
   readonly registryUrl?: string;
   /** The services this app calls: each gets a `ServiceClient` bound under `clientToken(name)`. */
   readonly calls?: readonly string[];
+  /**
+   * Declarative clients (classes decorated with `@Client(service)`): each is bound in the
+   * container under its class, and its service is called as if it were in `calls`.
+   */
+  readonly clients?: readonly Constructor[];
   readonly version?: string;
   readonly zone?: string;
   /**
@@ -170,6 +177,11 @@ export function validateAppOptions(options: AppOptions): void {
   if (options.trellisPage !== undefined && typeof options.trellisPage !== 'boolean') {
     throw new ConfigError('trellisPage', `must be true or false, got ${JSON.stringify(options.trellisPage)}`);
   }
+  (options.clients ?? []).forEach((type: unknown, i) => {
+    if (typeof type !== 'function' || classMetadata(type)?.client === undefined) {
+      throw new ConfigError(`clients[${i}]`, 'must be a class decorated with @Client(service)');
+    }
+  });
   const destination: unknown = options.logDestination;
   if (
     destination !== undefined &&

@@ -44,3 +44,5 @@ export type {
   RateLimitPolicy,
   RetryPolicy,
 } from './decorators/metadata.js';
+export { createDeclarativeClient, remoteCall } from './declarative-client/declarative-client.js';
+export type { ClientForMethod, Constructor } from './declarative-client/declarative-client.js';

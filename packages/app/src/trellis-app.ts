@@ -16,12 +16,26 @@ import {
   type ServiceInstance,
   type Timer,
 } from '@trellis/core';
-import { CircuitBreakerRegistry, TimeoutError } from '@trellis/resilience';
-import { inboundScope, ServiceClient, timeoutHeader, type InboundScope } from '@trellis/client';
+import {
+  CircuitBreakerRegistry,
+  defaultFallbackCodes,
+  Fallback,
+  TimeoutError,
+  type FallbackOptions,
+} from '@trellis/resilience';
+import {
+  inboundScope,
+  ServiceClient,
+  timeoutHeader,
+  type InboundScope,
+  type ServiceClientOptions,
+} from '@trellis/client';
 import { TrellisMetrics } from '@trellis/metrics';
 import { addTracing, traceLogFields } from '@trellis/tracing';
 import { ConsulRegistry, Discovery, SelfRegistration, type DiscoveryEvent, type Registry } from '@trellis/registry';
 import { validateAppOptions, type AppOptions } from './app-options.js';
+import type { MethodMetadata } from './decorators/metadata.js';
+import { clientService, createDeclarativeClient, FallbackCause } from './declarative-client/declarative-client.js';
 import { logBreakerChanges, logRegistration } from './app-logs.js';
 import { applyInboundLimits, type InboundLimits } from './inbound-limit.js';
 import { traceRequests } from './request-tracing.js';
@@ -79,6 +93,13 @@ export class TrellisApp {
   readonly #ownsRegistry: boolean;
   readonly #clock: Clock;
   readonly #clients = new Map<string, ServiceClient>();
+  /** The services called: `calls` and those of the declarative `clients`. */
+  readonly #calls: readonly string[];
+  /** Clients of declarative methods whose policies set stages of their own, with their breakers. */
+  readonly #methodClients: Array<{
+    readonly client: ServiceClient;
+    readonly breakers: CircuitBreakerRegistry | undefined;
+  }> = [];
   /** The per-instance circuit breakers all of this app's clients share (outlier ejection). */
   readonly breakers: CircuitBreakerRegistry;
   /**
@@ -101,6 +122,7 @@ export class TrellisApp {
     validateAppOptions(options);
     this.#options = options;
     this.service = options.service;
+    this.#calls = [...new Set([...(options.calls ?? []), ...(options.clients ?? []).map(clientService)])];
     this.#clock = options.clock ?? systemClock;
     this.breakers = new CircuitBreakerRegistry({ ...options.breaker, clock: this.#clock });
     this.telemetry = new Telemetry((error) => this.http.log.error({ err: error }, 'a telemetry listener threw'));
@@ -160,10 +182,19 @@ export class TrellisApp {
     this.container.bind(AppTokens.app).toConstantValue(this);
     this.container.bind(AppTokens.registry).toConstantValue(this.registry);
     this.container.bind(AppTokens.discovery).toConstantValue(this.discovery);
-    for (const service of options.calls ?? []) {
+    for (const service of this.#calls) {
       this.container
         .bind(clientToken(service))
         .toDynamicValue(() => this.client(service))
+        .inSingletonScope();
+    }
+    for (const type of options.clients ?? []) {
+      const service = clientService(type);
+      this.container
+        .bind(type)
+        .toDynamicValue(() =>
+          createDeclarativeClient(type, (method, defaults) => this.#methodClient(service, method, defaults)),
+        )
         .inSingletonScope();
     }
   }
@@ -191,7 +222,7 @@ export class TrellisApp {
   describe(): TrellisStatus {
     if (this.#state !== 'closed') {
       // Declared calls are shown before their first call: making a client asks nothing of the network.
-      for (const service of this.#options.calls ?? []) this.client(service);
+      for (const service of this.#calls) this.client(service);
       // With no other telemetry listener, calls are tallied from the first look on, so that an
       // app with metrics off pays nothing for them until someone looks.
       this.#recentCalls ??= new RecentCallsTracker(this.telemetry, this.#clock);
@@ -214,26 +245,60 @@ export class TrellisApp {
    * @throws ClosedError after close().
    */
   client(service: string): ServiceClient {
-    if (this.#state === 'closed') throw new ClosedError(`TrellisApp "${this.service}"`);
     let client = this.#clients.get(service);
     if (client === undefined) {
-      client = new ServiceClient({
-        ...this.#options.client,
-        service,
-        discovery: this.discovery,
-        caller: this.service,
-        breakers: this.breakers,
-        clock: this.#clock,
-        telemetry: this.telemetry,
-        // Tracing first, so that the app's own stack edits may move or remove it.
-        stack: (stack) => {
-          addTracing(stack);
-          this.#options.client?.stack?.(stack);
-        },
-      });
+      client = this.#makeClient(service, {});
       this.#clients.set(service, client);
     }
     return client;
+  }
+
+  // A declarative client's method calls through the app's client of its service, unless its
+  // policies set stages of their own: then through a client of its own with those options.
+  #methodClient(service: string, method: MethodMetadata, defaults: MethodMetadata): ServiceClient {
+    const retry = method.retry ?? defaults.retry;
+    const breaker = method.circuitBreaker ?? defaults.circuitBreaker;
+    const fallback = method.fallback ?? defaults.fallback;
+    if ((retry === undefined || retry === false) && breaker === undefined && fallback === undefined) {
+      return this.client(service);
+    }
+    const base = this.#options.client;
+    const breakers = breaker === undefined ? undefined : new CircuitBreakerRegistry({ ...breaker, clock: this.#clock });
+    const client = this.#makeClient(service, {
+      ...(typeof retry === 'object'
+        ? { retry: { ...(typeof base?.retry === 'object' ? base.retry : {}), ...retry } }
+        : {}),
+      ...(breakers === undefined ? {} : { breakers }),
+      ...(fallback === undefined
+        ? {}
+        : {
+            filters: [
+              new Fallback((cause) => ({ body: new FallbackCause(cause) }), fallbackCovers),
+              ...(base?.filters ?? []),
+            ],
+          }),
+    });
+    this.#methodClients.push({ client, breakers });
+    return client;
+  }
+
+  #makeClient(service: string, overrides: Partial<ServiceClientOptions>): ServiceClient {
+    if (this.#state === 'closed') throw new ClosedError(`TrellisApp "${this.service}"`);
+    return new ServiceClient({
+      ...this.#options.client,
+      service,
+      discovery: this.discovery,
+      caller: this.service,
+      breakers: this.breakers,
+      clock: this.#clock,
+      telemetry: this.telemetry,
+      ...overrides,
+      // Tracing first, so that the app's own stack edits may move or remove it.
+      stack: (stack) => {
+        addTracing(stack);
+        this.#options.client?.stack?.(stack);
+      },
+    });
   }
 
   /**
@@ -427,7 +492,8 @@ export class TrellisApp {
     const drainMs = this.#options.drainMs ?? 1_000;
     if (wasRunning && drainMs > 0) await sleep(this.#clock, drainMs);
     await this.http.close();
-    await Promise.all([...this.#clients.values()].map((client) => client.close()));
+    await Promise.all([...this.#clients.values(), ...this.#methodClients.map((m) => m.client)].map((c) => c.close()));
+    await Promise.all(this.#methodClients.flatMap((m) => (m.breakers === undefined ? [] : [m.breakers.close()])));
     await this.breakers.close();
     this.metrics?.dispose();
     this.#recentCalls?.dispose();
@@ -436,6 +502,13 @@ export class TrellisApp {
     this.#state = 'closed';
   }
 }
+
+// A declarative method's fallback answers for whatever leaves the caller without an answer
+// (OpenFeign's): the stage's defaults, no instance or connection, a 5xx; never a 4xx, which is one.
+const fallbackCovers: FallbackOptions = {
+  codes: [...defaultFallbackCodes, 'NO_INSTANCES', 'CONNECTION_FAILED', 'REGISTRY_UNAVAILABLE'],
+  failureReplies: true,
+};
 
 // What an operator should see of discovery: outages, recoveries, panic and failover files.
 function logDiscoveryEvent(log: FastifyBaseLogger, event: DiscoveryEvent): void {

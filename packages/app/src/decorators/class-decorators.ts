@@ -32,7 +32,7 @@ export function Controller(prefix = ''): ClassDecorator {
  * @Client('users')
  * class UsersClient {
  *   @Get('/users/:id')
- *   user(@Param('id') id: string): Promise<User> { return remoteCall(); }
+ *   user(@Param('id') id: string): Promise<User> { return remoteCall(id); }
  * }
  */
 export function Client(service: string): ClassDecorator {
