@@ -50,47 +50,59 @@ export function applyInboundLimits(http: FastifyInstance, limits: InboundLimits)
 
   http.addHook('onRequest', async (request, reply) => {
     if (exempt(request)) return;
-    if (rate !== undefined) {
-      const decision = rate(request).tryAcquire();
-      if (!decision.granted) {
-        // A limiter of the user's own may not say when; a second is Retry-After's smallest step.
-        const retryAfterMs = decision.retryAfterMs ?? 1_000;
-        return reply
-          .code(429)
-          .header('retry-after', String(Math.max(1, Math.ceil(retryAfterMs / 1_000))))
-          .send({
-            error: 'RATE_LIMITED',
-            message: `too many requests; retry in ${retryAfterMs} ms`,
-            retryAfterMs,
-          });
-      }
-    }
-    if (concurrency !== undefined) {
-      const limit = concurrency(request);
-      if (!limit.tryAcquire().granted) {
-        try {
-          await limit.acquire(closedSignal(reply));
-        } catch (error) {
-          const full = BulkheadFullError.is(error);
-          // When the caller went away while queued, nobody reads this answer; sending it ends the request cleanly.
-          return reply.code(503).send({
-            error: full ? 'BULKHEAD_FULL' : 'CLIENT_CLOSED',
-            message: full ? 'too many requests in flight; try another instance' : 'the caller closed the connection',
-          });
-        }
-      }
-      // Exactly one release per slot: when the response closes (finished or cut off), or now if
-      // it closed already (the caller left before this hook or during the hand-off of a slot).
-      let held = true;
-      const release = (): void => {
-        if (held) limit.release();
-        held = false;
-      };
-      if (reply.raw.closed) release();
-      else reply.raw.once('close', release);
-    }
+    if (rate !== undefined && refusedByRate(rate(request), reply)) return reply;
+    if (concurrency !== undefined && !(await holdSlot(concurrency(request), reply))) return reply;
     return undefined;
   });
+}
+
+/**
+ * Asks `limiter` for one request; when it refuses, answers 429 with `Retry-After` in whole seconds
+ * and `{ error: "RATE_LIMITED", message, retryAfterMs }`, and returns true. Shared by the app's
+ * inbound limits and controllers' `@RateLimit`, so that a caller sees one answer for both.
+ */
+export function refusedByRate(limiter: RateLimiter, reply: FastifyReply): boolean {
+  const decision = limiter.tryAcquire();
+  if (decision.granted) return false;
+  // A limiter of the user's own may not say when; a second is Retry-After's smallest step.
+  const retryAfterMs = decision.retryAfterMs ?? 1_000;
+  void reply
+    .code(429)
+    .header('retry-after', String(Math.max(1, Math.ceil(retryAfterMs / 1_000))))
+    .send({ error: 'RATE_LIMITED', message: `too many requests; retry in ${retryAfterMs} ms`, retryAfterMs });
+  return true;
+}
+
+/**
+ * Takes a slot of `limit` for the request, waiting in its queue if need be, and gives it back
+ * exactly once when the response closes. When the limit refuses (queue full, wait timed out, or
+ * the caller left while queued), answers 503 `{ error: "BULKHEAD_FULL" | "CLIENT_CLOSED", message }`
+ * and resolves false. Shared by the app's inbound limits and controllers' `@Bulkhead`.
+ */
+export async function holdSlot(limit: ConcurrencyLimit, reply: FastifyReply): Promise<boolean> {
+  if (!limit.tryAcquire().granted) {
+    try {
+      await limit.acquire(closedSignal(reply));
+    } catch (error) {
+      const full = BulkheadFullError.is(error);
+      // When the caller went away while queued, nobody reads this answer; sending it ends the request cleanly.
+      void reply.code(503).send({
+        error: full ? 'BULKHEAD_FULL' : 'CLIENT_CLOSED',
+        message: full ? 'too many requests in flight; try another instance' : 'the caller closed the connection',
+      });
+      return false;
+    }
+  }
+  // Exactly one release per slot: when the response closes (finished or cut off), or now if
+  // it closed already (the caller left before this hook or during the hand-off of a slot).
+  let held = true;
+  const release = (): void => {
+    if (held) limit.release();
+    held = false;
+  };
+  if (reply.raw.closed) release();
+  else reply.raw.once('close', release);
+  return true;
 }
 
 /** A signal that aborts when the response closes (the caller went away). Made only for a queued request. */
