@@ -1,5 +1,6 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { TrellisError, type ErrorCode } from '@trellis/core';
+import { HttpError } from './controllers/http-error.js';
 
 // What a caller of this service should understand from a failed call further down:
 // 503 when a dependency is unavailable (try again later), 502 when it answered badly.
@@ -16,14 +17,21 @@ const statusByCode: Partial<Record<ErrorCode, number>> = {
 
 /**
  * The app's error handler: a Trellis error escaping a route becomes a JSON answer with its code,
- * message and the service concerned, and an HTTP status that says whether to try again; other
- * errors keep Fastify's own answer (400 for validation, 500 otherwise).
+ * message and the service concerned, and an HTTP status that says whether to try again; an
+ * {@link HttpError} is answered as it says; other errors keep Fastify's own answer (400 for
+ * validation, 500 otherwise).
  */
 export async function trellisErrorReply(
   error: FastifyError,
   request: FastifyRequest,
   reply: FastifyReply,
 ): Promise<void> {
+  if (HttpError.is(error)) {
+    // The service's own verdict: worth a log line only when it says the service failed.
+    if (error.status >= 500) request.log.warn({ err: error }, 'request answered with an error');
+    await reply.code(error.status).send({ error: error.code, message: error.message });
+    return;
+  }
   if (!TrellisError.is(error)) {
     const status = error.statusCode !== undefined && error.statusCode >= 400 ? error.statusCode : 500;
     if (status >= 500) request.log.error({ err: error }, 'request failed');
