@@ -37,6 +37,12 @@ export interface AppOptions {
    * container under its class, and its service is called as if it were in `calls`.
    */
   readonly clients?: readonly Constructor[];
+  /**
+   * Controllers (classes decorated with `@Controller(prefix)`): at `start()` each is bound in the
+   * container (unless bound already), resolved once, and each decorated method is served as a
+   * route at prefix + path, its parameters checked (400) and its policies applied (429, 503, 504).
+   */
+  readonly controllers?: readonly Constructor[];
   readonly version?: string;
   readonly zone?: string;
   /**
@@ -180,6 +186,17 @@ export function validateAppOptions(options: AppOptions): void {
   (options.clients ?? []).forEach((type: unknown, i) => {
     if (typeof type !== 'function' || classMetadata(type)?.client === undefined) {
       throw new ConfigError(`clients[${i}]`, 'must be a class decorated with @Client(service)');
+    }
+  });
+  const controllers: unknown = options.controllers;
+  if (controllers !== undefined && !Array.isArray(controllers)) {
+    throw new ConfigError('controllers', 'must be an array of classes decorated with @Controller(prefix)');
+  }
+  (options.controllers ?? []).forEach((type: unknown, i) => {
+    if (typeof type !== 'function' || classMetadata(type)?.controller === undefined) {
+      const got =
+        typeof type === 'function' ? `class ${type.name || '(anonymous)'}` : (JSON.stringify(type) ?? String(type));
+      throw new ConfigError(`controllers[${i}]`, `must be a class decorated with @Controller(prefix), got ${got}`);
     }
   });
   const destination: unknown = options.logDestination;

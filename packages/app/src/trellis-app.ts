@@ -38,6 +38,7 @@ import type { MethodMetadata } from './decorators/metadata.js';
 import { clientService, createDeclarativeClient, FallbackCause } from './declarative-client/declarative-client.js';
 import { logBreakerChanges, logRegistration } from './app-logs.js';
 import { applyInboundLimits, type InboundLimits } from './inbound-limit.js';
+import { mountControllers } from './controllers/mount-controllers.js';
 import { traceRequests } from './request-tracing.js';
 import { AppTokens, clientToken } from './tokens.js';
 import { trellisErrorReply } from './trellis-error-reply.js';
@@ -323,6 +324,11 @@ export class TrellisApp {
     this.#state = 'starting';
     try {
       const options = this.#options;
+      // Routes must be added before listen; controllers are resolved now, when all bindings are in.
+      await mountControllers(this.http, this.container, options.controllers ?? [], {
+        clock: this.#clock,
+        service: this.service,
+      });
       const host = options.host ?? '127.0.0.1';
       await this.http.listen({
         host,

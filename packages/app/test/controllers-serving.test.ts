@@ -1,0 +1,250 @@
+import { inject, injectable } from 'inversify';
+import { z } from 'zod';
+import type { FastifyRequest } from 'fastify';
+import { ConfigError, NoInstancesError } from '@trellis/core';
+import { MemoryRegistry } from '@trellis/registry';
+import {
+  AppTokens,
+  Body,
+  Controller,
+  Delete,
+  Get,
+  Header,
+  Headers,
+  HttpError,
+  Param,
+  Patch,
+  Post,
+  Put,
+  Query,
+  Req,
+  Signal,
+  TrellisApp,
+} from '@trellis/app';
+
+interface User {
+  readonly id: number;
+  readonly name: string;
+}
+
+@injectable()
+class UserStore {
+  readonly users = new Map<number, User>([[7, { id: 7, name: 'Ada' }]]);
+}
+
+let built = 0;
+
+@Controller('/users')
+class UsersController {
+  constructor(
+    private readonly store: UserStore,
+    @inject(AppTokens.app) private readonly app: TrellisApp,
+  ) {
+    built++;
+  }
+
+  @Get('/:id')
+  one(@Param('id', z.coerce.number().int()) id: number): User {
+    const user = this.store.users.get(id);
+    if (user === undefined) throw new HttpError(404, 'USER_NOT_FOUND', `no user ${id}`);
+    return user;
+  }
+
+  @Get()
+  list(@Query('limit', z.coerce.number().default(10)) limit: number, @Query() query: unknown): unknown {
+    return { limit, limitType: typeof limit, query, served: this.app.service };
+  }
+
+  @Post()
+  async add(@Body(z.object({ name: z.string().min(1) })) body: { name: string }): Promise<User> {
+    await Promise.resolve();
+    const user = { id: this.store.users.size + 100, name: body.name };
+    this.store.users.set(user.id, user);
+    return user;
+  }
+
+  @Put('/:id')
+  replace(@Param() params: unknown, @Body() body: unknown, @Header('x-user') user: string | undefined): unknown {
+    return { params, body, user };
+  }
+
+  @Patch('/:id')
+  patch(
+    @Headers() headers: Record<string, unknown>,
+    @Req() request: FastifyRequest,
+    @Signal() signal: AbortSignal,
+  ): unknown {
+    return {
+      accept: headers['accept-language'],
+      route: request.routeOptions.url,
+      signalIsTheRequests: signal === request.inbound.signal,
+      aborted: signal.aborted,
+    };
+  }
+
+  @Delete('/:id')
+  remove(@Param('id', z.coerce.number()) id: number): void {
+    this.store.users.delete(id);
+  }
+
+  @Get('/:id/friends')
+  friends(): never {
+    // A dependency was not there: the app's mapping of Trellis errors applies, as on any route.
+    throw new NoInstancesError('friends');
+  }
+
+  @Get('/:id/crash')
+  crash(): never {
+    throw new Error('a bug, with a secret in its message');
+  }
+
+  // No verb: not a route.
+  helper(): string {
+    return 'not served';
+  }
+}
+
+@Controller()
+class RootController {
+  @Get()
+  root(): unknown {
+    return { root: true };
+  }
+}
+
+describe('controllers served by a TrellisApp', () => {
+  let registry: MemoryRegistry;
+  const apps: TrellisApp[] = [];
+
+  function app(options: Partial<ConstructorParameters<typeof TrellisApp>[0]> = {}): TrellisApp {
+    const created = new TrellisApp({ service: 'users', registry, logLevel: 'silent', drainMs: 0, ...options });
+    apps.push(created);
+    return created;
+  }
+
+  beforeEach(() => {
+    registry = new MemoryRegistry();
+    built = 0;
+  });
+  afterEach(async () => {
+    await Promise.all(apps.splice(0).map((a) => a.close()));
+    await registry.close();
+  });
+
+  it('resolves a controller once from the container, with its dependencies, and serves its methods as routes', async () => {
+    const users = app({ controllers: [UsersController, RootController] });
+    users.container.bind(UserStore).toSelf().inSingletonScope();
+    const { url } = await users.start();
+
+    const one = await fetch(`${url}/users/7`);
+    expect(one.status).toBe(200);
+    expect(one.headers.get('content-type')).toMatch(/^application\/json/);
+    expect(await one.json()).toEqual({ id: 7, name: 'Ada' });
+    const added = await fetch(`${url}/users`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 'Grace' }),
+    });
+    expect(await added.json()).toEqual({ id: 101, name: 'Grace' });
+    expect(await (await fetch(`${url}/users/101`)).json()).toEqual({ id: 101, name: 'Grace' });
+    expect(await (await fetch(`${url}/`)).json()).toEqual({ root: true });
+    expect(built).toBe(1);
+    expect(users.container.get(UsersController)).toBe(users.container.get(UsersController));
+    expect((await fetch(`${url}/users/7/helper`)).status).toBe(404);
+  });
+
+  it('uses the binding the user made of a controller instead of making its own', async () => {
+    const users = app({ controllers: [UsersController] });
+    const store = new UserStore();
+    store.users.set(1, { id: 1, name: 'Bound by hand' });
+    users.container.bind(UsersController).toConstantValue(new UsersController(store, users));
+    const { url } = await users.start();
+    expect(await (await fetch(`${url}/users/1`)).json()).toEqual({ id: 1, name: 'Bound by hand' });
+  });
+
+  it('hands each parameter from its place: path, query, body, one header, all headers, the request and its signal', async () => {
+    const users = app({ controllers: [UsersController] });
+    users.container.bind(UserStore).toSelf();
+    const { url } = await users.start();
+
+    // Coerced and defaulted by the schema: the method gets numbers.
+    expect(await (await fetch(`${url}/users?limit=3&sort=name`)).json()).toEqual({
+      limit: 3,
+      limitType: 'number',
+      query: { limit: '3', sort: 'name' },
+      served: 'users',
+    });
+    expect(await (await fetch(`${url}/users`)).json()).toMatchObject({ limit: 10, limitType: 'number' });
+    const replaced = await fetch(`${url}/users/7`, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/json', 'x-user': 'ada' },
+      body: JSON.stringify({ name: 'Ada L.' }),
+    });
+    expect(await replaced.json()).toEqual({ params: { id: '7' }, body: { name: 'Ada L.' }, user: 'ada' });
+    const patched = await fetch(`${url}/users/7`, { method: 'PATCH', headers: { 'accept-language': 'fr' } });
+    expect(await patched.json()).toEqual({
+      accept: 'fr',
+      route: '/users/:id',
+      signalIsTheRequests: true,
+      aborted: false,
+    });
+  });
+
+  it('answers 204 with no body for a method that returns nothing', async () => {
+    const users = app({ controllers: [UsersController] });
+    users.container.bind(UserStore).toSelf().inSingletonScope();
+    const { url } = await users.start();
+    const removed = await fetch(`${url}/users/7`, { method: 'DELETE' });
+    expect(removed.status).toBe(204);
+    expect(await removed.text()).toBe('');
+    expect((await fetch(`${url}/users/7`)).status).toBe(404);
+  });
+
+  it('answers an HttpError with its status and code, a Trellis error by its code, and a bug with 500 and no detail', async () => {
+    const users = app({ controllers: [UsersController] });
+    users.container.bind(UserStore).toSelf();
+    const { url } = await users.start();
+
+    const missing = await fetch(`${url}/users/8`);
+    expect(missing.status).toBe(404);
+    expect(await missing.json()).toEqual({ error: 'USER_NOT_FOUND', message: 'no user 8' });
+    const unavailable = await fetch(`${url}/users/7/friends`);
+    expect(unavailable.status).toBe(503);
+    expect(await unavailable.json()).toMatchObject({ error: 'NO_INSTANCES', service: 'friends' });
+    const crashed = await fetch(`${url}/users/7/crash`);
+    expect(crashed.status).toBe(500);
+    expect(await crashed.json()).toEqual({ error: 'INTERNAL', message: 'internal error' });
+  });
+
+  it('refuses a controllers option that is not a list of @Controller classes, naming the entry', () => {
+    class Plain {}
+    const make = (controllers: unknown): unknown =>
+      new TrellisApp({ service: 'users', registry, logLevel: 'silent', controllers: controllers as [] });
+    expect(() => make([UsersController, Plain])).toThrow(ConfigError);
+    expect(() => make([UsersController, Plain])).toThrow(
+      'invalid configuration "controllers[1]": must be a class decorated with @Controller(prefix), got class Plain',
+    );
+    expect(() => make([RootController, 'users'])).toThrow('"controllers[1]"');
+    expect(() => make(UsersController)).toThrow('"controllers"');
+  });
+
+  it('refuses at start a @Param that its path does not have', async () => {
+    @Controller('/posts')
+    class PostsController {
+      @Get('/:id')
+      one(@Param('postId') postId: string): string {
+        return postId;
+      }
+    }
+    const posts = app({ service: 'posts', controllers: [PostsController] });
+    await expect(posts.start()).rejects.toThrow(
+      'invalid configuration "PostsController.one": @Param("postId") is not a parameter of the path "/posts/:id"',
+    );
+  });
+
+  it('refuses HttpError statuses that are not errors', () => {
+    expect(() => new HttpError(302, 'MOVED', 'elsewhere')).toThrow('"HttpError.status"');
+    expect(HttpError.is(new HttpError(409, 'CONFLICT', 'taken'))).toBe(true);
+    expect(HttpError.is(new Error('x'))).toBe(false);
+  });
+});
