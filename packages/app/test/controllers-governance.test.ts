@@ -200,21 +200,21 @@ describe('governance decorators on controller methods', () => {
     const gate = new Gate();
     const reasons: unknown[] = [];
     let late: unknown;
-    let slowApp: TrellisApp | undefined;
+    const slow: { app?: TrellisApp } = {};
     @Controller('/slow')
     class SlowController {
       @Get('/:id')
       @Timeout(250)
       async one(@Param('id') id: string, @Signal() signal: AbortSignal): Promise<unknown> {
-        await slowApp?.client('audit').get('/audit');
+        await slow.app?.client('audit').get('/audit');
         signal.addEventListener('abort', () => reasons.push(signal.reason));
         if (id === 'wait') await gate.pass();
         late = 'returned after the 504';
         return { id };
       }
     }
-    slowApp = make({ clock, calls: ['audit'], controllers: [SlowController] });
-    const { url } = await slowApp.start();
+    slow.app = make({ clock, calls: ['audit'], controllers: [SlowController] });
+    const { url } = await slow.app.start();
 
     // In time: served, and the outbound call carried the method's 250 ms.
     expect(await (await fetch(`${url}/slow/fast`)).json()).toEqual({ id: 'fast' });
@@ -223,10 +223,10 @@ describe('governance decorators on controller methods', () => {
     expect((await fetch(`${url}/slow/fast`, { headers: { 'x-trellis-timeout-ms': '100' } })).status).toBe(200);
     expect(seen).toEqual(['250', '100']);
 
-    const slow = fetch(`${url}/slow/wait`);
+    const waiting = fetch(`${url}/slow/wait`);
     await gate.entered;
     clock.advance(250);
-    const timedOut = await slow;
+    const timedOut = await waiting;
     expect(timedOut.status).toBe(504);
     expect(await timedOut.json()).toEqual({ error: 'TIMEOUT', message: 'GET /slow/:id did not answer within 250 ms' });
     expect(reasons).toHaveLength(1);
