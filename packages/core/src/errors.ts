@@ -165,10 +165,13 @@ export class RegistryRejectedError extends TrellisError {
 /** A configuration value is missing or wrong; `field` names it. */
 export class ConfigError extends TrellisError {
   readonly field: string;
+  /** What is wrong with it, e.g. "must be an integer from 0 to 65535, got \"abc\"". */
+  readonly problem: string;
 
   constructor(field: string, problem: string) {
     super('INVALID_CONFIG', `invalid configuration "${field}": ${problem}`, { retryable: false });
     this.field = field;
+    this.problem = problem;
   }
 
   /**
