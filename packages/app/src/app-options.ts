@@ -5,10 +5,13 @@ import type { DiscoveryOptions, Registry } from '@trellis/registry';
 import type { TrellisMetricsOptions } from '@trellis/metrics';
 import { classMetadata } from './decorators/metadata.js';
 import type { Constructor } from './declarative-client/declarative-client.js';
+import { settingsAsOptions } from './config/apply-settings.js';
+import { settingsFromEnv } from './config/env-settings.js';
+import { settingsError } from './config/settings-error.js';
+import { settingsSchema, type Settings } from './config/settings-schema.js';
 
 /** Log levels of the app's logger (pino's). */
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
-const logLevels: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
 /** Where log lines go: pino writes each line, newline included, with one `write`. */
 export interface LogDestination {
@@ -94,65 +97,42 @@ export interface AppOptions {
 }
 
 /**
- * App options from environment variables, the way a process is configured in a deployment:
+ * App options from environment variables alone, the way a process is configured in a deployment:
  * `PORT`, `HOST`, `TRELLIS_REGISTRY_URL`, `TRELLIS_INSTANCE_ID`, `TRELLIS_ADVERTISE_ADDRESS`,
  * `TRELLIS_VERSION`, `TRELLIS_ZONE`, `TRELLIS_WEIGHT`, `TRELLIS_LOG_LEVEL`, `TRELLIS_DRAIN_MS`,
- * `TRELLIS_TTL_MS`, `TRELLIS_DEREGISTER_AFTER_MS`, `TRELLIS_FAILOVER_DIR` (discovery's failover files).
- * Unset variables are left out, so that the app's defaults apply.
+ * `TRELLIS_TTL_MS`, `TRELLIS_DEREGISTER_AFTER_MS`, `TRELLIS_FAILOVER_DIR` and the others listed
+ * in docs/configuration.md, checked with the same schema as a config file. Unset and empty
+ * variables are left out, so that the app's defaults apply. Spread over other options, a
+ * `client` or `discovery` object replaces theirs whole: {@link readAppOptions} merges them,
+ * reads the config file too, and is the better model for a main module.
  *
  * @throws ConfigError naming the variable when a value is malformed.
  * @example
  * const app = new TrellisApp({ service: 'users', ...appOptionsFromEnv(process.env) });
  */
 export function appOptionsFromEnv(env: Readonly<Record<string, string | undefined>>): Partial<AppOptions> {
-  const options: { -readonly [K in keyof AppOptions]?: AppOptions[K] } = {};
-  const text = (name: string): string | undefined => {
-    const value = env[name]?.trim();
-    return value === undefined || value === '' ? undefined : value;
-  };
-  const integer = (name: string, min: number, max: number): number | undefined => {
-    const value = text(name);
-    if (value === undefined) return undefined;
-    const n = Number(value);
-    if (!Number.isInteger(n) || n < min || n > max) {
-      throw new ConfigError(name, `must be an integer from ${min} to ${max}, got "${value}"`);
-    }
-    return n;
-  };
-
-  const port = integer('PORT', 0, 65_535);
-  if (port !== undefined) options.port = port;
-  const host = text('HOST');
-  if (host !== undefined) options.host = host;
-  const registryUrl = text('TRELLIS_REGISTRY_URL');
-  if (registryUrl !== undefined) options.registryUrl = registryUrl;
-  const instanceId = text('TRELLIS_INSTANCE_ID');
-  if (instanceId !== undefined) options.instanceId = instanceId;
-  const advertise = text('TRELLIS_ADVERTISE_ADDRESS');
-  if (advertise !== undefined) options.advertiseAddress = advertise;
-  const version = text('TRELLIS_VERSION');
-  if (version !== undefined) options.version = version;
-  const zone = text('TRELLIS_ZONE');
-  if (zone !== undefined) options.zone = zone;
-  const weight = integer('TRELLIS_WEIGHT', 0, 1_000_000);
-  if (weight !== undefined) options.weight = weight;
-  const drainMs = integer('TRELLIS_DRAIN_MS', 0, 600_000);
-  if (drainMs !== undefined) options.drainMs = drainMs;
-  const ttlMs = integer('TRELLIS_TTL_MS', 100, 86_400_000);
-  if (ttlMs !== undefined) options.ttlMs = ttlMs;
-  const deregisterAfterMs = integer('TRELLIS_DEREGISTER_AFTER_MS', 1, 86_400_000);
-  if (deregisterAfterMs !== undefined) options.deregisterAfterMs = deregisterAfterMs;
-  const failoverDir = text('TRELLIS_FAILOVER_DIR');
-  if (failoverDir !== undefined) options.discovery = { failoverDir };
-  const logLevel = text('TRELLIS_LOG_LEVEL');
-  if (logLevel !== undefined) {
-    if (!logLevels.includes(logLevel as LogLevel)) {
-      throw new ConfigError('TRELLIS_LOG_LEVEL', `must be one of ${logLevels.join(', ')}, got "${logLevel}"`);
-    }
-    options.logLevel = logLevel as LogLevel;
-  }
-  return options;
+  return settingsAsOptions(settingsFromEnv(env));
 }
+
+// The options that are plain data, checked with the settings' schema: one range for each,
+// whether it comes from code, a file or the environment.
+const plainOptions = [
+  'host',
+  'port',
+  'advertiseAddress',
+  'instanceId',
+  'registryUrl',
+  'version',
+  'zone',
+  'weight',
+  'tags',
+  'labels',
+  'ttlMs',
+  'deregisterAfterMs',
+  'drainMs',
+  'logLevel',
+  'trellisPage',
+] as const satisfies ReadonlyArray<keyof Settings & keyof AppOptions>;
 
 /** Checks the options a constructor cannot work without; throws ConfigError naming the field. */
 export function validateAppOptions(options: AppOptions): void {
@@ -162,26 +142,14 @@ export function validateAppOptions(options: AppOptions): void {
       `must be a name of letters, digits, "-", "_" or ".", got ${JSON.stringify(options.service)}`,
     );
   }
-  const port = options.port ?? 0;
-  if (!Number.isInteger(port) || port < 0 || port > 65_535) {
-    throw new ConfigError('port', `must be an integer from 0 to 65535, got ${port}`);
-  }
-  const weight = options.weight ?? 1;
-  if (!Number.isInteger(weight) || weight < 0)
-    throw new ConfigError('weight', `must be an integer from 0 (drained) up, got ${weight}`);
-  for (const [field, value] of [
-    ['ttlMs', options.ttlMs],
-    ['deregisterAfterMs', options.deregisterAfterMs],
-  ] as const) {
-    if (value !== undefined && !(Number.isFinite(value) && value > 0)) {
-      throw new ConfigError(field, `must be a positive number of milliseconds, got ${value}`);
-    }
-  }
-  if (options.drainMs !== undefined && !(Number.isFinite(options.drainMs) && options.drainMs >= 0)) {
-    throw new ConfigError('drainMs', `must be a number of milliseconds >= 0, got ${options.drainMs}`);
-  }
-  if (options.trellisPage !== undefined && typeof options.trellisPage !== 'boolean') {
-    throw new ConfigError('trellisPage', `must be true or false, got ${JSON.stringify(options.trellisPage)}`);
+  const plain: Record<string, unknown> = {};
+  for (const key of plainOptions) if (options[key] !== undefined) plain[key] = options[key];
+  const result = settingsSchema.safeParse(plain);
+  if (!result.success) {
+    throw settingsError(result.error.issues, {
+      name: (field) => field,
+      given: (path) => path.reduce<unknown>((v, key) => (v as Record<PropertyKey, unknown> | undefined)?.[key], plain),
+    });
   }
   (options.clients ?? []).forEach((type: unknown, i) => {
     if (typeof type !== 'function' || classMetadata(type)?.client === undefined) {
@@ -208,8 +176,5 @@ export function validateAppOptions(options: AppOptions): void {
       typeof destination.write !== 'function')
   ) {
     throw new ConfigError('logDestination', 'must be an object with a write(line) method, such as a stream');
-  }
-  if (options.logLevel !== undefined && !logLevels.includes(options.logLevel)) {
-    throw new ConfigError('logLevel', `must be one of ${logLevels.join(', ')}, got "${String(options.logLevel)}"`);
   }
 }

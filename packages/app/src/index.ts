@@ -1,5 +1,10 @@
 export { appOptionsFromEnv } from './app-options.js';
 export type { AppOptions, LogDestination, LogLevel } from './app-options.js';
+export { loadAppOptions, readAppOptions } from './config/read-app-options.js';
+export type { ConfigSources } from './config/read-app-options.js';
+export { settingsSchema } from './config/settings-schema.js';
+export type { Settings } from './config/settings-schema.js';
+export type { Environment } from './config/env-settings.js';
 export { applyInboundLimits } from './inbound-limit.js';
 export type { InboundChoice, InboundLimits } from './inbound-limit.js';
 export { AppTokens, clientToken } from './tokens.js';
