@@ -1,17 +1,13 @@
-import { appOptionsFromEnv, TrellisApp } from '@trellis/app';
+import { loadAppOptions, TrellisApp } from '@trellis/app';
 
 // One link of a chain of services, for the deadline propagation test: GET /work calls the next
 // service's /work (CHAIN_NEXT), or, at the end of the chain, works until its signal says stop.
 // It prints what it sees, one line each, for the test to read.
 const service = process.env['CHAIN_SERVICE'] ?? 'chain';
 const next = process.env['CHAIN_NEXT'];
-const app = new TrellisApp({
-  service,
-  ...appOptionsFromEnv(process.env),
-  calls: next === undefined ? [] : [next],
-  drainMs: 0,
-  logLevel: 'silent',
-});
+const app = new TrellisApp(
+  loadAppOptions({ service, calls: next === undefined ? [] : [next], drainMs: 0, logLevel: 'silent' }),
+);
 
 const codeOf = (value: unknown): string =>
   typeof value === 'object' && value !== null && 'code' in value ? String(value.code) : String(value);

@@ -1,19 +1,20 @@
-import { appOptionsFromEnv, TrellisApp } from '@trellis/app';
+import { loadAppOptions, TrellisApp } from '@trellis/app';
 import { startTracingFromEnv } from '@trellis/tracing/sdk';
 import { Timeline } from './timeline.js';
 
 // Traces go out when OTEL_* variables ask for an exporter (OTEL_EXPORTER_OTLP_ENDPOINT, ...).
 const tracing = startTracingFromEnv('forum');
 
-const app = new TrellisApp({
-  service: 'forum',
-  version: '1.0.0',
-  calls: ['users'],
-  // Round robin, so that the demo shows calls taking turns over the users instances. The
-  // default, P2C over peak EWMA, sends most calls to whichever instance answers faster.
-  client: { strategy: 'round-robin' },
-  ...appOptionsFromEnv(process.env),
-});
+const app = new TrellisApp(
+  loadAppOptions({
+    service: 'forum',
+    version: '1.0.0',
+    calls: ['users'],
+    // Round robin, so that the demo shows calls taking turns over the users instances. The
+    // default, P2C over peak EWMA, sends most calls to whichever instance answers faster.
+    client: { strategy: 'round-robin' },
+  }),
+);
 app.container.bind(Timeline).toSelf().inSingletonScope();
 const timeline = app.container.get(Timeline);
 

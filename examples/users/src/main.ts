@@ -1,11 +1,11 @@
-import { appOptionsFromEnv, TrellisApp } from '@trellis/app';
+import { loadAppOptions, TrellisApp } from '@trellis/app';
 import { startTracingFromEnv } from '@trellis/tracing/sdk';
 import { users } from './users.js';
 
 // Traces go out when OTEL_* variables ask for an exporter (OTEL_EXPORTER_OTLP_ENDPOINT, ...).
 const tracing = startTracingFromEnv('users');
 
-const app = new TrellisApp({ service: 'users', version: '1.0.0', ...appOptionsFromEnv(process.env) });
+const app = new TrellisApp(loadAppOptions({ service: 'users', version: '1.0.0' }));
 
 // `servedBy` names the instance that answered, so that load balancing can be seen from outside.
 app.http.get('/users', async () => ({ users, servedBy: app.instance?.id }));

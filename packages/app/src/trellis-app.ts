@@ -374,10 +374,11 @@ export class TrellisApp {
   /**
    * For a service's main module: starts, prints one line saying where the service listens
    * (whatever the log level, for people and supervisors), and closes on SIGINT / SIGTERM.
-   * When start fails it prints why and exits with status 1.
+   * When start fails it prints why in one line, no stack trace, and exits with status 1:
+   * `users: port 8080 is in use on 127.0.0.1 (set PORT or the port setting)`.
    *
    * @example
-   * const app = new TrellisApp({ service: 'users', ...appOptionsFromEnv(process.env) });
+   * const app = new TrellisApp(loadAppOptions({ service: 'users' }));
    * app.http.get<{ Params: { id: string } }>('/users/:id', async (request) => findUser(request.params.id));
    * await app.run();
    */
@@ -388,7 +389,7 @@ export class TrellisApp {
       this.closeOnSignals();
       return started;
     } catch (error) {
-      console.error(`${this.service} could not start: ${error instanceof Error ? error.message : String(error)}`);
+      console.error(startFailure(this.service, this.#options, error));
       process.exit(1);
     }
   }
@@ -515,6 +516,15 @@ const fallbackCovers: FallbackOptions = {
   codes: [...defaultFallbackCodes, 'NO_INSTANCES', 'CONNECTION_FAILED', 'REGISTRY_UNAVAILABLE'],
   failureReplies: true,
 };
+
+// The one line run() prints when start fails: what to change for the usual cause, else the error's message.
+function startFailure(service: string, options: AppOptions, error: unknown): string {
+  if ((error as NodeJS.ErrnoException | undefined)?.code === 'EADDRINUSE') {
+    return `${service}: port ${options.port ?? 0} is in use on ${options.host ?? '127.0.0.1'} (set PORT or the port setting)`;
+  }
+  const message = error instanceof Error ? error.message : String(error);
+  return `${service} could not start: ${message.split('\n')[0] ?? message}`;
+}
 
 // What an operator should see of discovery: outages, recoveries, panic and failover files.
 function logDiscoveryEvent(log: FastifyBaseLogger, event: DiscoveryEvent): void {
