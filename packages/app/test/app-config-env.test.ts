@@ -123,8 +123,7 @@ describe('app settings from the environment', () => {
       client: { strategy: 'random' },
       discovery: { failoverDir: '/tmp/f' },
     });
-    const { service: _service, ...read } = fromEnv(env);
-    expect(read).toEqual(appOptionsFromEnv(env));
+    expect(fromEnv(env)).toEqual({ service: 'users', ...appOptionsFromEnv(env) });
     expect(configErrorOf(() => appOptionsFromEnv({ TRELLIS_REGISTRY_URL: 'x' })).field).toBe('TRELLIS_REGISTRY_URL');
   });
 });

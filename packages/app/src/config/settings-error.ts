@@ -6,7 +6,8 @@ export function shown(value: unknown): string {
   if (typeof value === 'number' || typeof value === 'boolean' || value === null || value === undefined) {
     return String(value);
   }
-  const text = JSON.stringify(value) ?? String(value);
+  // JSON for what a file or an environment gives; a function or symbol from code shows its type.
+  const text = JSON.stringify(value) ?? typeof value;
   return text.length > 80 ? `${text.slice(0, 77)}...` : text;
 }
 
