@@ -114,6 +114,7 @@ describe('the error family', () => {
       code: 'INVALID_CONFIG',
       retryable: false,
       field: 'port',
+      problem: 'bad',
       name: 'ConfigError',
     });
   });
