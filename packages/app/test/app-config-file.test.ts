@@ -126,6 +126,13 @@ describe('app settings from a config file', () => {
     expect(error.field).toBe('trellis.config.json');
     expect(error.problem).toMatch(/^is not valid JSON at line 4, column 1: \S/);
     expect(error.problem).not.toContain('\n');
+
+    // A message that quotes the text rather than giving a position still makes one line.
+    write('trellis.config.json', '{\n  "port": tru\n}\n');
+    const quoted = configErrorOf(read);
+    expect(quoted.field).toBe('trellis.config.json');
+    expect(quoted.problem).toMatch(/^is not valid JSON/);
+    expect(quoted.problem).not.toContain('\n');
   });
 
   it('names the file and the line and column of malformed YAML, in one line', () => {

@@ -82,7 +82,12 @@ function parseJson(text: string, name: string): unknown {
     // V8 says "at position N", and on Node 22+ adds "(line L column C)": the line is computed
     // from the position, so that Node 20 gives it too.
     const position = /at position (\d+)/.exec(message);
-    const reason = message.replace(/\s*(in JSON )?at position \d+.*$/, '').replace(/\s*\(line \d+ column \d+\)/, '');
+    // Some messages quote the text instead ("Unexpected token 'x', "{x..." is not valid JSON"):
+    // the quote is cut and newlines escaped, so that the error stays one line.
+    const reason = message
+      .replace(/\s*(in JSON )?at position \d+.*$/s, '')
+      .replace(/, ".*" is not valid JSON$/s, '')
+      .replace(/\r?\n/g, '\\n');
     if (position === null) throw new ConfigError(name, `is not valid JSON: ${reason}`);
     const before = text.slice(0, Number(position[1]));
     const line = before.split('\n').length;
