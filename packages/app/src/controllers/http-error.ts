@@ -11,9 +11,9 @@ const brand = Symbol.for('@trellis/app.HttpError');
  *
  * @throws ConfigError from the constructor for a status outside 400–599 or an empty code.
  * @example
- * @Get('/:id')
- * one(@Param('id') id: string): User {
- *   const user = users.get(id);
+ * // In a controller method: `@Get('/:id') one(@Param('id') id: string): User { … }`
+ * function one(id: string): User {
+ *   const user = cache.get(id) as User | undefined;
  *   if (user === undefined) throw new HttpError(404, 'USER_NOT_FOUND', `no user "${id}"`);
  *   return user;
  * }
