@@ -1,4 +1,5 @@
 import { clientBench } from './client.js';
+import { controllerBench } from './controller.js';
 import { discoveryBench } from './discovery.js';
 import { loadbalancerBench } from './loadbalancer.js';
 import { registryBench } from './registry.js';
@@ -7,6 +8,7 @@ import { resilienceBench } from './resilience.js';
 // `npm run bench -- <name>`: each benchmark prints its table, then one JSON line as its last.
 const benches: Record<string, () => Promise<Record<string, number | string>>> = {
   client: clientBench,
+  controller: controllerBench,
   discovery: discoveryBench,
   loadbalancer: loadbalancerBench,
   registry: registryBench,
