@@ -17,6 +17,7 @@ import {
   Post,
   Put,
   Query,
+  RateLimit,
   Req,
   Signal,
   TrellisApp,
@@ -240,6 +241,22 @@ describe('controllers served by a TrellisApp', () => {
     await expect(posts.start()).rejects.toThrow(
       'invalid configuration "PostsController.one": @Param("postId") is not a parameter of the path "/posts/:id"',
     );
+  });
+
+  it('refuses at start a policy out of range, naming the method and the option', async () => {
+    @Controller('/posts')
+    class PostsController {
+      @Get()
+      @RateLimit({ ratePerSecond: 0 })
+      all(): unknown {
+        return [];
+      }
+    }
+    const posts = app({ service: 'posts', controllers: [PostsController] });
+    await expect(posts.start()).rejects.toMatchObject({
+      code: 'INVALID_CONFIG',
+      field: 'PostsController.all.rateLimit.ratePerSecond',
+    });
   });
 
   it('refuses HttpError statuses that are not errors', () => {

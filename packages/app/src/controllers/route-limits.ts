@@ -1,5 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { Clock } from '@trellis/core';
+import { ConfigError, type Clock } from '@trellis/core';
 import { ConcurrencyLimit, PerKey, TokenBucket, type RateLimiter } from '@trellis/resilience';
 import { holdSlot, refusedByRate } from '../inbound-limit.js';
 import type { ControllerRoute } from './controller-routes.js';
@@ -15,18 +15,32 @@ export type RouteHook = (request: FastifyRequest, reply: FastifyReply) => Promis
  * are the app's inbound limits' own.
  */
 export function routeLimits(route: ControllerRoute, clock: Clock): RouteHook | undefined {
-  const rate = route.rateLimit === undefined ? undefined : rateChooser(route.rateLimit, clock);
-  const bulkhead = route.bulkhead;
+  const { rateLimit, bulkhead } = route;
+  const rate = rateLimit === undefined ? undefined : named(route, 'rateLimit', () => rateChooser(rateLimit, clock));
   const limit =
     bulkhead === undefined
       ? undefined
-      : new ConcurrencyLimit({ ...bulkhead, name: `${route.verb} ${route.url}`, clock });
+      : named(
+          route,
+          'bulkhead',
+          () => new ConcurrencyLimit({ ...bulkhead, name: `${route.verb} ${route.url}`, clock }),
+        );
   if (rate === undefined && limit === undefined) return undefined;
   return async (request, reply) => {
     if (rate !== undefined && refusedByRate(rate(request), reply)) return reply;
     if (limit !== undefined && !(await holdSlot(limit, reply))) return reply;
     return undefined;
   };
+}
+
+// A policy's ConfigError names the method it is on: "UsersController.one.rateLimit.ratePerSecond".
+function named<T>(route: ControllerRoute, policy: string, make: () => T): T {
+  try {
+    return make();
+  } catch (error) {
+    if (ConfigError.is(error)) throw new ConfigError(`${route.name}.${policy}.${error.field}`, error.problem);
+    throw error;
+  }
 }
 
 function rateChooser(
