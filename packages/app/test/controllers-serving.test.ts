@@ -6,6 +6,7 @@ import { MemoryRegistry } from '@trellis/registry';
 import {
   AppTokens,
   Body,
+  Client,
   Controller,
   Delete,
   Get,
@@ -18,6 +19,7 @@ import {
   Put,
   Query,
   RateLimit,
+  remoteCall,
   Req,
   Signal,
   TrellisApp,
@@ -152,6 +154,31 @@ describe('controllers served by a TrellisApp', () => {
     expect(built).toBe(1);
     expect(users.container.get(UsersController)).toBe(users.container.get(UsersController));
     expect((await fetch(`${url}/users/7/helper`)).status).toBe(404);
+  });
+
+  it('injects a declarative client into a controller, whose calls reach another app by its service name', async () => {
+    @Client('users')
+    class UsersClient {
+      @Get('/users/:id')
+      user(@Param('id') id: string): Promise<User> {
+        return remoteCall(id);
+      }
+    }
+    @Controller('/posts')
+    class PostsController {
+      constructor(@inject(UsersClient) private readonly users: UsersClient) {}
+
+      @Get('/:id')
+      async one(@Param('id') id: string): Promise<unknown> {
+        return { id, author: await this.users.user('7') };
+      }
+    }
+    const users = app({ controllers: [UsersController] });
+    users.container.bind(UserStore).toSelf();
+    await users.start();
+    const forum = app({ service: 'forum', clients: [UsersClient], controllers: [PostsController] });
+    const { url } = await forum.start();
+    expect(await (await fetch(`${url}/posts/1`)).json()).toEqual({ id: '1', author: { id: 7, name: 'Ada' } });
   });
 
   it('uses the binding the user made of a controller instead of making its own', async () => {
