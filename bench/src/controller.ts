@@ -54,7 +54,8 @@ export async function controllerBench(): Promise<Record<string, number | string>
   for (let round = 0; round < rounds; round++) {
     // A different variant goes first each round, so that none always runs on a warmer or cooler machine.
     const order = variants.map((_, i) => variants[(i + round) % variants.length] as string);
-    for (const variant of order) runs[variant]?.push(await measureCalls(call(pools[variant] as Pool), calls, concurrency));
+    for (const variant of order)
+      runs[variant]?.push(await measureCalls(call(pools[variant] as Pool), calls, concurrency));
   }
   await Promise.all(Object.values(pools).map((pool) => pool.close()));
   await Promise.all(Object.values(apps).map((app) => app.close()));
