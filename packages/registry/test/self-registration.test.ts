@@ -25,9 +25,13 @@ class CountingRegistry implements Registry {
   down = false;
   /** Answers heartbeats as an older Consul answers one for a check it does not know. */
   oldConsul = false;
+  /** Registrations fail as they do when the registry cannot be reached, or as a refusal. */
+  registerAnswer: 'ok' | 'unreachable' | 'refused' = 'ok';
   constructor(readonly inner: MemoryRegistry) {}
   async register(r: Registration): Promise<void> {
     this.registrations++;
+    if (this.registerAnswer === 'unreachable') throw new RegistryUnavailableError('counting', 'connection refused');
+    if (this.registerAnswer === 'refused') throw new RegistryRejectedError('register', 403, 'Permission denied');
     return this.inner.register(r);
   }
   async heartbeat(id: string): Promise<void> {
@@ -132,6 +136,7 @@ describe('SelfRegistration', () => {
       instanceId: 'users-1',
       ttlMs: 3_000,
       heartbeatMs: 1_000,
+      registered: false,
       registeredAt: undefined,
       lastHeartbeatAt: undefined,
       consecutiveFailures: 0,
@@ -188,6 +193,59 @@ describe('SelfRegistration', () => {
     await expect(self.start()).rejects.toBeInstanceOf(RegistryUnavailableError);
     await expect(self.close()).resolves.toBeUndefined();
     await unreachable.close();
+    expect(clock.pendingTimers).toBe(0);
+  });
+
+  it('with startWhenUnreachable, starts while the registry is unreachable and registers with backoff once it answers', async () => {
+    registry.registerAnswer = 'unreachable';
+    const self = new SelfRegistration(registry, registration('users-1'), {
+      clock,
+      startWhenUnreachable: true,
+      random: () => 0,
+    });
+    const heartbeatFailures: unknown[] = [];
+    self.onHeartbeatFailed((error) => heartbeatFailures.push(error));
+    let registered = 0;
+    self.onRegistered(() => registered++);
+    await self.start();
+    expect(self.describe()).toMatchObject({ state: 'running', registered: false, consecutiveFailures: 1 });
+
+    // Backoff from 500 ms doubling up to the heartbeat interval (1 000 ms), at least half of each.
+    await clock.advanceAsync(250);
+    expect(registry.registrations).toBe(2);
+    await clock.advanceAsync(500);
+    expect(registry.registrations).toBe(3);
+    await clock.advanceAsync(10_000);
+    expect(registry.registrations).toBe(3 + 20);
+    expect(registry.heartbeats).toBe(0);
+
+    registry.registerAnswer = 'ok';
+    await clock.advanceAsync(500);
+    expect(await registry.list('users')).toHaveLength(1);
+    expect(registered).toBe(1);
+    expect(self.describe()).toMatchObject({ registered: true, registeredAt: 11_250, consecutiveFailures: 0 });
+    await clock.advanceAsync(3_000);
+    expect(registry.heartbeats).toBe(3);
+    expect(registered).toBe(1);
+    // Attempts to register are not heartbeats: the one outage is told by start().
+    expect(heartbeatFailures).toEqual([]);
+    await self.close();
+    expect(await registry.list('users')).toEqual([]);
+  });
+
+  it('closed while it tries to register, stops trying and leaves nothing registered', async () => {
+    registry.registerAnswer = 'unreachable';
+    const self = new SelfRegistration(registry, registration('users-1'), { clock, startWhenUnreachable: true });
+    await self.start();
+    await self.close();
+    expect(clock.pendingTimers).toBe(0);
+    expect(self.describe()).toMatchObject({ state: 'closed', registered: false });
+  });
+
+  it('fails start when the registry refuses the registration, even with startWhenUnreachable', async () => {
+    registry.registerAnswer = 'refused';
+    const self = new SelfRegistration(registry, registration('users-1'), { clock, startWhenUnreachable: true });
+    await expect(self.start()).rejects.toBeInstanceOf(RegistryRejectedError);
     expect(clock.pendingTimers).toBe(0);
   });
 
