@@ -46,6 +46,11 @@ export interface AppOptions {
    * route at prefix + path, its parameters checked (400) and its policies applied (429, 503, 504).
    */
   readonly controllers?: readonly Constructor[];
+  /**
+   * The services of `calls` this app cannot serve without: `GET /health/ready` answers 503 while
+   * discovery's cache holds no healthy instance of one of them. Default none.
+   */
+  readonly critical?: readonly string[];
   readonly version?: string;
   readonly zone?: string;
   /**
@@ -64,6 +69,12 @@ export interface AppOptions {
    * caches still list this instance are served meanwhile; default 1 000 ms.
    */
   readonly drainMs?: number;
+  /**
+   * On shutdown, once the server stops taking connections, how long the requests in flight may
+   * take to finish; the connections still open then are cut, and a warning says how many.
+   * Default 10 000 ms.
+   */
+  readonly shutdownTimeoutMs?: number;
   /**
    * How every client of this app calls: strategy, routing rules, retry, timeouts, filters.
    * Default P2C over peak EWMA, `Retry`'s defaults, a 10 s attempt timeout.
@@ -130,6 +141,7 @@ const plainOptions = [
   'ttlMs',
   'deregisterAfterMs',
   'drainMs',
+  'shutdownTimeoutMs',
   'logLevel',
   'trellisPage',
 ] as const satisfies ReadonlyArray<keyof Settings & keyof AppOptions>;
@@ -167,6 +179,18 @@ export function validateAppOptions(options: AppOptions): void {
       throw new ConfigError(`controllers[${i}]`, `must be a class decorated with @Controller(prefix), got ${got}`);
     }
   });
+  if (options.critical !== undefined) {
+    if (!Array.isArray(options.critical)) throw new ConfigError('critical', 'must be a list of service names');
+    const calls: readonly unknown[] = options.calls ?? [];
+    for (const service of options.critical as readonly unknown[]) {
+      if (!calls.includes(service)) {
+        throw new ConfigError(
+          'critical',
+          `names ${JSON.stringify(service)}, which is not in calls (${calls.map((c) => JSON.stringify(c)).join(', ') || 'none'}); a critical dependency is a service the app calls`,
+        );
+      }
+    }
+  }
   const destination: unknown = options.logDestination;
   if (
     destination !== undefined &&

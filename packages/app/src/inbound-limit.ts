@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ConfigError } from '@trellis/core';
 import { BulkheadFullError, PerKey, type ConcurrencyLimit, type RateLimiter } from '@trellis/resilience';
+import { healthRoutes } from './health-routes.js';
 
 /** One limiter for all requests, or one per key of the request (caller, route, user). */
 export type InboundChoice<L extends { readonly idle: boolean }> =
@@ -20,13 +21,13 @@ export interface InboundLimits {
    * 503 when the queue is full or its wait times out.
    */
   readonly concurrency?: InboundChoice<ConcurrencyLimit>;
-  /** Requests no limit applies to; default the health check, the scrape and the status page: `GET /health`, `GET /metrics`, `GET /trellis`. */
+  /** Requests no limit applies to; default the health checks, the scrape and the status page: `GET /health` (and `/health/live`, `/health/ready`, `/info`), `GET /metrics`, `GET /trellis`. */
   readonly exempt?: (request: FastifyRequest) => boolean;
 }
 
 // A refused scrape, health check or status page would hide the overload it should show.
 const isHealthCheck = (request: FastifyRequest): boolean =>
-  request.routeOptions.url === '/health' ||
+  healthRoutes.has(request.routeOptions.url ?? '') ||
   request.routeOptions.url === '/metrics' ||
   request.routeOptions.url === '/trellis';
 

@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { startServerSpan, withServerSpan, type ServerSpan } from '@trellis/tracing';
+import { healthRoutes } from './health-routes.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -9,7 +10,7 @@ declare module 'fastify' {
 }
 
 /** Routes polled by machines (and the status page), whose spans would bury the ones people look for. */
-const untraced: ReadonlySet<string> = new Set(['/health', '/metrics', '/trellis']);
+const untraced: ReadonlySet<string> = new Set([...healthRoutes, '/metrics', '/trellis']);
 
 const failures = new WeakMap<FastifyRequest, unknown>();
 

@@ -37,9 +37,11 @@ import { validateAppOptions, type AppOptions } from './app-options.js';
 import type { MethodMetadata } from './decorators/metadata.js';
 import { clientService, createDeclarativeClient, FallbackCause } from './declarative-client/declarative-client.js';
 import { logBreakerChanges, logRegistration } from './app-logs.js';
+import { serveHealth } from './health-routes.js';
 import { applyInboundLimits, type InboundLimits } from './inbound-limit.js';
 import { mountControllers } from './controllers/mount-controllers.js';
 import { traceRequests } from './request-tracing.js';
+import { ServerConnections } from './server-connections.js';
 import { AppTokens, clientToken } from './tokens.js';
 import { trellisErrorReply } from './trellis-error-reply.js';
 import { serveTrellisStatus } from './trellis-page/trellis-route.js';
@@ -71,8 +73,9 @@ declare module 'fastify' {
  * calls: deregister, keep serving while callers' caches catch up, then close.
  *
  * Routes are added on `app.http` before `start()`. `/health` is built in: 200 `{"status":"UP"}`
- * while running, 503 `{"status":"DRAINING"}` while shutting down; so is `/metrics`, in
- * Prometheus's text format (see {@link metrics}).
+ * while running, 503 `{"status":"DRAINING"}` while shutting down; so are `/health/live`,
+ * `/health/ready` (registered, and the `critical` dependencies have a healthy instance) and
+ * `/info` for platforms' probes, and `/metrics`, in Prometheus's text format (see {@link metrics}).
  *
  * @throws ConfigError from the constructor for an invalid option, naming it.
  * @example
@@ -115,6 +118,8 @@ export class TrellisApp {
   readonly metrics: TrellisMetrics | undefined;
   #selfRegistration: SelfRegistration | undefined;
   #recentCalls: RecentCallsTracker | undefined;
+  readonly #connections: ServerConnections;
+  #startedAt: number | undefined;
   #started: StartedApp | undefined;
   #state: AppState = 'new';
   #closing: Promise<void> | undefined;
@@ -178,6 +183,18 @@ export class TrellisApp {
         instance: this.#started?.instance.id,
       });
     });
+    serveHealth(this.http, {
+      service: this.service,
+      version: options.version,
+      clock: this.#clock,
+      critical: options.critical ?? [],
+      discovery: this.discovery,
+      state: () => this.#state,
+      instance: () => this.#started?.instance,
+      registration: () => this.#selfRegistration?.describe(),
+      startedAt: () => this.#startedAt,
+    });
+    this.#connections = new ServerConnections(this.http.server, this.#clock);
 
     this.container = new Container();
     this.container.bind(AppTokens.app).toConstantValue(this);
@@ -315,13 +332,16 @@ export class TrellisApp {
   }
 
   /**
-   * Listens, then registers the instance and starts heartbeating.
-   * @throws when the port cannot be bound or the registry refuses or cannot be reached; the app
-   *   is then closed.
+   * Listens, then registers the instance and starts heartbeating; the app is then running. When
+   * the registry cannot be reached, it starts anyway: one warning, `/health/ready` answers 503,
+   * and the registration is tried again with backoff until the registry accepts it (logged once).
+   * @throws when the port cannot be bound or the registry refuses the registration; the app is
+   *   then closed.
    */
   async start(): Promise<StartedApp> {
     if (this.#state !== 'new') throw new Error(`TrellisApp.start() called when ${this.#state}`);
     this.#state = 'starting';
+    this.#startedAt = this.#clock.now();
     try {
       const options = this.#options;
       // Routes must be added before listen; controllers are resolved now, when all bindings are in.
@@ -354,15 +374,26 @@ export class TrellisApp {
       const self = new SelfRegistration(
         this.registry,
         { instance, ttlMs: options.ttlMs ?? 10_000, deregisterAfterMs: options.deregisterAfterMs ?? 60_000 },
-        { clock: this.#clock },
+        { clock: this.#clock, startWhenUnreachable: true },
       );
       logRegistration(this.http.log, self, instance.id);
       this.metrics?.watch({ registration: self });
       this.discovery.onEvent((event) => logDiscoveryEvent(this.http.log, event));
-      await self.start();
-      this.http.log.info({ instance: instance.id }, `registered as ${instance.id}`);
       this.#selfRegistration = self;
       this.#started = { url: `http://${advertised.includes(':') ? `[${advertised}]` : advertised}:${port}`, instance };
+      self.onRegistered(() => this.http.log.info({ instance: instance.id }, `registered as ${instance.id}`));
+      await self.start();
+      const registration = self.describe();
+      if (registration.registered) {
+        this.http.log.info({ instance: instance.id }, `registered as ${instance.id}`);
+      } else {
+        this.http.log.warn(
+          { instance: instance.id },
+          `registry unreachable at start (${registration.lastError ?? 'no answer'}): serving, not ready, registering again with backoff`,
+        );
+      }
+      // Readiness reads discovery's cache of critical dependencies: watch them from the start.
+      for (const service of options.critical ?? []) void this.discovery.instances(service).catch(() => undefined);
       this.#state = 'running';
       return this.#started;
     } catch (error) {
@@ -395,9 +426,11 @@ export class TrellisApp {
   }
 
   /**
-   * Shuts down gracefully: /health turns 503, the instance deregisters, the server keeps serving
-   * for `drainMs` while callers notice, then stops taking connections and finishes the requests
-   * in flight. Safe to call twice; the second call waits for the first.
+   * Shuts down gracefully: `/health` and `/health/ready` turn 503, the instance deregisters, the
+   * server keeps serving until the registry no longer lists it and no request has come for
+   * 250 ms (at most `drainMs` in all), then stops taking connections, closes each one once its
+   * requests are answered, and cuts those still open after `shutdownTimeoutMs`. Logs how long
+   * each step took. Safe to call twice; the second call waits for the first.
    */
   close(): Promise<void> {
     this.#closing ??= this.#shutDown();
@@ -405,8 +438,9 @@ export class TrellisApp {
   }
 
   /**
-   * Closes the app on SIGINT or SIGTERM, then lets the process end. A second signal during the
-   * shutdown exits at once with status 130.
+   * Closes the app on SIGINT or SIGTERM (see {@link close}), then lets the process end with
+   * status 0. A second signal during the shutdown exits at once with status 130; a shutdown that
+   * overruns drainMs + shutdownTimeoutMs by 5 s exits with status 1.
    */
   closeOnSignals(signals: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM']): void {
     const onSignal = (signal: NodeJS.Signals): void => {
@@ -415,6 +449,11 @@ export class TrellisApp {
         process.exit(130);
       }
       this.http.log.info(`${signal}: shutting down`);
+      const boundMs = (this.#options.drainMs ?? 1_000) + (this.#options.shutdownTimeoutMs ?? 10_000) + 5_000;
+      setTimeout(() => {
+        this.http.log.error(`shutdown still running after ${boundMs} ms; exiting`);
+        process.exit(1);
+      }, boundMs).unref();
       this.close().then(
         () => {
           for (const s of signals) process.removeListener(s, onSignal);
@@ -485,8 +524,66 @@ export class TrellisApp {
     inboundScope.run(request.inbound, done);
   }
 
+  // Callers stop sending once their discovery drops this instance. The registry's answer no
+  // longer listing it wakes their blocking queries; after it, requests that had already picked
+  // this instance still arrive for a moment. So: ask the registry (blocking on its index) until
+  // it no longer lists the instance, then wait until no request has arrived for a quiet period;
+  // both by `deadline`. Returns when each was reached, in ms from `began` (null: not reached).
+  async #waitForCallers(
+    began: number,
+    deadline: number,
+  ): Promise<{ unlistedMs: number | null; quietMs: number | null }> {
+    const clock = this.#clock;
+    const stop = new AbortController();
+    const timer = clock.setTimer(Math.max(0, deadline - clock.now()), () => stop.abort());
+    const since = (): number => Math.round(clock.now() - began);
+    let unlistedMs: number | null = null;
+    let quietMs: number | null = null;
+    try {
+      const id = this.#started?.instance.id;
+      if (id !== undefined && this.#selfRegistration?.describe().registeredAt !== undefined) {
+        let index = 0;
+        // Bounded: each round is a blocking query that returns on a change or at the deadline.
+        for (let round = 0; round < 100 && !stop.signal.aborted; round++) {
+          const view = await this.registry.query(this.service, {
+            index,
+            waitMs: Math.max(1, deadline - clock.now()),
+            signal: stop.signal,
+          });
+          if (![...view.healthy, ...view.unhealthy].some((i) => i.id === id)) {
+            unlistedMs = since();
+            break;
+          }
+          index = view.index;
+        }
+      } else {
+        unlistedMs = since(); // never registered: no caller knows of it
+      }
+      const from = clock.now();
+      for (let round = 0; round < 1_000 && !stop.signal.aborted; round++) {
+        const quietFrom = Math.max(from, this.#connections.lastArrivalAt ?? from);
+        const left = quietFrom + callersQuietMs - clock.now();
+        if (left <= 0) {
+          quietMs = since();
+          break;
+        }
+        await sleep(clock, left, stop.signal);
+      }
+    } catch (error) {
+      // The deadline (an abort), or a registry that does not answer: drainMs bounds the wait.
+      if (!stop.signal.aborted) this.http.log.debug({ err: error }, 'shutdown: could not ask the registry');
+      if (!stop.signal.aborted) await sleep(clock, Math.max(0, deadline - clock.now()), stop.signal).catch(() => {});
+    } finally {
+      timer.cancel();
+    }
+    return { unlistedMs, quietMs };
+  }
+
+  // Readiness false, deregister, wait (at most drainMs) until callers stopped sending, stop
+  // accepting, let the requests in flight finish (at most shutdownTimeoutMs), then close the rest.
   async #shutDown(): Promise<void> {
     const wasRunning = this.#state === 'running';
+    const began = this.#clock.now();
     this.#state = 'draining';
     if (this.#selfRegistration !== undefined) {
       try {
@@ -497,8 +594,38 @@ export class TrellisApp {
       }
     }
     const drainMs = this.#options.drainMs ?? 1_000;
-    if (wasRunning && drainMs > 0) await sleep(this.#clock, drainMs);
-    await this.http.close();
+    const drain = wasRunning && drainMs > 0 ? await this.#waitForCallers(began, began + drainMs) : undefined;
+    const stopped = this.#clock.now();
+    const closing = this.http.close();
+    this.#connections.closeWhenIdle();
+    const timeoutMs = this.#options.shutdownTimeoutMs ?? 10_000;
+    const cutTimer = this.#clock.setTimer(timeoutMs, () => {
+      const cut = this.#connections.cut();
+      if (cut.connections > 0) {
+        this.http.log.warn(
+          { connections: cut.connections, requests: cut.requests },
+          `shutdown: cut ${cut.connections} connections with ${cut.requests} requests still in flight after ${timeoutMs} ms`,
+        );
+      }
+    });
+    try {
+      await closing;
+    } finally {
+      cutTimer.cancel();
+    }
+    if (wasRunning) {
+      const ended = this.#clock.now();
+      const shutdown = {
+        totalMs: Math.round(ended - began),
+        unlistedMs: drain?.unlistedMs ?? null,
+        quietMs: drain?.quietMs ?? null,
+        inFlightMs: Math.round(ended - stopped),
+      };
+      this.http.log.info(
+        { shutdown },
+        `shut down in ${shutdown.totalMs} ms: unlisted after ${shutdown.unlistedMs ?? '-'} ms, callers quiet after ${shutdown.quietMs ?? '-'} ms, requests in flight done ${shutdown.inFlightMs} ms after that`,
+      );
+    }
     await Promise.all([...this.#clients.values(), ...this.#methodClients.map((m) => m.client)].map((c) => c.close()));
     await Promise.all(this.#methodClients.flatMap((m) => (m.breakers === undefined ? [] : [m.breakers.close()])));
     await this.breakers.close();
@@ -525,6 +652,13 @@ function startFailure(service: string, options: AppOptions, error: unknown): str
   const message = error instanceof Error ? error.message : String(error);
   return `${service} could not start: ${message.split('\n')[0] ?? message}`;
 }
+
+/**
+ * After the registry stopped listing a closing instance, how long no request must arrive before
+ * callers count as having seen it: above a watch's floor between queries (50 ms) and the gaps
+ * between requests of a caller under load, well below the default drainMs (1 000 ms).
+ */
+const callersQuietMs = 250;
 
 // What an operator should see of discovery: outages, recoveries, panic and failover files.
 function logDiscoveryEvent(log: FastifyBaseLogger, event: DiscoveryEvent): void {

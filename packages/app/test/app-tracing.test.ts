@@ -120,7 +120,9 @@ describe('TrellisApp tracing', () => {
   it('traces the requests a hook refuses, and leaves /health and /metrics out', async () => {
     const users = app({ service: 'users' });
     const { url } = await users.start();
-    expect((await fetch(`${url}/health`)).status).toBe(200);
+    for (const path of ['/health', '/health/live', '/health/ready', '/info']) {
+      expect([path, (await fetch(`${url}${path}`)).status]).toEqual([path, 200]);
+    }
     expect((await fetch(`${url}/metrics`)).status).toBe(200);
     expect((await fetch(`${url}/nowhere`, { headers: { 'x-trellis-timeout-ms': 'soon' } })).status).toBe(400);
 

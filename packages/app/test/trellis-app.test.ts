@@ -1,7 +1,7 @@
 import { inject, injectable } from 'inversify';
-import { ConfigError, ManualClock, RegistryUnavailableError } from '@trellis/core';
+import { ConfigError, ManualClock } from '@trellis/core';
 import type { ServiceClient } from '@trellis/client';
-import { ConsulRegistry, MemoryRegistry, type Registry } from '@trellis/registry';
+import { MemoryRegistry, type Registry } from '@trellis/registry';
 import { AppTokens, clientToken, TrellisApp } from '@trellis/app';
 
 describe('TrellisApp', () => {
@@ -180,14 +180,6 @@ describe('TrellisApp', () => {
       await users.close();
       await clocked.close();
     }
-  });
-
-  it('fails start, and closes, when the registry cannot be reached', async () => {
-    // Nothing listens on port 1 of the loopback interface.
-    const down: Registry = new ConsulRegistry({ url: 'http://127.0.0.1:1', timeoutMs: 1_000 });
-    const users = new TrellisApp({ service: 'users', registry: down, logLevel: 'silent' });
-    await expect(users.start()).rejects.toBeInstanceOf(RegistryUnavailableError);
-    expect(users.http.server.listening).toBe(false);
   });
 
   it('refuses invalid options with an error naming the field', () => {

@@ -98,6 +98,7 @@ describe('GET /trellis', () => {
         instanceId: `forum-127.0.0.1-${port}`,
         ttlMs: 10_000,
         heartbeatMs: 10_000 / 3,
+        registered: true,
         registeredAt: 1_700_000_000_000,
         lastHeartbeatAt: null,
         consecutiveFailures: 0,

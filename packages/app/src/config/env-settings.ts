@@ -33,6 +33,7 @@ export const envVariables: readonly EnvVariable[] = [
   { variable: 'TRELLIS_TTL_MS', key: 'ttlMs', kind: 'number' },
   { variable: 'TRELLIS_DEREGISTER_AFTER_MS', key: 'deregisterAfterMs', kind: 'number' },
   { variable: 'TRELLIS_DRAIN_MS', key: 'drainMs', kind: 'number' },
+  { variable: 'TRELLIS_SHUTDOWN_TIMEOUT_MS', key: 'shutdownTimeoutMs', kind: 'number' },
   { variable: 'TRELLIS_LOG_LEVEL', key: 'logLevel', kind: 'text' },
   { variable: 'TRELLIS_METRICS', key: 'metrics', kind: 'boolean' },
   { variable: 'TRELLIS_PAGE', key: 'trellisPage', kind: 'boolean' },

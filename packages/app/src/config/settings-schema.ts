@@ -107,6 +107,7 @@ export const settingsSchema = z.strictObject(
     ttlMs: integer(100, dayMs, ' (milliseconds)'),
     deregisterAfterMs: integer(1, dayMs, ' (milliseconds)'),
     drainMs: integer(0, 600_000, ' (milliseconds)'),
+    shutdownTimeoutMs: integer(0, 600_000, ' (milliseconds)'),
     logLevel: z.enum(logLevels, { error: `must be one of ${logLevels.join(', ')}` }),
     metrics: z.boolean({ error: 'must be true or false (false turns GET /metrics off)' }),
     trellisPage: z.boolean({ error: 'must be true or false (false turns GET /trellis off)' }),
