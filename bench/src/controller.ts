@@ -45,17 +45,24 @@ export async function controllerBench(): Promise<Record<string, number | string>
     if (response.statusCode !== 200) throw new Error(`unexpected status ${response.statusCode}`);
     return response.body.json();
   };
-  const calls = 40_000;
+  const calls = 25_000;
   const concurrency = 32;
-  const rounds = 5;
+  const rounds = 8;
   const variants = Object.keys(apps);
   const runs: Record<string, RunFigures[]> = Object.fromEntries(variants.map((v) => [v, []]));
+  // CPU time of the process (client and server) per request: steadier than requests per second
+  // on a machine that other work shares, since time the process waits for a core is not in it.
+  const cpu: Record<string, number[]> = Object.fromEntries(variants.map((v) => [v, []]));
   for (const variant of variants) await measureCalls(call(pools[variant] as Pool), 5_000, concurrency); // warm-up
   for (let round = 0; round < rounds; round++) {
     // A different variant goes first each round, so that none always runs on a warmer or cooler machine.
     const order = variants.map((_, i) => variants[(i + round) % variants.length] as string);
-    for (const variant of order)
+    for (const variant of order) {
+      const before = process.cpuUsage();
       runs[variant]?.push(await measureCalls(call(pools[variant] as Pool), calls, concurrency));
+      const used = process.cpuUsage(before);
+      cpu[variant]?.push((used.user + used.system) / calls);
+    }
   }
   await Promise.all(Object.values(pools).map((pool) => pool.close()));
   await Promise.all(Object.values(apps).map((app) => app.close()));
@@ -63,18 +70,20 @@ export async function controllerBench(): Promise<Record<string, number | string>
 
   const pick = (variant: string, field: 'rps' | 'p50Ms' | 'p99Ms'): number =>
     median((runs[variant] ?? []).map((r) => r[field]));
+  const cpuUs = (variant: string): number => median(cpu[variant] ?? []);
   const row = (label: string, variant: string): Array<string | number> => [
     label,
     pick(variant, 'rps'),
     pick(variant, 'p50Ms'),
     pick(variant, 'p99Ms'),
+    cpuUs(variant),
     (runs[variant] ?? []).map((r) => Math.round(r.rps)).join(' '),
   ];
   console.log(
     `GET /users/:id on a TrellisApp, ${calls} requests x ${rounds} rounds, ${concurrency} in flight, 127.0.0.1 (medians):\n`,
   );
   printTable(
-    ['variant', 'rps', 'p50_ms', 'p99_ms', 'rps by round'],
+    ['variant', 'rps', 'p50_ms', 'p99_ms', 'cpu_us_per_request', 'rps by round'],
     [
       row('app.http.get on Fastify (baseline)', 'raw'),
       row('@Controller method, @Param', 'decorated'),
@@ -85,9 +94,15 @@ export async function controllerBench(): Promise<Record<string, number | string>
   const checkedRatio = pick('checked', 'rps') / pick('raw', 'rps');
   console.log(`\ncontroller_ratio_vs_fastify (decorated / by hand): ${ratio.toFixed(3)}`);
   console.log(`checked_ratio_vs_fastify (decorated with a schema / by hand): ${checkedRatio.toFixed(3)}`);
+  const cpuRatio = cpuUs('raw') / cpuUs('decorated');
+  console.log(`controller_cpu_ratio_vs_fastify (CPU per request, by hand / decorated): ${cpuRatio.toFixed(3)}`);
   return {
     controller_ratio_vs_fastify: Number(ratio.toFixed(3)),
     checked_ratio_vs_fastify: Number(checkedRatio.toFixed(3)),
+    controller_cpu_ratio_vs_fastify: Number(cpuRatio.toFixed(3)),
+    fastify_cpu_us_per_request: Number(cpuUs('raw').toFixed(1)),
+    controller_cpu_us_per_request: Number(cpuUs('decorated').toFixed(1)),
+    checked_cpu_us_per_request: Number(cpuUs('checked').toFixed(1)),
     fastify_rps: Math.round(pick('raw', 'rps')),
     controller_rps: Math.round(pick('decorated', 'rps')),
     checked_controller_rps: Math.round(pick('checked', 'rps')),

@@ -218,14 +218,23 @@ describe('controllers served by a TrellisApp', () => {
     });
   });
 
-  it('answers 204 with no body for a method that returns nothing', async () => {
-    const users = app({ controllers: [UsersController] });
+  it('answers 204 with no body for a method that returns nothing, and sends every answer once', async () => {
+    const lines: string[] = [];
+    const users = app({
+      controllers: [UsersController],
+      logLevel: 'warn',
+      logDestination: { write: (l) => lines.push(l) },
+    });
     users.container.bind(UserStore).toSelf().inSingletonScope();
     const { url } = await users.start();
     const removed = await fetch(`${url}/users/7`, { method: 'DELETE' });
     expect(removed.status).toBe(204);
     expect(await removed.text()).toBe('');
     expect((await fetch(`${url}/users/7`)).status).toBe(404);
+    expect((await fetch(`${url}/users/x`)).status).toBe(400);
+    expect((await fetch(`${url}/users`, { method: 'POST' })).status).toBe(400);
+    // Fastify warns when a handler's answer comes after one was sent: none of these did.
+    expect(lines.filter((l) => l.includes('FST_ERR_REP_ALREADY_SENT') || l.includes('already sent'))).toEqual([]);
   });
 
   it('answers an HttpError with its status and code, a Trellis error by its code, and a bug with 500 and no detail', async () => {

@@ -22,21 +22,37 @@ export interface HandlerContext {
  *
  * @throws ConfigError when the instance has no method under the route's key.
  */
-export function routeHandler(
-  route: ControllerRoute,
-  instance: object,
-  context: HandlerContext,
-): (request: FastifyRequest, reply: FastifyReply) => Promise<unknown> {
+export function routeHandler(route: ControllerRoute, instance: object, context: HandlerContext): RouteHandler {
   const method = (instance as Record<string | symbol, unknown>)[route.key];
   if (typeof method !== 'function') throw new ConfigError(route.name, 'is not a method of the controller instance');
   const read = argumentsReader(route.parameters);
   if (route.timeoutMs !== undefined) return timed(route, route.timeoutMs, instance, method as Method, read, context);
-  return async (request, reply) => {
+  // Not async: Fastify sends a plain value at once, and waits only for a method that is async.
+  return (request, reply) => {
     const args = read(request, reply);
-    if (args === undefined) return reply;
-    const result: unknown = await (method as Method).apply(instance, args);
-    return result === undefined ? reply.code(204).send() : result;
+    if (args === undefined) return undefined;
+    const result = (method as Method).apply(instance, args);
+    return isThenable(result) ? answerLater(result, reply) : answer(result, reply);
   };
+}
+
+/** A Fastify handler: a value to send, a promise of one, or undefined once it has answered itself. */
+export type RouteHandler = (request: FastifyRequest, reply: FastifyReply) => unknown;
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return typeof (value as { then?: unknown } | null | undefined)?.then === 'function';
+}
+
+function answer(value: unknown, reply: FastifyReply): unknown {
+  if (value !== undefined) return value;
+  void reply.code(204).send();
+  return undefined;
+}
+
+async function answerLater(result: PromiseLike<unknown>, reply: FastifyReply): Promise<unknown> {
+  const value = await result;
+  // The reply is a thenable that settles when the answer is sent: Fastify then sends nothing more.
+  return value === undefined ? reply.code(204).send() : value;
 }
 
 /**
@@ -54,7 +70,7 @@ function timed(
   method: Method,
   read: ReturnType<typeof argumentsReader>,
   { clock, service }: HandlerContext,
-): (request: FastifyRequest, reply: FastifyReply) => Promise<unknown> {
+): RouteHandler {
   return async (request, reply) => {
     const outer = request.inbound;
     const now = clock.now();
@@ -65,6 +81,7 @@ function timed(
     const scope: InboundScope = { signal: controller.signal, deadline };
     request.inbound = scope;
     const args = read(request, reply);
+    // Async: the reply, a thenable settled once the 400 is sent, so that Fastify sends nothing more.
     if (args === undefined) return reply;
     const result = await new Promise<unknown>((resolve, reject) => {
       const left = Math.max(0, deadline - now);
