@@ -73,7 +73,8 @@ function jsdocExamples(/** @type {string} */ file, /** @type {string} */ pkg) {
         start = i;
       }
       let j = i + 1;
-      while (j < lines.length && !/^@\w/.test(lines[j] ?? '')) body.push(lines[j++] ?? '');
+      // JSDoc's tags are lower case (`@throws`); a line starting `@Controller(` is a decorator in the example.
+      while (j < lines.length && !/^@[a-z]/.test(lines[j] ?? '')) body.push(lines[j++] ?? '');
       const code = body.filter((l) => !/^\s*```/.test(l)).join('\n');
       out.push({ source: path.relative(root, file), line: firstLine + start, code, pkg });
       i = j - 1;

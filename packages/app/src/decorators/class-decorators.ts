@@ -7,10 +7,12 @@ import { ownClassMetadata } from './metadata.js';
  * made injectable: the app's container builds it, with its constructor's dependencies.
  *
  * @example
+ * import { z } from 'zod';
+ *
  * @Controller('/users')
  * class UsersController {
  *   @Get('/:id')
- *   one(@Param('id', z.string().regex(/^\d+$/)) id: string): User { return findUser(id); }
+ *   one(@Param('id', z.string().regex(/^\d+$/)) id: string): Promise<User> { return findUser(id); }
  * }
  */
 export function Controller(prefix = ''): ClassDecorator {
