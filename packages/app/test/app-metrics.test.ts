@@ -1,6 +1,6 @@
-import { MemoryRegistry } from '@trellis/registry';
-import { TrellisApp } from '@trellis/app';
+import { type TrellisApp } from '@trellis/app';
 import { parseSamples, type Sample } from '../../metrics/test/prometheus-text.js';
+import { testApps } from './test-apps.js';
 
 async function scrape(url: string): Promise<{ samples: Sample[]; contentType: string | null }> {
   const response = await fetch(`${url}/metrics`);
@@ -11,22 +11,8 @@ async function scrape(url: string): Promise<{ samples: Sample[]; contentType: st
 const named = (samples: readonly Sample[], name: string): Sample[] => samples.filter((s) => s.name === name);
 
 describe('TrellisApp metrics', () => {
-  let registry: MemoryRegistry;
-  const apps: TrellisApp[] = [];
-
-  function app(options: Partial<ConstructorParameters<typeof TrellisApp>[0]> & { service: string }): TrellisApp {
-    const created = new TrellisApp({ registry, logLevel: 'silent', drainMs: 0, ...options });
-    apps.push(created);
-    return created;
-  }
-
-  beforeEach(() => {
-    registry = new MemoryRegistry();
-  });
-  afterEach(async () => {
-    await Promise.all(apps.splice(0).map((a) => a.close()));
-    await registry.close();
-  });
+  const apps = testApps();
+  const app = apps.app;
 
   async function usersAndForum(options: Partial<ConstructorParameters<typeof TrellisApp>[0]> = {}) {
     const users = app({ service: 'users' });
@@ -161,7 +147,7 @@ describe('TrellisApp metrics', () => {
     const instance = users.instance?.id ?? '';
     expect(named((await scrape(forumUrl)).samples, 'trellis_circuit_state')).toEqual([]);
     expect((await forum.client('users').request({ path: '/users/1', template: '/users/:id' })).status).toBe(200);
-    // No state change happened: the series come from the breaker registry, read when scraped.
+    // No state change happened: the series come from the breaker apps.registry, read when scraped.
     const gauge = named((await scrape(forumUrl)).samples, 'trellis_circuit_state');
     expect(gauge.map((s) => [s.labels.service, s.labels.target_instance, s.labels.state, s.value])).toEqual([
       ['users', instance, 'closed', 1],
@@ -174,7 +160,7 @@ describe('TrellisApp metrics', () => {
     expect(isolated.map((s) => s.labels.state)).toEqual(['isolated']);
   });
 
-  it('shows what discovery knows of the services it calls, its registration and registry reachability', async () => {
+  it('shows what discovery knows of the services it calls, its registration and apps.registry reachability', async () => {
     const { forum, forumUrl } = await usersAndForum();
     expect((await forum.client('users').request({ path: '/users/1', template: '/users/:id' })).status).toBe(200);
     const samples = (await scrape(forumUrl)).samples;

@@ -1,7 +1,6 @@
 import { z } from 'zod';
 import type { FastifyRequest } from 'fastify';
 import { ManualClock } from '@trellis/core';
-import { MemoryRegistry } from '@trellis/registry';
 import {
   Bulkhead,
   Controller,
@@ -13,6 +12,7 @@ import {
   TrellisApp,
   type AppOptions,
 } from '@trellis/app';
+import { testApps } from './test-apps.js';
 
 /** A promise the test resolves, and one that says when a method is waiting on it. */
 class Gate {
@@ -30,23 +30,10 @@ class Gate {
 }
 
 describe('governance decorators on controller methods', () => {
-  let registry: MemoryRegistry;
-  const apps: TrellisApp[] = [];
+  const apps = testApps();
+  const make = apps.app;
 
-  function make(options: Partial<AppOptions>): TrellisApp {
-    const app = new TrellisApp({ service: 'users', registry, logLevel: 'silent', drainMs: 0, ...options });
-    apps.push(app);
-    return app;
-  }
   const start = async (options: Partial<AppOptions>): Promise<string> => (await make(options).start()).url;
-
-  beforeEach(() => {
-    registry = new MemoryRegistry();
-  });
-  afterEach(async () => {
-    await Promise.all(apps.splice(0).map((a) => a.close()));
-    await registry.close();
-  });
 
   it('answers beyond @RateLimit with 429, Retry-After and the inbound limit answer, before validation', async () => {
     const clock = new ManualClock();
@@ -188,8 +175,7 @@ describe('governance decorators on controller methods', () => {
   it('answers 504 when a @Timeout method has not answered, aborting its signal, and its outbound calls inherit the deadline', async () => {
     const clock = new ManualClock();
     const seen: Array<string | undefined> = [];
-    const downstream = new TrellisApp({ service: 'audit', registry, logLevel: 'silent', drainMs: 0 });
-    apps.push(downstream);
+    const downstream = make({ service: 'audit' });
     downstream.http.get('/audit', async (request) => {
       const header = request.headers['x-trellis-timeout-ms'];
       seen.push(typeof header === 'string' ? header : undefined);

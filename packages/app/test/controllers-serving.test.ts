@@ -2,7 +2,6 @@ import { inject, injectable } from 'inversify';
 import { z } from 'zod';
 import type { FastifyRequest } from 'fastify';
 import { ConfigError, NoInstancesError } from '@trellis/core';
-import { MemoryRegistry } from '@trellis/registry';
 import {
   AppTokens,
   Body,
@@ -24,6 +23,7 @@ import {
   Signal,
   TrellisApp,
 } from '@trellis/app';
+import { testApps } from './test-apps.js';
 
 interface User {
   readonly id: number;
@@ -116,22 +116,11 @@ class RootController {
 }
 
 describe('controllers served by a TrellisApp', () => {
-  let registry: MemoryRegistry;
-  const apps: TrellisApp[] = [];
-
-  function app(options: Partial<ConstructorParameters<typeof TrellisApp>[0]> = {}): TrellisApp {
-    const created = new TrellisApp({ service: 'users', registry, logLevel: 'silent', drainMs: 0, ...options });
-    apps.push(created);
-    return created;
-  }
+  const apps = testApps();
+  const app = apps.app;
 
   beforeEach(() => {
-    registry = new MemoryRegistry();
     built = 0;
-  });
-  afterEach(async () => {
-    await Promise.all(apps.splice(0).map((a) => a.close()));
-    await registry.close();
   });
 
   it('resolves a controller once from the container, with its dependencies, and serves its methods as routes', async () => {
@@ -256,7 +245,7 @@ describe('controllers served by a TrellisApp', () => {
   it('refuses a controllers option that is not a list of @Controller classes, naming the entry', () => {
     class Plain {}
     const make = (controllers: unknown): unknown =>
-      new TrellisApp({ service: 'users', registry, logLevel: 'silent', controllers: controllers as [] });
+      new TrellisApp({ service: 'users', registry: apps.registry, logLevel: 'silent', controllers: controllers as [] });
     expect(() => make([UsersController, Plain])).toThrow(ConfigError);
     expect(() => make([UsersController, Plain])).toThrow(
       'invalid configuration "controllers[1]": must be a class decorated with @Controller(prefix), got class Plain',

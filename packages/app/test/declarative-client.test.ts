@@ -1,6 +1,5 @@
 import { inject, injectable } from 'inversify';
 import { ConfigError, ManualClock, UpstreamStatusError, type Clock } from '@trellis/core';
-import { MemoryRegistry } from '@trellis/registry';
 import {
   Body,
   CircuitBreaker,
@@ -18,6 +17,7 @@ import {
   Timeout,
   TrellisApp,
 } from '@trellis/app';
+import { testApps } from './test-apps.js';
 
 interface Echo {
   readonly id: string;
@@ -79,16 +79,10 @@ class UsersClient {
 }
 
 describe('declarative clients', () => {
-  let registry: MemoryRegistry;
-  const apps: TrellisApp[] = [];
+  const apps = testApps();
+  const app = apps.app;
   const hits = new Map<string, number>();
   let slowArrived: () => void = () => undefined;
-
-  function app(options: Partial<ConstructorParameters<typeof TrellisApp>[0]> & { service: string }): TrellisApp {
-    const created = new TrellisApp({ registry, logLevel: 'silent', drainMs: 0, ...options });
-    apps.push(created);
-    return created;
-  }
 
   async function startUsers(): Promise<TrellisApp> {
     const users = app({ service: 'users' });
@@ -129,12 +123,7 @@ describe('declarative clients', () => {
   }
 
   beforeEach(() => {
-    registry = new MemoryRegistry();
     hits.clear();
-  });
-  afterEach(async () => {
-    await Promise.all(apps.splice(0).map((a) => a.close()));
-    await registry.close();
   });
 
   it('sends path parameters encoded, query parameters, headers and the body, and resolves to the decoded answer', async () => {

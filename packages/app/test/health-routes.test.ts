@@ -1,7 +1,8 @@
 import { ConfigError, ManualClock } from '@trellis/core';
 import { TokenBucket } from '@trellis/resilience';
-import { MemoryRegistry, type DiscoveryEvent } from '@trellis/registry';
-import { TrellisApp, type AppOptions } from '@trellis/app';
+import { type DiscoveryEvent } from '@trellis/registry';
+import { type TrellisApp, type AppOptions } from '@trellis/app';
+import { testApps } from './test-apps.js';
 
 /** The first event of `app`'s discovery that `matches`. */
 function discoveryEvent(app: TrellisApp, matches: (event: DiscoveryEvent) => boolean): Promise<DiscoveryEvent> {
@@ -20,22 +21,8 @@ async function get(url: string): Promise<{ status: number; body: unknown }> {
 }
 
 describe('the health routes of a TrellisApp', () => {
-  let registry: MemoryRegistry;
-  const apps: TrellisApp[] = [];
-
-  function app(options: Partial<AppOptions> & { service: string }): TrellisApp {
-    const created = new TrellisApp({ registry, logLevel: 'silent', drainMs: 0, ...options });
-    apps.push(created);
-    return created;
-  }
-
-  beforeEach(() => {
-    registry = new MemoryRegistry();
-  });
-  afterEach(async () => {
-    await Promise.all(apps.splice(0).map((a) => a.close()));
-    await registry.close();
-  });
+  const apps = testApps();
+  const app = apps.app;
 
   it('is live and ready once running and registered, each check listed', async () => {
     const users = app({ service: 'users' });

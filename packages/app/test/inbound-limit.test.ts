@@ -1,7 +1,7 @@
 import { ManualClock } from '@trellis/core';
 import { ConcurrencyLimit, PerKey, TokenBucket } from '@trellis/resilience';
-import { MemoryRegistry } from '@trellis/registry';
-import { TrellisApp } from '@trellis/app';
+import { type TrellisApp } from '@trellis/app';
+import { testApps } from './test-apps.js';
 
 /** Adds GET /slow, which answers only once `finish()` is called; `entered` resolves when a request is in it. */
 function holdSlowRoute(app: TrellisApp): { entered: Promise<void>; finish: () => void } {
@@ -18,22 +18,8 @@ function holdSlowRoute(app: TrellisApp): { entered: Promise<void>; finish: () =>
 }
 
 describe('inbound limits of a TrellisApp', () => {
-  let registry: MemoryRegistry;
-  const apps: TrellisApp[] = [];
-
-  function app(): TrellisApp {
-    const created = new TrellisApp({ service: 'users', registry, logLevel: 'silent', drainMs: 0 });
-    apps.push(created);
-    return created;
-  }
-
-  beforeEach(() => {
-    registry = new MemoryRegistry();
-  });
-  afterEach(async () => {
-    await Promise.all(apps.splice(0).map((a) => a.close()));
-    await registry.close();
-  });
+  const apps = testApps();
+  const app = apps.app;
 
   it('answers requests beyond the rate with 429, Retry-After and RATE_LIMITED, and leaves /health and /trellis alone', async () => {
     const clock = new ManualClock();

@@ -3,31 +3,18 @@ import { ConfigError, ManualClock } from '@trellis/core';
 import type { ServiceClient } from '@trellis/client';
 import { MemoryRegistry, type Registry } from '@trellis/registry';
 import { AppTokens, clientToken, TrellisApp } from '@trellis/app';
+import { testApps } from './test-apps.js';
 
 describe('TrellisApp', () => {
-  let registry: MemoryRegistry;
-  const apps: TrellisApp[] = [];
-
-  function app(options: Partial<ConstructorParameters<typeof TrellisApp>[0]> & { service: string }): TrellisApp {
-    const created = new TrellisApp({ registry, logLevel: 'silent', drainMs: 0, ...options });
-    apps.push(created);
-    return created;
-  }
-
-  beforeEach(() => {
-    registry = new MemoryRegistry();
-  });
-  afterEach(async () => {
-    await Promise.all(apps.splice(0).map((a) => a.close()));
-    await registry.close();
-  });
+  const apps = testApps();
+  const app = apps.app;
 
   it('listens on a free port and registers itself under its service name', async () => {
     const users = app({ service: 'users', version: '1.2.0', zone: 'a', tags: ['http'], labels: { team: 'id' } });
     const started = await users.start();
     expect(started.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
     const port = Number(new URL(started.url).port);
-    expect(await registry.list('users')).toEqual([
+    expect(await apps.registry.list('users')).toEqual([
       {
         id: `users-127.0.0.1-${port}`,
         service: 'users',
@@ -137,7 +124,7 @@ describe('TrellisApp', () => {
     const timeline = forum.container.get(Timeline);
     expect(timeline.users).toBe(forum.client('users'));
     expect(timeline.users.service).toBe('users');
-    expect(timeline.registry).toBe(registry);
+    expect(timeline.registry).toBe(apps.registry);
     expect(forum.container.get(AppTokens.app)).toBe(forum);
   });
 
@@ -149,7 +136,7 @@ describe('TrellisApp', () => {
 
     const closing = users.close();
     await new Promise((resolve) => setImmediate(resolve));
-    expect(await registry.list('users')).toEqual([]);
+    expect(await apps.registry.list('users')).toEqual([]);
     const health = await fetch(`${url}/health`);
     expect(health.status).toBe(503);
     expect(health.headers.get('connection')).toBe('close');
@@ -197,7 +184,7 @@ describe('TrellisApp', () => {
     for (const [options, field] of cases) {
       let error: unknown;
       try {
-        new TrellisApp({ registry, ...(options as { service: string }) });
+        new TrellisApp({ registry: apps.registry, ...(options as { service: string }) });
       } catch (e) {
         error = e;
       }
