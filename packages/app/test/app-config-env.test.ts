@@ -1,18 +1,8 @@
-import { ConfigError } from '@trellis/core';
 import { appOptionsFromEnv, readAppOptions } from '@trellis/app';
+import { refusal } from '../../core/test/config-refusal.js';
 
 // Reads the environment alone: no config file is looked for.
 const fromEnv = (env: Record<string, string>) => readAppOptions({ service: 'users' }, { env, file: false });
-
-function configErrorOf(run: () => unknown): ConfigError {
-  try {
-    run();
-  } catch (error) {
-    if (ConfigError.is(error)) return error;
-    throw error;
-  }
-  throw new Error('expected a ConfigError');
-}
 
 describe('app settings from the environment', () => {
   it('reads every documented variable into the options of its setting', () => {
@@ -101,14 +91,14 @@ describe('app settings from the environment', () => {
       [{ TRELLIS_DISCOVERY_RECOVERY_GRACE_MS: '-1' }, 'TRELLIS_DISCOVERY_RECOVERY_GRACE_MS', 'must be an integer'],
     ];
     for (const [env, variable, problem] of cases) {
-      const error = configErrorOf(() => fromEnv(env));
+      const error = refusal(() => fromEnv(env));
       expect([error.field, error.problem]).toEqual([variable, expect.stringContaining(problem)]);
     }
   });
 
   it('refuses a registry URL that ConsulRegistry would refuse, naming TRELLIS_REGISTRY_URL', () => {
     for (const url of ['localhost:8500', 'ftp://registry:8500', 'http://', 'not a url']) {
-      const error = configErrorOf(() => fromEnv({ TRELLIS_REGISTRY_URL: url }));
+      const error = refusal(() => fromEnv({ TRELLIS_REGISTRY_URL: url }));
       expect(error.field).toBe('TRELLIS_REGISTRY_URL');
       expect(error.problem).toBe(
         `must be an http:// or https:// URL with a host, e.g. http://127.0.0.1:8500, got ${JSON.stringify(url)}`,
@@ -124,6 +114,6 @@ describe('app settings from the environment', () => {
       discovery: { failoverDir: '/tmp/f' },
     });
     expect(fromEnv(env)).toEqual({ service: 'users', ...appOptionsFromEnv(env) });
-    expect(configErrorOf(() => appOptionsFromEnv({ TRELLIS_REGISTRY_URL: 'x' })).field).toBe('TRELLIS_REGISTRY_URL');
+    expect(refusal(() => appOptionsFromEnv({ TRELLIS_REGISTRY_URL: 'x' })).field).toBe('TRELLIS_REGISTRY_URL');
   });
 });

@@ -1,8 +1,8 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { ConfigError } from '@trellis/core';
 import { readAppOptions } from '@trellis/app';
+import { refusal } from '../../core/test/config-refusal.js';
 
 let cwd: string;
 beforeEach(() => {
@@ -12,16 +12,6 @@ afterEach(() => rmSync(cwd, { recursive: true, force: true }));
 
 const write = (name: string, text: string): void => writeFileSync(path.join(cwd, name), text);
 const read = (env: Record<string, string> = {}) => readAppOptions({ service: 'users' }, { cwd, env });
-
-function configErrorOf(run: () => unknown): ConfigError {
-  try {
-    run();
-  } catch (error) {
-    if (ConfigError.is(error)) return error;
-    throw error;
-  }
-  throw new Error('expected a ConfigError');
-}
 
 describe('app settings from a config file', () => {
   it('reads trellis.config.json from the working directory', () => {
@@ -85,12 +75,12 @@ describe('app settings from a config file', () => {
 
   it('refuses an unknown key, naming the file and the key and listing the known ones', () => {
     write('trellis.config.json', '{"port": 8080, "prot": 8081}');
-    const top = configErrorOf(read);
+    const top = refusal(read);
     expect(top.field).toBe('trellis.config.json: prot');
     expect(top.problem).toMatch(/^is not a known key; the keys are host, port, .*client, discovery$/);
 
     write('trellis.config.json', '{"client": {"attemptTimeout": 500}}');
-    const nested = configErrorOf(read);
+    const nested = refusal(read);
     expect(nested.field).toBe('trellis.config.json: client.attemptTimeout');
     expect(nested.problem).toBe(
       'is not a known key; the keys of client are strategy, transport, attemptTimeoutMs, deadlineMs',
@@ -99,7 +89,7 @@ describe('app settings from a config file', () => {
 
   it('names the file and key of a bad value, with what is allowed and what it got', () => {
     write('trellis.config.yaml', 'client:\n  attemptTimeoutMs: -5\n');
-    const error = configErrorOf(read);
+    const error = refusal(read);
     expect(error.field).toBe('trellis.config.yaml: client.attemptTimeoutMs');
     expect(error.problem).toBe('must be an integer from 1 to 86400000 (milliseconds), or false for none, got -5');
 
@@ -115,21 +105,21 @@ describe('app settings from a config file', () => {
     ];
     for (const [yaml, key, problem] of cases) {
       write('trellis.config.yaml', `${yaml}\n`);
-      const e = configErrorOf(read);
+      const e = refusal(read);
       expect([e.field, e.problem]).toEqual([`trellis.config.yaml: ${key}`, expect.stringContaining(problem)]);
     }
   });
 
   it('names the file and the line and column of malformed JSON', () => {
     write('trellis.config.json', '{\n  "port": 8080,\n  "weight": 3,\n}\n');
-    const error = configErrorOf(read);
+    const error = refusal(read);
     expect(error.field).toBe('trellis.config.json');
     expect(error.problem).toMatch(/^is not valid JSON at line 4, column 1: \S/);
     expect(error.problem).not.toContain('\n');
 
     // A message that quotes the text rather than giving a position still makes one line.
     write('trellis.config.json', '{\n  "port": tru\n}\n');
-    const quoted = configErrorOf(read);
+    const quoted = refusal(read);
     expect(quoted.field).toBe('trellis.config.json');
     expect(quoted.problem).toMatch(/^is not valid JSON/);
     expect(quoted.problem).not.toContain('\n');
@@ -137,23 +127,23 @@ describe('app settings from a config file', () => {
 
   it('names the file and the line and column of malformed YAML, in one line', () => {
     write('trellis.config.yaml', 'port: 8080\nlabels:\n  team: a\n  team: b\n');
-    const error = configErrorOf(read);
+    const error = refusal(read);
     expect(error.field).toBe('trellis.config.yaml');
     expect(error.problem).toBe('is not valid YAML at line 4, column 3: Map keys must be unique');
   });
 
   it('refuses a file that holds no object of settings', () => {
     write('trellis.config.json', '[8080]');
-    expect(configErrorOf(read).problem).toBe('must hold an object of settings, e.g. {"port": 8080}');
+    expect(refusal(read).problem).toBe('must hold an object of settings, e.g. {"port": 8080}');
   });
 
   it('refuses a named file that does not exist, naming TRELLIS_CONFIG and the path', () => {
-    const error = configErrorOf(() => read({ TRELLIS_CONFIG: 'missing.yaml' }));
+    const error = refusal(() => read({ TRELLIS_CONFIG: 'missing.yaml' }));
     expect(error.field).toBe('TRELLIS_CONFIG');
     expect(error.problem).toBe(`names a file that does not exist: ${path.join(cwd, 'missing.yaml')}`);
-    const byCode = configErrorOf(() => readAppOptions({ service: 'users' }, { cwd, env: {}, file: 'gone.json' }));
+    const byCode = refusal(() => readAppOptions({ service: 'users' }, { cwd, env: {}, file: 'gone.json' }));
     expect(byCode.field).toBe('file');
-    expect(configErrorOf(() => read({ TRELLIS_CONFIG: 'settings.toml' })).problem).toBe(
+    expect(refusal(() => read({ TRELLIS_CONFIG: 'settings.toml' })).problem).toBe(
       'must name a .json, .yaml or .yml file, got "settings.toml"',
     );
   });
@@ -161,6 +151,6 @@ describe('app settings from a config file', () => {
   it('refuses two config files in one directory rather than ignore one', () => {
     write('trellis.config.json', '{"port": 8080}');
     write('trellis.config.yaml', 'port: 9090\n');
-    expect(configErrorOf(read).field).toBe('trellis.config.json and trellis.config.yaml');
+    expect(refusal(read).field).toBe('trellis.config.json and trellis.config.yaml');
   });
 });

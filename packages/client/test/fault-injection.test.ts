@@ -1,6 +1,5 @@
 import {
   CallContext,
-  ConfigError,
   ConnectionError,
   ManualClock,
   type Call,
@@ -11,6 +10,7 @@ import {
 import { FaultInjector, parseFaultRules, ServiceClient, type FaultRule } from '@trellis/client';
 import { Discovery, MemoryRegistry } from '@trellis/registry';
 import { startServer, type TestServer } from './http-fixtures.js';
+import { refusal } from '../../core/test/config-refusal.js';
 
 /** A seeded generator of numbers in [0, 1) (mulberry32): tests never use Math.random. */
 function seeded(seed: number): () => number {
@@ -55,16 +55,6 @@ const attempt = (overrides: Partial<Attempt> = {}): Attempt => ({
   ...overrides,
 });
 const ok = async (a: Attempt): Promise<Reply> => ({ status: 200, headers: {}, body: 'real', instance: a.instance });
-
-function refusal(run: () => unknown): ConfigError {
-  try {
-    run();
-  } catch (error) {
-    if (ConfigError.is(error)) return error;
-    throw error;
-  }
-  throw new Error('expected a ConfigError, nothing was thrown');
-}
 
 describe('FaultInjector', () => {
   it('delays a matched call by the given time on the clock, then sends it', async () => {

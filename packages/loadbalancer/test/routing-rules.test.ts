@@ -1,21 +1,12 @@
 import { ConfigError, type ServiceInstance } from '@trellis/core';
 import { compileCallMatch, parseRoutingRules, Router, type RoutingRules } from '@trellis/loadbalancer';
 import { call, instance, seeded } from './fixtures.js';
+import { refusal } from '../../core/test/config-refusal.js';
 
 const v1 = [instance('v1-a', { version: 'v1' }), instance('v1-b', { version: 'v1' })];
 const v2 = [instance('v2-a', { version: 'v2', tags: ['canary'], zone: 'eu-1', labels: { tier: 'gold' } })];
 const all: readonly ServiceInstance[] = [...v1, ...v2];
 const ids = (list: readonly ServiceInstance[]): string[] => list.map((i) => i.id);
-
-function refusal(run: () => unknown): ConfigError {
-  try {
-    run();
-  } catch (error) {
-    if (ConfigError.is(error)) return error;
-    throw error;
-  }
-  throw new Error('expected a ConfigError, nothing was thrown');
-}
 
 describe('compileCallMatch', () => {
   it('matches on method, one or several, whatever the case in the rule', () => {
