@@ -4,6 +4,7 @@ import type { ServiceClientOptions } from '@trellis/client';
 import type { DiscoveryOptions, Registry } from '@trellis/registry';
 import type { TrellisMetricsOptions } from '@trellis/metrics';
 import { classMetadata } from './decorators/metadata.js';
+import { isServiceName } from './service-name.js';
 import type { Constructor } from './declarative-client/declarative-client.js';
 import { settingsAsOptions } from './config/apply-settings.js';
 import { settingsFromEnv } from './config/env-settings.js';
@@ -148,7 +149,7 @@ const plainOptions = [
 
 /** Checks the options a constructor cannot work without; throws ConfigError naming the field. */
 export function validateAppOptions(options: AppOptions): void {
-  if (typeof options.service !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(options.service)) {
+  if (!isServiceName(options.service)) {
     throw new ConfigError(
       'service',
       `must be a name of letters, digits, "-", "_" or ".", got ${JSON.stringify(options.service)}`,

@@ -1,5 +1,6 @@
 import { injectable } from 'inversify';
 import { ConfigError } from '@trellis/core';
+import { isServiceName } from '../service-name.js';
 import { ownClassMetadata } from './metadata.js';
 
 /**
@@ -38,7 +39,7 @@ export function Controller(prefix = ''): ClassDecorator {
  * }
  */
 export function Client(service: string): ClassDecorator {
-  if (typeof service !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(service)) {
+  if (!isServiceName(service)) {
     throw new ConfigError('Client.service', `must be a service name, got ${JSON.stringify(service)}`);
   }
   return (target) => {
