@@ -1,0 +1,2 @@
+export { createService } from './create-service.js';
+export type { CreatedService, CreateServiceOptions } from './create-service.js';
