@@ -34,7 +34,7 @@ const renamed: Readonly<Record<string, string>> = { gitignore: '.gitignore' };
 // What the generated project installs besides the Trellis packages: zod as @trellis/app has
 // it, TypeScript as the packages are built with, Node's types at the engines' floor (so that
 // the code stays portable to the oldest Node it claims). A test keeps them in step with the repo.
-export const generatedVersions = {
+const generatedVersions = {
   zod: '^4.6.7',
   typescript: '~5.9.3',
   '@types/node': '^20.19.0',
