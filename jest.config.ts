@@ -14,6 +14,8 @@ const config: Config = {
     '^(\\.{1,2}/.*)\\.js$': '$1',
   },
   testTimeout: 20_000,
+  // Without Chromium the page tests are skipped; this says so once per run (or fails it under CI).
+  globalSetup: '<rootDir>/packages/registry-server/test/headless-chromium.ts',
 };
 
 export default config;

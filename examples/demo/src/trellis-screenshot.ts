@@ -1,3 +1,4 @@
+import { accessSync, constants, statSync } from 'node:fs';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
 import { startSystem } from './system.js';
@@ -9,7 +10,32 @@ import { startSystem } from './system.js';
 //   node examples/demo/dist/trellis-screenshot.js [out.png]
 // Every process it starts is stopped before it exits (the killed one is already gone).
 const out = path.resolve(process.argv[2] ?? 'docs/images/trellis-page.png');
-const chromiumPath = process.env['CHROMIUM'] ?? '/usr/bin/chromium';
+const chromiumPath = findChromium();
+
+/**
+ * The browser, looked for in the order of the page tests (packages/registry-server/test/
+ * headless-chromium.ts, which a built script cannot import): TRELLIS_CHROMIUM, Debian's
+ * /usr/bin/chromium, then chromium, chromium-browser, google-chrome, google-chrome-stable on PATH.
+ */
+function findChromium(): string {
+  const chosen = process.env['TRELLIS_CHROMIUM'];
+  if (chosen !== undefined && chosen !== '') return chosen;
+  const directories = (process.env['PATH'] ?? '').split(path.delimiter).filter((directory) => directory !== '');
+  const names = ['chromium', 'chromium-browser', 'google-chrome', 'google-chrome-stable'];
+  const candidates = ['/usr/bin/chromium', ...names.flatMap((name) => directories.map((d) => path.join(d, name)))];
+  const found = candidates.find((file) => {
+    try {
+      accessSync(file, constants.X_OK);
+      return statSync(file).isFile();
+    } catch {
+      return false;
+    }
+  });
+  if (found === undefined) {
+    throw new Error('No Chromium found: install one with `apt-get install chromium`, or set TRELLIS_CHROMIUM');
+  }
+  return found;
+}
 
 async function get(url: string): Promise<number> {
   const response = await fetch(url);

@@ -2,14 +2,14 @@ import { type Browser, type BrowserContext, type Locator, type Page } from 'play
 import { ManualClock } from '@trellis/core';
 import { MemoryRegistry } from '@trellis/registry';
 import { TrellisApp, type AppOptions } from '@trellis/app';
-import { launchHeadlessChromium } from '../../registry-server/test/headless-chromium.js';
+import { describeWithChromium, launchHeadlessChromium } from '../../registry-server/test/headless-chromium.js';
 
 const hostile = '<img src=x onerror=alert(1)>';
 
 // The /trellis page as a person sees it, driven in Debian's headless Chromium (.ci/run installs
 // it), over two real apps: users (two instances, users-a can be made to fail) and a forum
 // calling users. The apps run on a manual clock, so a breaker stays open until the test moves it.
-describe('the /trellis page', () => {
+describeWithChromium('the /trellis page', () => {
   let browser: Browser;
   let context: BrowserContext;
   let page: Page;

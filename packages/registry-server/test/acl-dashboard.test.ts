@@ -1,11 +1,11 @@
 import { type Browser } from 'playwright-core';
 import { ManualClock } from '@trellis/core';
 import { RegistryServer } from '@trellis/registry-server';
-import { launchHeadlessChromium } from './headless-chromium.js';
+import { describeWithChromium, launchHeadlessChromium } from './headless-chromium.js';
 
 // The /ui page under ACLs, in Debian's headless Chromium (.ci/run installs it): the page itself
 // is open, and its API calls carry the token given in the URL fragment.
-describe('the dashboard with ACLs on', () => {
+describeWithChromium('the dashboard with ACLs on', () => {
   let browser: Browser;
   let server: RegistryServer;
 

@@ -2,7 +2,7 @@ import { type Browser, type BrowserContext, type Locator, type Page, type Route 
 import { ManualClock } from '@trellis/core';
 import { RegistryServer } from '@trellis/registry-server';
 import { put } from './helpers.js';
-import { launchHeadlessChromium } from './headless-chromium.js';
+import { describeWithChromium, launchHeadlessChromium } from './headless-chromium.js';
 
 function deferred(): { promise: Promise<void>; resolve: () => void } {
   let resolve = (): void => undefined;
@@ -11,7 +11,7 @@ function deferred(): { promise: Promise<void>; resolve: () => void } {
 }
 
 // The dashboard at /ui/, driven in Debian's headless Chromium (.ci/run installs it).
-describe('dashboard', () => {
+describeWithChromium('dashboard', () => {
   let browser: Browser;
   let context: BrowserContext;
   let page: Page;
