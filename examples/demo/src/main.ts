@@ -31,6 +31,7 @@ const lines = [
   ['forum', `${system.forum.url}/trellis`, "the forum's governance: users' instances, breakers, latency, retry budget"],
   ['forum', `${system.forum.url}/metrics`, "the forum's metrics, calls to users included (Prometheus's format)"],
   ...system.users.map((u) => [u.name, `${u.url}/users/1`, 'one users instance, called directly']),
+  ['registry', `${system.registry.url}/ui/`, "the registry's dashboard: services, instances, health checks, KV, live"],
   ['registry', `${system.registry.url}/v1/health/service/users?passing`, "the registry's view, in Consul's API"],
   ['registry', `${system.registry.url}/v1/trellis/prometheus-targets`, 'what a Prometheus finds to scrape'],
 ];
