@@ -1,6 +1,6 @@
 // @ts-check
 /* global process, console */
-// Type-checks every ```ts block in docs/**/*.md and README.md and every JSDoc `@example` in
+// Type-checks every ```ts block in docs/**/*.md, README.md and packages/*/README.md, and every JSDoc `@example` in
 // packages/*/src against the packages' sources, so that a change of API or defaults cannot
 // leave an example teaching the old way. The conventions are in docs/README.md ("Examples
 // are compiled"). Run by `npm run lint`; `node scripts/check-examples.js --keep` leaves the
@@ -147,7 +147,14 @@ function main() {
   const keep = process.argv.includes('--keep');
   /** @type {Example[]} */
   const examples = [];
-  for (const file of [path.join(root, 'README.md'), ...walk(path.join(root, 'docs'), (n) => n.endsWith('.md'))]) {
+  const packageReadmes = readdirSync(path.join(root, 'packages')).map((pkg) =>
+    path.join(root, 'packages', pkg, 'README.md'),
+  );
+  for (const file of [
+    path.join(root, 'README.md'),
+    ...walk(path.join(root, 'docs'), (n) => n.endsWith('.md')),
+    ...packageReadmes.sort(),
+  ]) {
     if (existsSync(file)) examples.push(...markdownExamples(file));
   }
   for (const pkg of readdirSync(path.join(root, 'packages')).sort()) {
