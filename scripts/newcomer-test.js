@@ -244,7 +244,9 @@ function scaffold(all) {
   step(`npm init @trellis/service my-service, from its tarball, in ${folder}`);
   mkdirSync(folder);
   run(folder, 'npm', ['init', '-y']);
-  npmInstall(folder, [scaffolder]);
+  // All the tarballs, not the scaffold's alone: it depends on @trellis/app (isServiceName),
+  // which is not on the npm registry yet either.
+  npmInstall(folder, all);
   run(folder, 'npm', ['init', '@trellis/service', 'my-service']);
   const service = path.join(folder, 'my-service');
   npmInstall(service, all);
