@@ -9,7 +9,7 @@
 // from users. Then it runs the scaffold from its tarball (`npm init @trellis/service`), builds
 // the service it writes and runs that service's test. Needs the npm registry for the packages'
 // own dependencies. `node scripts/newcomer-test.js --keep` leaves the folder to look at.
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -37,21 +37,23 @@ function fail(message) {
 /**
  * Runs a command to its end, printing its output only if it fails.
  * @param {string} cwd @param {string} command @param {string[]} args
- * @returns {string} what it printed, both streams
+ * @returns {string} what it printed, both streams (npm warns on standard error)
  */
 function run(cwd, command, args) {
-  try {
-    return execFileSync(command, args, {
-      cwd,
-      encoding: 'utf8',
-      stdio: ['ignore', 'pipe', 'pipe'],
-      timeout: 300_000,
-      env: { ...process.env, npm_config_fund: 'false', npm_config_audit: 'false', npm_config_update_notifier: 'false' },
-    });
-  } catch (error) {
-    const e = /** @type {{ stdout?: string, stderr?: string }} */ (error);
-    fail(`\`${command} ${args.join(' ')}\` in ${cwd} failed:\n${e.stdout ?? ''}${e.stderr ?? ''}`);
+  const result = spawnSync(command, args, {
+    cwd,
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'pipe'],
+    timeout: 300_000,
+    env: { ...process.env, npm_config_fund: 'false', npm_config_audit: 'false', npm_config_update_notifier: 'false' },
+  });
+  const output = `${result.stdout ?? ''}${result.stderr ?? ''}`;
+  if (result.status !== 0) {
+    fail(
+      `\`${command} ${args.join(' ')}\` in ${cwd} failed (${result.error?.message ?? result.status ?? result.signal}):\n${output}`,
+    );
   }
+  return output;
 }
 
 /** npm install, refusing any package that asks for a newer Node.js than this one. */
