@@ -1,10 +1,9 @@
-import { ConfigError, type Clock } from '@trellis/core';
+import { ConfigError, isServiceName, type Clock } from '@trellis/core';
 import type { CircuitBreakerRegistryOptions } from '@trellis/resilience';
 import type { ServiceClientOptions } from '@trellis/client';
 import type { DiscoveryOptions, Registry } from '@trellis/registry';
 import type { TrellisMetricsOptions } from '@trellis/metrics';
 import { classMetadata } from './decorators/metadata.js';
-import { isServiceName } from './service-name.js';
 import type { Constructor } from './declarative-client/declarative-client.js';
 import { settingsAsOptions } from './config/apply-settings.js';
 import { settingsFromEnv } from './config/env-settings.js';

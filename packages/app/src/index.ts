@@ -10,7 +10,6 @@ export { applyInboundLimits } from './inbound-limit.js';
 export type { InboundChoice, InboundLimits } from './inbound-limit.js';
 export { AppTokens, clientToken } from './tokens.js';
 export { TrellisApp } from './trellis-app.js';
-export { isServiceName } from './service-name.js';
 export { HttpError } from './controllers/http-error.js';
 export type { StartedApp } from './trellis-app.js';
 export { trellisPath } from './trellis-page/trellis-route.js';

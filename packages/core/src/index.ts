@@ -22,6 +22,7 @@ export type { ErrorCode, SchemaIssue, TrellisErrorOptions } from './errors.js';
 export { Emitter } from './event.js';
 export type { Event } from './event.js';
 export { instanceOrigin } from './service-instance.js';
+export { isServiceName } from './service-name.js';
 export type { InstanceMeta, ServiceInstance } from './service-instance.js';
 export { filterStage, Stack } from './stack.js';
 export type { Stage, StageEnv, StageRole } from './stack.js';

@@ -2,8 +2,7 @@ import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import validatePackageName from 'validate-npm-package-name';
-import { isServiceName } from '@trellis/app';
-import { ConfigError } from '@trellis/core';
+import { ConfigError, isServiceName } from '@trellis/core';
 
 /** What {@link createService} writes, and where. */
 export interface CreateServiceOptions {

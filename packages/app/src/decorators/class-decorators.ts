@@ -1,6 +1,5 @@
 import { injectable } from 'inversify';
-import { ConfigError } from '@trellis/core';
-import { isServiceName } from '../service-name.js';
+import { ConfigError, isServiceName } from '@trellis/core';
 import { ownClassMetadata } from './metadata.js';
 
 /**

@@ -1,7 +1,8 @@
 /**
  * Whether `value` can name a service: letters, digits, "-", "_" or ".", starting with a letter or
  * digit. The app's `service` option and `@Client(service)` accept only such names, and the
- * scaffold (`npm init @trellis/service`) checks the name it is given with it.
+ * scaffold (`npm init @trellis/service`) checks the name it is given with it; it lives here, in
+ * the package with no dependencies, so that the scaffold stays light.
  *
  * @example
  * isServiceName('users'); // true
