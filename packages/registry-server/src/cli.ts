@@ -166,7 +166,12 @@ function defaultAdvertise(host: string): string {
   return isIP(host) !== 0 && !isAnyAddress(host) ? host : '127.0.0.1';
 }
 
+// One close for any number of signals: a Ctrl-C can come twice (from the terminal, and passed on
+// by npm when it runs the bin), and the second must not cut the first's close short.
+let stopping = false;
 const stop = (): void => {
+  if (stopping) return;
+  stopping = true;
   server.close().then(
     () => process.exit(0),
     (error: unknown) => {
@@ -178,8 +183,8 @@ const stop = (): void => {
 try {
   const { url } = await server.listen({ port: options.port, host: options.host });
   // Before the line goes out: whoever reads it may signal at once.
-  process.once('SIGTERM', stop);
-  process.once('SIGINT', stop);
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
   // The one line on stdout: launchers wait for it and read the URL (the real port for --port 0).
   process.stdout.write(`trellis-registry listening on ${url}\n`);
 } catch (error) {
