@@ -51,7 +51,10 @@ export class ManagedProcess {
     if (!existsSync(options.script)) {
       return Promise.reject(new Error(`${options.name}: ${options.script} does not exist; run "npm run build" first`));
     }
-    const readyPattern = options.readyPattern ?? /listening on (http:\/\/\S+)/;
+    // The plain line a Trellis service or the registry prints once it serves: "users listening on
+    // http://...". At log level info a JSON log line says "listening on" too, earlier, before the
+    // service has registered; it starts with `{`.
+    const readyPattern = options.readyPattern ?? /^[\w.-]+ listening on (http:\/\/[^\s"]+)/;
     const output = options.output ?? ((line: string) => console.log(line));
     const child = spawn(process.execPath, ['--import', exitWithParent, options.script, ...(options.args ?? [])], {
       env: { ...process.env, ...options.env },
