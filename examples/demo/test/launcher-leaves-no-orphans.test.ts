@@ -1,93 +1,99 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { alive, childrenOf, portIsFree, waitUntilGone } from '../../../packages/registry-server/test/process-tree.js';
 
-// `npm run demo` killed with -9, or its terminal closed, must not leave the registry and the
-// services running on their ports.
+// `npm run demo` must leave no process and no port behind however it ends: stopped (Ctrl-C,
+// SIGTERM, its terminal closing) it stops each service itself; killed with -9, each service sees
+// its IPC channel close and stops itself (exit-with-parent.ts).
 const launcher = fileURLToPath(new URL('../dist/main.js', import.meta.url));
 
 interface Demo {
   readonly process: ChildProcess;
   readonly exited: Promise<number | string>;
-  /** The launcher's child processes once everything is up. */
+  /** The launcher's child processes at the moment `until` was printed. */
   readonly children: readonly number[];
+  /** The ports of the URLs it printed. */
+  readonly ports: readonly number[];
 }
 
-async function startDemo(): Promise<Demo> {
+const started: number[] = [];
+afterAll(() => {
+  for (const pid of started.filter(alive)) process.kill(pid, 'SIGKILL');
+});
+
+/** Starts the demo and resolves once it prints a line matching `until`. */
+async function startDemo(until: RegExp, logLevel = 'warn'): Promise<Demo> {
   const child = spawn(process.execPath, [launcher], {
-    env: { ...process.env, REGISTRY_PORT: '0', FORUM_PORT: '0', TRELLIS_LOG_LEVEL: 'warn' },
+    env: { ...process.env, REGISTRY_PORT: '0', FORUM_PORT: '0', TRELLIS_LOG_LEVEL: logLevel },
     stdio: ['ignore', 'pipe', 'pipe'],
+    // Its own process group, as a shell gives it: a Ctrl-C or a closed terminal signals the group.
+    detached: true,
   });
+  started.push(child.pid!);
   const exited = new Promise<number | string>((resolve) =>
     child.once('exit', (code, signal) => resolve(code ?? signal ?? 'unknown')),
   );
+  const ports: number[] = [];
   await new Promise<void>((resolve, reject) => {
     createInterface({ input: child.stdout }).on('line', (line) => {
-      if (line.startsWith('Everything is up')) resolve();
+      // "  forum     http://127.0.0.1:3000/posts": the URLs to open.
+      const url = /^\s+\S+\s+(http:\/\/\S+)$/.exec(line)?.[1];
+      if (url !== undefined) ports.push(Number(new URL(url).port));
+      if (until.test(line)) resolve();
     });
-    void exited.then((code) => reject(new Error(`the demo exited (${code}) before it was up`)));
+    void exited.then((code) => reject(new Error(`the demo exited (${code}) before it printed ${until}`)));
   });
-  return { process: child, exited, children: childrenOf(child.pid!) };
+  const children = childrenOf(child.pid!);
+  started.push(...children);
+  return { process: child, exited, children, ports: [...new Set(ports)] };
 }
 
-function childrenOf(parent: number): number[] {
-  const pids: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      // The fields after the command's closing parenthesis: state, then the parent's pid.
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (ppid === parent) pids.push(Number(entry));
-    } catch {
-      // The process ended while we looked.
-    }
-  }
-  return pids;
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-// No event tells us that a process which is not our child has ended: look every 50 ms, bounded.
-async function waitUntilGone(pids: readonly number[], timeoutMs: number): Promise<number[]> {
-  const deadline = Date.now() + timeoutMs;
-  let left = pids.filter(alive);
-  while (left.length > 0 && Date.now() < deadline) {
-    await new Promise((resolve) => setTimeout(resolve, 50));
-    left = left.filter(alive);
-  }
-  return left;
+async function busyPorts(ports: readonly number[]): Promise<number[]> {
+  const free = await Promise.all(ports.map(portIsFree));
+  return ports.filter((_, i) => !free[i]);
 }
 
 describe('the demo launcher', () => {
-  const started: number[] = [];
-  afterAll(() => {
-    for (const pid of started.filter(alive)) process.kill(pid, 'SIGKILL');
-  });
+  it.each([
+    { way: 'Ctrl-C (SIGINT to its process group)', signal: 'SIGINT', group: true, logLevel: 'warn' },
+    // At info, the services' JSON logs also say "listening on": the URLs must come from the ready lines.
+    { way: 'SIGTERM', signal: 'SIGTERM', group: false, logLevel: 'info' },
+    { way: 'its terminal closing (SIGHUP to its process group)', signal: 'SIGHUP', group: true, logLevel: 'warn' },
+  ] as const)(
+    'on $way stops every service, exits 0 and leaves its ports free',
+    async ({ signal, group, logLevel }) => {
+      const demo = await startDemo(/^Press Ctrl-C/, logLevel);
+      // The registry, two users instances and the forum, and a URL for each.
+      expect(demo.children).toHaveLength(4);
+      expect(demo.ports).toHaveLength(4);
+      process.kill(group ? -demo.process.pid! : demo.process.pid!, signal);
+      expect(await demo.exited).toBe(0);
+      // The launcher waits for each service's exit before its own.
+      expect(demo.children.filter(alive)).toEqual([]);
+      expect(await busyPorts(demo.ports)).toEqual([]);
+    },
+    40_000,
+  );
 
-  it('takes the registry and every service down with it when it is killed with -9', async () => {
-    const demo = await startDemo();
-    started.push(...demo.children);
-    // The registry, two users instances and the forum.
+  it('takes every service down with it, ports freed, when it is killed with -9', async () => {
+    const demo = await startDemo(/^Press Ctrl-C/);
     expect(demo.children).toHaveLength(4);
     demo.process.kill('SIGKILL');
     await demo.exited;
     expect(await waitUntilGone(demo.children, 10_000)).toEqual([]);
+    expect(await busyPorts(demo.ports)).toEqual([]);
   }, 40_000);
 
-  it('stops everything gracefully and exits 0 when its terminal closes (SIGHUP)', async () => {
-    const demo = await startDemo();
-    started.push(...demo.children);
-    demo.process.kill('SIGHUP');
-    expect(await demo.exited).toBe(0);
-    expect(demo.children.filter(alive)).toEqual([]);
+  it('takes the services down with it when it is killed with -9 while they are still starting', async () => {
+    // The services' info lines are relayed, labelled. A users instance's first one (its JSON
+    // "listening on", before it registers) comes once the registry serves and while both users
+    // instances start: before "Everything is up", which waits for the forum, started after them.
+    const demo = await startDemo(/^\[users-\d\] /, 'info');
+    // The registry and both users instances, perhaps the forum.
+    expect(demo.children.length).toBeGreaterThanOrEqual(3);
+    demo.process.kill('SIGKILL');
+    await demo.exited;
+    expect(await waitUntilGone(demo.children, 10_000)).toEqual([]);
   }, 40_000);
 });
