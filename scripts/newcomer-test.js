@@ -240,15 +240,16 @@ async function firstService() {
 
 /** @param {string[]} all the tarballs */
 function scaffold(all) {
-  const scaffolder = all.find((f) => path.basename(f).startsWith('trellis-create-service-'));
-  if (scaffolder === undefined) fail('no @trellis/create-service tarball');
+  // The two tarballs the guide installs: the scaffold and @trellis/core, its one Trellis
+  // dependency (a scaffold that grew heavier would fail here on a 404 for the new one).
+  const scaffolder = ['create-service', 'core'].map(
+    (name) => all.find((f) => path.basename(f).startsWith(`trellis-${name}-`)) ?? fail(`no @trellis/${name} tarball`),
+  );
   const folder = path.join(work, 'scaffold');
   step(`npm init @trellis/service my-service, from its tarball, in ${folder}`);
   mkdirSync(folder);
   run(folder, 'npm', ['init', '-y']);
-  // All the tarballs, not the scaffold's alone: it depends on @trellis/app (isServiceName),
-  // which is not on the npm registry yet either.
-  npmInstall(folder, all);
+  npmInstall(folder, scaffolder);
   run(folder, 'npm', ['init', '@trellis/service', 'my-service']);
   const service = path.join(folder, 'my-service');
   npmInstall(service, all);
