@@ -170,8 +170,9 @@ async function authorOfPost(/** @type {string} */ url) {
     const response = await fetch(url, { signal: AbortSignal.timeout(5_000) }).catch((/** @type {Error} */ e) => e);
     if (response instanceof Error) last = response.message;
     else {
-      last = `${response.status} ${await response.text()}`;
-      if (response.ok) return /** @type {{ author?: { name?: string } }} */ (JSON.parse(last.slice(4))).author;
+      const body = await response.text();
+      if (response.ok) return /** @type {{ author?: { name?: string } }} */ (JSON.parse(body)).author;
+      last = `${response.status} ${body}`;
     }
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
