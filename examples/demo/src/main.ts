@@ -35,10 +35,7 @@ const lines = [
   ['registry', `${system.registry.url}/v1/health/service/users?passing`, "the registry's view, in Consul's API"],
   ['registry', `${system.registry.url}/v1/trellis/prometheus-targets`, 'what a Prometheus finds to scrape'],
 ];
-console.log('\nEverything is up. Open:\n');
-for (const [name, url, what] of lines) console.log(`  ${name?.padEnd(9)} ${url}\n            ${what}`);
-console.log('\nPress Ctrl-C to stop everything.\n');
-
+// Before "Everything is up" is printed: whoever reads that line may signal at once.
 let stopping = false;
 const stop = (signal: NodeJS.Signals): void => {
   if (stopping) return;
@@ -59,6 +56,10 @@ process.on('SIGINT', stop);
 process.on('SIGTERM', stop);
 // A closed terminal stops the demo as Ctrl-C does.
 process.on('SIGHUP', stop);
+
+console.log('\nEverything is up. Open:\n');
+for (const [name, url, what] of lines) console.log(`  ${name?.padEnd(9)} ${url}\n            ${what}`);
+console.log('\nPress Ctrl-C to stop everything.\n');
 
 // A service that dies on its own is reported, not silently missed.
 for (const p of [system.registry, system.forum, ...system.users]) {
