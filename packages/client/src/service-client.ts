@@ -234,6 +234,7 @@ export class ServiceClient {
   readonly #send: Service;
   readonly #retry: Retry | undefined;
   readonly #faults: FaultInjector | undefined;
+  readonly #source: InstanceSource;
 
   constructor(options: ServiceClientOptions) {
     const clock = options.clock ?? systemClock;
@@ -242,6 +243,7 @@ export class ServiceClient {
       throw new ConfigError('service', 'must be the name of the service to call');
     }
     this.service = options.service;
+    this.#source = options.discovery;
     this.#clock = clock;
     this.telemetry = options.telemetry ?? new Telemetry();
     this.onEvent = this.telemetry.onEvent;
@@ -317,6 +319,32 @@ export class ServiceClient {
       ...(request.body === undefined ? {} : { body: request.body }),
     };
     return this.#send(call, this.#context(request)) as Promise<Reply<T>>;
+  }
+
+  /**
+   * The instance a request would be sent to now, picked as the "select" stage picks one
+   * (discovery's instances, minus `avoid`, through the strategy: routing rules applied, ejected
+   * instances skipped), without sending anything. For traffic the transport does not carry,
+   * such as a WebSocket upgrade that a gateway passes through.
+   * @throws NoInstancesError when no instance is left to pick, and what discovery throws.
+   * @example
+   * const picked = await users.pick({ path: '/users/1' });
+   */
+  async pick(
+    request: Pick<ServiceRequest, 'method' | 'path' | 'headers'>,
+    avoid?: ReadonlySet<string>,
+  ): Promise<ServiceInstance> {
+    const call: Call = {
+      service: this.service,
+      method: request.method === undefined ? 'GET' : request.method.toUpperCase(),
+      path: request.path,
+      headers: request.headers ?? {},
+    };
+    const known = await this.#source.instances(this.service);
+    const candidates = avoid === undefined ? known : known.filter((i) => !avoid.has(i.id));
+    const instance = this.strategy.select(candidates, call);
+    if (instance === undefined) throw noInstance(this.service, known, candidates);
+    return instance;
   }
 
   /**

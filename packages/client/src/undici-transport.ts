@@ -24,6 +24,14 @@ export interface UndiciTransportOptions {
   readonly maxPools?: number;
   /** An idle keep-alive connection is closed after this long; default 4 000 ms (undici's). */
   readonly keepAliveTimeoutMs?: number;
+  /**
+   * Bytes in, bytes out, for a proxy (the gateway): the reply's body stays the bytes received
+   * (a `Buffer`, never decoded), and a reply's several `set-cookie` headers are joined with a
+   * newline (which no header value may contain) rather than a comma, so that they can be split
+   * again. Request bodies are sent as given either way (a string or bytes; objects as JSON).
+   * Default false.
+   */
+  readonly raw?: boolean;
 }
 
 /**
@@ -66,6 +74,7 @@ export class UndiciTransport implements Transport {
   readonly #pools = new Map<string, Pool>();
   readonly #poolOptions: Pool.Options;
   readonly #maxPools: number;
+  readonly #raw: boolean;
   readonly #watches: Disposable[] = [];
   #closed = false;
 
@@ -78,6 +87,7 @@ export class UndiciTransport implements Transport {
     if (!Number.isInteger(this.#maxPools) || this.#maxPools < 1) {
       throw new ConfigError('maxPools', `must be a positive integer, got ${this.#maxPools}`);
     }
+    this.#raw = options.raw === true;
     this.#poolOptions = {
       connections,
       ...(options.keepAliveTimeoutMs === undefined ? {} : { keepAliveTimeout: options.keepAliveTimeoutMs }),
@@ -105,6 +115,7 @@ export class UndiciTransport implements Transport {
       return Promise.reject(error);
     }
     const json = call.body !== undefined && isJsonPayload(call.body);
+    const raw = this.#raw;
     return new Promise<Reply>((resolve, reject) => {
       let controller: Dispatcher.DispatchController | undefined;
       let status = 0;
@@ -133,8 +144,9 @@ export class UndiciTransport implements Transport {
           },
           onResponseEnd() {
             stopListening();
-            const text = chunks.length === 1 ? (chunks[0] as Buffer).toString() : Buffer.concat(chunks).toString();
-            resolve({ status, headers: flattenHeaders(headers), body: decode(text), instance });
+            const bytes = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks);
+            if (raw) resolve({ status, headers: flattenHeaders(headers, '\n'), body: bytes, instance });
+            else resolve({ status, headers: flattenHeaders(headers), body: decode(bytes.toString()), instance });
           },
           onResponseError(_controller, error) {
             stopListening();
@@ -250,12 +262,17 @@ function decode(text: string): unknown {
   }
 }
 
-function flattenHeaders(headers: Record<string, string | string[] | undefined>): Record<string, string> {
+// Repeated headers are joined with a comma, as HTTP allows, except set-cookie in raw mode:
+// its values may contain commas (Expires dates).
+function flattenHeaders(
+  headers: Record<string, string | string[] | undefined>,
+  cookieSeparator = ', ',
+): Record<string, string> {
   const out: Record<string, string> = {};
   for (const name in headers) {
     const value = headers[name];
     if (value === undefined) continue;
-    out[name] = Array.isArray(value) ? value.join(', ') : value;
+    out[name] = Array.isArray(value) ? value.join(name === 'set-cookie' ? cookieSeparator : ', ') : value;
   }
   return out;
 }
