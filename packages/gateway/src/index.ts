@@ -1,0 +1,14 @@
+export { renderAdminPage } from './admin-page.js';
+export type { GatewayInstanceStatus, GatewayRouteStatus, GatewayStatus, RoutesReload } from './admin-page.js';
+export { Cors } from './cors.js';
+export { forwardedHeaders, isHopByHop, replyHeaders } from './forwarded-headers.js';
+export type { ForwardedFor } from './forwarded-headers.js';
+export { Gateway } from './gateway.js';
+export type { GatewayOptions } from './gateway.js';
+export { maxRoutes, parseRoutes, parseRoutesFile, routeSchema, routesFileSchema } from './route-schema.js';
+export type { CorsConfig, RateLimitConfig, RouteConfig } from './route-schema.js';
+export { ClientRateLimit, GatewayRoute, RouteTable } from './route-table.js';
+export type { RouteTarget } from './route-table.js';
+export { SessionCheck, sessionToken } from './session-check.js';
+export type { AuthOptions, Refusal, SessionResult, SessionUser } from './session-check.js';
+export { WebSocketTunnels } from './websocket-tunnels.js';
