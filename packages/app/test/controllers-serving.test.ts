@@ -61,6 +61,9 @@ class UsersController {
   @Post()
   async add(@Body(z.object({ name: z.string().min(1) })) body: { name: string }): Promise<User> {
     await Promise.resolve();
+    if ([...this.store.users.values()].some((u) => u.name === body.name)) {
+      throw new HttpError(400, 'NAME_TAKEN', `body "name": "${body.name}" is taken`, { field: 'body.name' });
+    }
     const user = { id: this.store.users.size + 100, name: body.name };
     this.store.users.set(user.id, user);
     return user;
@@ -226,7 +229,7 @@ describe('controllers served by a TrellisApp', () => {
     expect(lines.filter((l) => l.includes('FST_ERR_REP_ALREADY_SENT') || l.includes('already sent'))).toEqual([]);
   });
 
-  it('answers an HttpError with its status and code, a Trellis error by its code, and a bug with 500 and no detail', async () => {
+  it('answers an HttpError with its status, code and field, a Trellis error by its code, and a bug with 500 and no detail', async () => {
     const users = app({ controllers: [UsersController] });
     users.container.bind(UserStore).toSelf();
     const { url } = await users.start();
@@ -237,6 +240,18 @@ describe('controllers served by a TrellisApp', () => {
     const unavailable = await fetch(`${url}/users/7/friends`);
     expect(unavailable.status).toBe(503);
     expect(await unavailable.json()).toMatchObject({ error: 'NO_INSTANCES', service: 'friends' });
+    // A verdict about one input names it as the schemas' 400s do.
+    const taken = await fetch(`${url}/users`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 'Ada' }),
+    });
+    expect(taken.status).toBe(400);
+    expect(await taken.json()).toEqual({
+      error: 'NAME_TAKEN',
+      message: 'body "name": "Ada" is taken',
+      field: 'body.name',
+    });
     const crashed = await fetch(`${url}/users/7/crash`);
     expect(crashed.status).toBe(500);
     expect(await crashed.json()).toEqual({ error: 'INTERNAL', message: 'internal error' });

@@ -6,6 +6,8 @@ const brand = Symbol.for('@trellis/app.HttpError');
 /**
  * An answer a controller method gives by throwing: the app answers `status` with
  * `{ error: code, message }`, as it answers its own refusals (`{ error: "RATE_LIMITED", … }`).
+ * With `field`, the answer names the input at fault as a validation 400 does (`field: "body.name"`),
+ * for a verdict no schema can give (a name already taken).
  * Not a `TrellisError`: those say that governance failed, this is the service's own verdict
  * ("no such user"), and its code is the service's to choose.
  *
@@ -17,14 +19,18 @@ const brand = Symbol.for('@trellis/app.HttpError');
  *   if (user === undefined) throw new HttpError(404, 'USER_NOT_FOUND', `no user "${id}"`);
  *   return user;
  * }
+ * // A 400 that names the field, like the schemas' own: `{ error, message, field: "body.name" }`.
+ * const taken = new HttpError(400, 'NAME_TAKEN', 'body "name": "ada" is taken', { field: 'body.name' });
  */
 export class HttpError extends Error {
   /** The HTTP status answered, 400 to 599. */
   readonly status: number;
   /** A stable code for callers to match on, e.g. "USER_NOT_FOUND". */
   readonly code: string;
+  /** The input at fault, as a path from where it was (`body.name`, `params.id`); answered as `field`. */
+  readonly field: string | undefined;
 
-  constructor(status: number, code: string, message: string) {
+  constructor(status: number, code: string, message: string, options: { readonly field?: string } = {}) {
     super(message);
     if (!(Number.isInteger(status) && status >= 400 && status <= 599)) {
       throw new ConfigError('HttpError.status', `must be an integer from 400 to 599, got ${status}`);
@@ -33,6 +39,7 @@ export class HttpError extends Error {
     this.name = 'HttpError';
     this.status = status;
     this.code = code;
+    this.field = options.field;
     Object.defineProperty(this, brand, { value: true });
   }
 
