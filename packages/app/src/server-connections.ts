@@ -34,6 +34,7 @@ export class ServerConnections {
       // A connection opened after the server stopped listening cannot be: close() refuses them.
     });
     server.on('request', (request: IncomingMessage, response: ServerResponse) => this.#arrived(request, response));
+    forgetUpgraded(server, (socket) => this.#sockets.delete(socket));
   }
 
   /** Requests received and not yet answered (or abandoned). */
@@ -84,6 +85,30 @@ export class ServerConnections {
       if (this.#closing && left === 0) endSocket(socket);
     });
   }
+}
+
+/**
+ * An upgraded connection (a WebSocket) is no longer HTTP: whoever took the upgrade closes it, as
+ * @fastify/websocket does in its preClose hook (a close frame, 1001), so shutdown must neither end
+ * it as an idle connection (the client would see 1006) nor cut it. Listened for only while someone
+ * else takes upgrades: an `upgrade` listener makes Node hand over every Upgrade request instead of
+ * serving it as a plain one, so one of ours alone would leave such requests unanswered.
+ */
+function forgetUpgraded(server: Server, forget: (socket: Socket) => void): void {
+  const onUpgrade = (_request: IncomingMessage, socket: Socket): void => forget(socket);
+  let listening = false;
+  server.on('newListener', (event: string | symbol, listener: unknown) => {
+    if (event !== 'upgrade' || listener === onUpgrade || listening) return;
+    listening = true;
+    server.on('upgrade', onUpgrade);
+  });
+  server.on('removeListener', (event: string | symbol, listener: unknown) => {
+    if (event !== 'upgrade' || listener === onUpgrade || !listening) return;
+    if (server.listeners('upgrade').every((l) => l === onUpgrade)) {
+      listening = false;
+      server.removeListener('upgrade', onUpgrade);
+    }
+  });
 }
 
 // Ends the connection once what was written is flushed; a connection that never answered
