@@ -57,5 +57,32 @@ export default tseslint.config(
   { files: ['**/*.js'], ...tseslint.configs.disableTypeChecked },
   // Plain JS scripts give their types in JSDoc (`// @ts-check`), which this rule cannot see.
   { files: ['**/*.js'], rules: { '@typescript-eslint/explicit-module-boundary-types': 'off' } },
+  // The example services' web pages: plain browser modules, no build step.
+  {
+    files: ['examples/*/public/**/*.js'],
+    languageOptions: {
+      globals: Object.fromEntries(
+        [
+          'document',
+          'window',
+          'location',
+          'fetch',
+          'WebSocket',
+          'FormData',
+          'URL',
+          'URLSearchParams',
+          'CSS',
+          'setTimeout',
+          'Response',
+          'Node',
+          'HTMLElement',
+          'HTMLFormElement',
+          'HTMLInputElement',
+          'HTMLAnchorElement',
+          'HTMLButtonElement',
+        ].map((name) => [name, 'readonly']),
+      ),
+    },
+  },
   prettier,
 );

@@ -1,22 +1,22 @@
-import { loadAppOptions, TrellisApp } from '@trellis/app';
+import { loadAppOptions } from '@trellis/app';
 import { startTracingFromEnv } from '@trellis/tracing/sdk';
-import { PostsController } from './posts-controller.js';
-import { UsersClient } from './users-client.js';
+import { databaseFile, DataDirError } from './database.js';
+import { forumApp } from './forum-app.js';
 
 // Traces go out when OTEL_* variables ask for an exporter (OTEL_EXPORTER_OTLP_ENDPOINT, ...).
 const tracing = startTracingFromEnv('forum');
 
-const app = new TrellisApp(
-  loadAppOptions({
-    service: 'forum',
-    version: '1.0.0',
-    controllers: [PostsController],
-    clients: [UsersClient],
-    // Round robin, so that the demo shows calls taking turns over the users instances. The
-    // default, P2C over peak EWMA, sends most calls to whichever instance answers faster.
-    client: { strategy: 'round-robin' },
-  }),
-);
+let file: string;
+try {
+  file = databaseFile('forum', process.env);
+} catch (error) {
+  if (!(error instanceof DataDirError)) throw error;
+  console.error(`forum: ${error.message}`);
+  process.exit(2);
+}
+
+// Options from code, then trellis.config.json or .yaml, then the environment (PORT, ...).
+const app = forumApp({ ...loadAppOptions({ service: 'forum', version: '1.0.0' }), databaseFile: file });
 
 // Flushed at shutdown, so that the last requests' spans are not lost.
 app.http.addHook('onClose', async () => tracing?.shutdown());

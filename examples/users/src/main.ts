@@ -1,12 +1,22 @@
-import { loadAppOptions, TrellisApp } from '@trellis/app';
+import { loadAppOptions } from '@trellis/app';
 import { startTracingFromEnv } from '@trellis/tracing/sdk';
-import { UsersController } from './users-controller.js';
+import { databaseFile, DataDirError } from './database.js';
+import { usersApp } from './users-app.js';
 
 // Traces go out when OTEL_* variables ask for an exporter (OTEL_EXPORTER_OTLP_ENDPOINT, ...).
 const tracing = startTracingFromEnv('users');
 
+let file: string;
+try {
+  file = databaseFile('users', process.env);
+} catch (error) {
+  if (!(error instanceof DataDirError)) throw error;
+  console.error(`users: ${error.message}`);
+  process.exit(2);
+}
+
 // Options from code, then trellis.config.json or .yaml, then the environment (PORT, ...).
-const app = new TrellisApp(loadAppOptions({ service: 'users', version: '1.0.0', controllers: [UsersController] }));
+const app = usersApp({ ...loadAppOptions({ service: 'users', version: '1.0.0' }), databaseFile: file });
 
 // Flushed at shutdown, so that the last requests' spans are not lost.
 app.http.addHook('onClose', async () => tracing?.shutdown());
