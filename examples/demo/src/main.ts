@@ -26,8 +26,12 @@ try {
 }
 
 const lines = [
-  ['forum', `${system.forum.url}/posts`, 'posts with their authors, fetched from users by service name'],
-  ['forum', `${system.forum.url}/posts/1`, 'reload: "authorServedBy" alternates between the users instances'],
+  [
+    'forum',
+    `${system.forum.url}/boards/announcements/threads`,
+    'threads with their authors, fetched from users by service name',
+  ],
+  ['forum', `${system.forum.url}/threads/1`, 'reload: "authorServedBy" alternates between the users instances'],
   ['forum', `${system.forum.url}/trellis`, "the forum's governance: users' instances, breakers, latency, retry budget"],
   ['forum', `${system.forum.url}/metrics`, "the forum's metrics, calls to users included (Prometheus's format)"],
   ...system.users.map((u) => [u.name, `${u.url}/users/1`, 'one users instance, called directly']),

@@ -47,12 +47,12 @@ const system = await startSystem({ output: () => undefined });
 try {
   const forum = system.forum.url;
   for (let i = 0; i < 5; i++) {
-    if ((await get(`${forum}/posts`)) !== 200) throw new Error('the forum does not answer /posts');
+    if ((await get(`${forum}/boards`)) !== 200) throw new Error('the forum does not answer /boards');
   }
   // SIGKILL: no deregistration, so the registry lists it until its TTL runs out; the forum's
   // calls to it are refused, failed over to users-1, and its breaker opens.
   await system.users[1]?.stop('SIGKILL');
-  for (let i = 0; i < 48; i++) await get(`${forum}/posts/${(i % 4) + 1}`);
+  for (let i = 0; i < 48; i++) await get(`${forum}/threads/1`);
 
   const browser = await chromium.launch({
     executablePath: chromiumPath,

@@ -15,7 +15,7 @@ describe('forum calling users across processes', () => {
   });
 
   async function authorServedBy(): Promise<{ status: number; servedBy: string | undefined }> {
-    const response = await fetch(`${system.forum.url}/posts/1`);
+    const response = await fetch(`${system.forum.url}/threads/1`);
     const body = (await response.json()) as { authorServedBy?: string };
     return { status: response.status, servedBy: body.authorServedBy };
   }
@@ -38,7 +38,7 @@ describe('forum calling users across processes', () => {
     expect(response.status).toBe(200);
     const status = (await response.json()) as TrellisStatus;
     expect(status).toMatchObject({ service: 'forum', state: 'running', registration: { state: 'running' } });
-    const [users] = status.clients;
+    const users = status.clients.find((c) => c.service === 'users');
     expect(users).toMatchObject({ service: 'users', strategy: 'round-robin', discovery: { registryReachable: true } });
     expect(users?.instances.map((i) => [i.id, i.health, i.breaker?.state, i.recent?.attempts])).toEqual(
       system.users
@@ -74,7 +74,7 @@ describe('forum calling users across processes', () => {
   it('answers 503 with a code naming the problem once no users instance is left', async () => {
     const [, staying] = system.users;
     expect(await staying!.stop('SIGTERM')).toBe(0);
-    const response = await fetch(`${system.forum.url}/posts/1`);
+    const response = await fetch(`${system.forum.url}/threads/1`);
     expect(response.status).toBe(503);
     expect(await response.json()).toMatchObject({ error: 'NO_INSTANCES', service: 'users' });
     expect(logs.filter((line) => /"level":(50|60)/.test(line))).toEqual([]);

@@ -152,7 +152,7 @@ describe('a trace across processes', () => {
   });
 
   it('joins forum SERVER → forum call → attempt → users SERVER in one trace, parents right', async () => {
-    const response = await fetch(`${system!.forum.url}/posts/1`, {
+    const response = await fetch(`${system!.forum.url}/threads/1`, {
       headers: { traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01' },
     });
     expect(response.status).toBe(200);
@@ -169,9 +169,9 @@ describe('a trace across processes', () => {
       return forumServer && call && attempt && usersServer ? { forumServer, call, attempt, usersServer } : undefined;
     }, 15_000);
 
-    expect(chain.forumServer).toMatchObject({ name: 'GET /posts/:id', parentSpanId: 'b7ad6b7169203331' });
+    expect(chain.forumServer).toMatchObject({ name: 'GET /threads/:id', parentSpanId: 'b7ad6b7169203331' });
     expect(chain.forumServer.attributes).toMatchObject({
-      'http.route': '/posts/:id',
+      'http.route': '/threads/:id',
       'http.response.status_code': 200,
     });
     expect(chain.call).toMatchObject({ name: 'GET /users/:id' });
