@@ -29,13 +29,11 @@ export async function trellisErrorReply(
   if (HttpError.is(error)) {
     // The service's own verdict: worth a log line only when it says the service failed.
     if (error.status >= 500) request.log.warn({ err: error }, 'request answered with an error');
-    await reply
-      .code(error.status)
-      .send({
-        error: error.code,
-        message: error.message,
-        ...(error.field === undefined ? {} : { field: error.field }),
-      });
+    await reply.code(error.status).send({
+      error: error.code,
+      message: error.message,
+      ...(error.field === undefined ? {} : { field: error.field }),
+    });
     return;
   }
   if (!TrellisError.is(error)) {
