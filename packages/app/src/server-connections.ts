@@ -22,6 +22,8 @@ export class ServerConnections {
   readonly #clock: Clock;
   /** Requests in flight per open connection; bounded by the connections the server holds. */
   readonly #sockets = new Map<Socket, number>();
+  /** Connections upgraded (WebSockets): their owner closes them; only the cut ends them here. */
+  readonly #upgraded = new Set<Socket>();
   #inFlight = 0;
   #lastArrivalAt: number | undefined;
   #closing = false;
@@ -30,11 +32,16 @@ export class ServerConnections {
     this.#clock = clock;
     server.on('connection', (socket: Socket) => {
       this.#sockets.set(socket, 0);
-      socket.once('close', () => this.#sockets.delete(socket));
+      socket.once('close', () => {
+        this.#sockets.delete(socket);
+        this.#upgraded.delete(socket);
+      });
       // A connection opened after the server stopped listening cannot be: close() refuses them.
     });
     server.on('request', (request: IncomingMessage, response: ServerResponse) => this.#arrived(request, response));
-    forgetUpgraded(server, (socket) => this.#sockets.delete(socket));
+    watchUpgrades(server, (socket) => {
+      if (this.#sockets.has(socket)) this.#upgraded.add(socket);
+    });
   }
 
   /** Requests received and not yet answered (or abandoned). */
@@ -54,11 +61,14 @@ export class ServerConnections {
 
   /**
    * From now on, closes every connection once it carries no request: those idle or never used
-   * at once, the others after their last response is written. Call when the server stops listening.
+   * at once, the others after their last response is written; upgraded ones (WebSockets) are
+   * left to their owner, until {@link cut}. Call when the server stops listening.
    */
   closeWhenIdle(): void {
     this.#closing = true;
-    for (const [socket, requests] of this.#sockets) if (requests === 0) endSocket(socket);
+    for (const [socket, requests] of this.#sockets) {
+      if (requests === 0 && !this.#upgraded.has(socket)) endSocket(socket);
+    }
   }
 
   /** Cuts every connection still open, requests in flight or not. */
@@ -89,13 +99,14 @@ export class ServerConnections {
 
 /**
  * An upgraded connection (a WebSocket) is no longer HTTP: whoever took the upgrade closes it, as
- * @fastify/websocket does in its preClose hook (a close frame, 1001), so shutdown must neither end
- * it as an idle connection (the client would see 1006) nor cut it. Listened for only while someone
- * else takes upgrades: an `upgrade` listener makes Node hand over every Upgrade request instead of
- * serving it as a plain one, so one of ours alone would leave such requests unanswered.
+ * @fastify/websocket does in its preClose hook (a close frame, 1001), so shutdown must not end it
+ * as an idle connection when it stops listening (the client would see 1006 before that hook
+ * runs); one still open at the shutdown timeout is cut with the rest. Listened for only while
+ * someone else takes upgrades: an `upgrade` listener makes Node hand over every Upgrade request
+ * instead of serving it as a plain one, so one of ours alone would leave such requests unanswered.
  */
-function forgetUpgraded(server: Server, forget: (socket: Socket) => void): void {
-  const onUpgrade = (_request: IncomingMessage, socket: Socket): void => forget(socket);
+function watchUpgrades(server: Server, upgraded: (socket: Socket) => void): void {
+  const onUpgrade = (_request: IncomingMessage, socket: Socket): void => upgraded(socket);
   let listening = false;
   server.on('newListener', (event: string | symbol, listener: unknown) => {
     if (event !== 'upgrade' || listener === onUpgrade || listening) return;
