@@ -1,15 +1,17 @@
 import { clientBench } from './client.js';
 import { controllerBench } from './controller.js';
 import { discoveryBench } from './discovery.js';
+import { gatewayBench } from './gateway.js';
 import { loadbalancerBench } from './loadbalancer.js';
 import { registryBench } from './registry.js';
 import { resilienceBench } from './resilience.js';
 
 // `npm run bench -- <name>`: each benchmark prints its table, then one JSON line as its last.
-const benches: Record<string, () => Promise<Record<string, number | string>>> = {
+const benches: Record<string, () => Promise<Record<string, number | string | null>>> = {
   client: clientBench,
   controller: controllerBench,
   discovery: discoveryBench,
+  gateway: gatewayBench,
   loadbalancer: loadbalancerBench,
   registry: registryBench,
   resilience: resilienceBench,
@@ -21,6 +23,6 @@ if (names.length === 0 || names.some((n) => !(n in benches))) {
   process.exit(2);
 }
 for (const name of names) {
-  const figures = await (benches[name] as () => Promise<Record<string, number | string>>)();
+  const figures = await (benches[name] as () => Promise<Record<string, number | string | null>>)();
   console.log(JSON.stringify({ bench: name, node: process.version, ...figures }));
 }

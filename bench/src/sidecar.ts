@@ -52,7 +52,63 @@ export async function startSidecars(upstreamPort: number): Promise<Sidecars | un
   };
 }
 
-async function startNginx(dir: string, name: string, listen: number, upstream: number): Promise<ChildProcess> {
+/** One nginx reverse proxy, as an edge in front of a service's instances. */
+export interface ReverseProxy {
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts one nginx process on 127.0.0.1 that forwards `prefix` (removed, as a gateway's
+ * `stripPrefix` does) to `upstreamPorts` in round robin over keep-alive connections, setting
+ * X-Forwarded-For, -Proto and -Host as the gateway does. Returns undefined when nginx is not
+ * installed.
+ */
+export async function startReverseProxy(
+  upstreamPorts: readonly number[],
+  prefix: string,
+): Promise<ReverseProxy | undefined> {
+  if (!existsSync(nginxPath)) return undefined;
+  const dir = await mkdtemp(path.join(tmpdir(), 'trellis-edge-'));
+  const port = await freePort();
+  let child: ChildProcess;
+  try {
+    child = await startNginx(dir, 'edge', port, upstreamPorts, prefix);
+  } catch (error) {
+    await rm(dir, { recursive: true, force: true });
+    throw error;
+  }
+  return {
+    port,
+    close: async () => {
+      await new Promise<void>((resolve) => {
+        if (child.exitCode !== null) return resolve();
+        child.once('exit', () => resolve());
+        child.kill('SIGTERM');
+      });
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+async function startNginx(
+  dir: string,
+  name: string,
+  listen: number,
+  upstream: number | readonly number[],
+  stripPrefix?: string,
+): Promise<ChildProcess> {
+  const servers = (typeof upstream === 'number' ? [upstream] : upstream).map((p) => `server 127.0.0.1:${p};`).join(' ');
+  // A sidecar forwards as it is; an edge removes the route's prefix and says who asked.
+  const location =
+    stripPrefix === undefined
+      ? `location / {
+      proxy_pass http://next;`
+      : `location ${stripPrefix} {
+      proxy_pass http://next/;
+      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+      proxy_set_header X-Forwarded-Proto $scheme;
+      proxy_set_header X-Forwarded-Host $host;`;
   const prefix = path.join(dir, name);
   await mkdir(path.join(prefix, 'logs'), { recursive: true });
   const conf = path.join(prefix, 'nginx.conf');
@@ -70,11 +126,10 @@ http {
   uwsgi_temp_path ${prefix}/uwsgi;
   scgi_temp_path ${prefix}/scgi;
   keepalive_requests 100000;
-  upstream next { server 127.0.0.1:${upstream}; keepalive 64; }
+  upstream next { ${servers} keepalive 64; }
   server {
     listen 127.0.0.1:${listen};
-    location / {
-      proxy_pass http://next;
+    ${location}
       proxy_http_version 1.1;
       proxy_set_header Connection "";
     }

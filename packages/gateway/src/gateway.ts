@@ -7,7 +7,7 @@ import { ConfigError, Emitter, systemClock, type Clock, type Event } from '@trel
 import { ServiceClient, UndiciTransport } from '@trellis/client';
 import { CircuitBreakerRegistry, type CircuitBreakerRegistryOptions, type RetryOptions } from '@trellis/resilience';
 import { refusedByRate, type TrellisApp } from '@trellis/app';
-import { addTracing } from '@trellis/tracing';
+import { addTracing, type ServerSpan } from '@trellis/tracing';
 import { adminPageSecurityPolicy, renderAdminPage, type GatewayStatus, type RoutesReload } from './admin-page.js';
 import { Cors } from './cors.js';
 import { forwardedHeaders, replyHeaders } from './forwarded-headers.js';
@@ -56,6 +56,8 @@ declare module 'fastify' {
   interface FastifyRequest {
     /** The gateway route this request matched, set by the gateway's first hook. */
     gatewayRoute: GatewayRoute | undefined;
+    /** The request's SERVER span, as the app's tracing hook sets it (declared by @trellis/app too). */
+    serverSpan: ServerSpan | undefined;
   }
 }
 
@@ -437,6 +439,7 @@ export class Gateway {
       return false;
     }
     request.gatewayRoute = route;
+    request.serverSpan?.setRoute(route.template);
     if (route.rateLimit !== undefined && refusedByRate(route.rateLimit.limiter(request), reply)) return false;
     if (route.cors !== undefined && route.cors.preflight(request, reply)) return false;
     const length = request.headers['content-length'];

@@ -69,6 +69,8 @@ export class GatewayRoute {
   readonly rateLimit: ClientRateLimit | undefined;
   /** Per-call `idempotent` for the client: true when the route says every method may be retried. */
   readonly idempotent: boolean | undefined;
+  /** What spans name the route by (`http.route`): "/api/users/*", an exact path, or the route's name. */
+  readonly template: string;
   /** The prefix the route removes or replaces, as X-Forwarded-Prefix says it ("/forum"). */
   readonly forwardedPrefix: string | undefined;
   readonly #path: string | undefined;
@@ -93,6 +95,7 @@ export class GatewayRoute {
     this.#headerValue = match.header?.value;
     this.#headerRegex = match.header?.regex === undefined ? undefined : new RegExp(match.header.regex);
     this.#methods = match.methods === undefined ? undefined : new Set(match.methods.map((m) => m.toUpperCase()));
+    this.template = match.path ?? (match.pathPrefix === undefined ? this.name : `${match.pathPrefix}*`);
     this.#strip = config.stripPrefix === true;
     this.#rewrite = config.rewritePrefix;
     this.forwardedPrefix =
