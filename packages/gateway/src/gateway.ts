@@ -440,7 +440,8 @@ export class Gateway {
     }
     request.gatewayRoute = route;
     request.serverSpan?.setRoute(route.template);
-    if (route.rateLimit !== undefined && refusedByRate(route.rateLimit.limiter(request), reply)) return false;
+    if (route.rateLimit !== undefined && refusedByRate(route.rateLimit.limiter(request.headers, request.ip), reply))
+      return false;
     if (route.cors !== undefined && route.cors.preflight(request, reply)) return false;
     const length = request.headers['content-length'];
     if (length !== undefined && Number(length) > route.bodyLimitBytes) {

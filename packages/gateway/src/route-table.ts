@@ -1,6 +1,5 @@
 import path from 'node:path';
 import type { IncomingHttpHeaders } from 'node:http';
-import type { FastifyRequest } from 'fastify';
 import type { Clock } from '@trellis/core';
 import type { ServiceClient } from '@trellis/client';
 import { PerKey, TokenBucket } from '@trellis/resilience';
@@ -29,10 +28,10 @@ export class ClientRateLimit {
     this.#header = typeof config.key === 'object' ? config.key.header.toLowerCase() : undefined;
   }
 
-  /** The bucket of the request's client: its header's value when the key is a header (its address without one), else its address. */
-  limiter(request: FastifyRequest): TokenBucket {
-    const header = this.#header === undefined ? undefined : request.headers[this.#header];
-    const key = typeof header === 'string' && header !== '' ? `h:${header}` : `ip:${request.ip}`;
+  /** The bucket of a request's client: its header's value when the key is a header (its address without one), else its address. */
+  limiter(headers: IncomingHttpHeaders, address: string): TokenBucket {
+    const header = this.#header === undefined ? undefined : headers[this.#header];
+    const key = typeof header === 'string' && header !== '' ? `h:${header}` : `ip:${address}`;
     return this.#perKey.get(key);
   }
 

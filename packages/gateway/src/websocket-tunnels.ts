@@ -80,6 +80,14 @@ export class WebSocketTunnels {
       );
       return;
     }
+    const limit = route.rateLimit?.limiter(request.headers, request.socket.remoteAddress ?? '').tryAcquire();
+    if (limit !== undefined && !limit.granted) {
+      const retryAfterMs = limit.retryAfterMs ?? 1_000;
+      refuse(socket, 429, 'RATE_LIMITED', `too many requests; retry in ${retryAfterMs} ms`, {
+        'retry-after': String(Math.max(1, Math.ceil(retryAfterMs / 1_000))),
+      });
+      return;
+    }
     const served = startServerSpan({
       method: 'GET',
       url,
@@ -222,10 +230,18 @@ function connectTo(instance: ServiceInstance): Promise<net.Socket> {
 }
 
 /** Answers an upgrade with an HTTP error in the app's shape, `{ error, message }`, and closes the socket. */
-function refuse(socket: Duplex, status: number, code: string, message: string): void {
+function refuse(
+  socket: Duplex,
+  status: number,
+  code: string,
+  message: string,
+  headers: Readonly<Record<string, string>> = {},
+): void {
   if (socket.destroyed) return;
   const body = JSON.stringify({ error: code, message });
+  let extra = '';
+  for (const name in headers) extra += `${name}: ${headers[name] as string}\r\n`;
   socket.end(
-    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\n${extra}connection: close\r\n\r\n${body}`,
   );
 }

@@ -2,6 +2,7 @@ import { WebSocketServer } from 'ws';
 import { SpanKind } from '@opentelemetry/api';
 import { startTracing, type TracingHandle } from '@trellis/tracing/sdk';
 import type { TrellisApp } from '@trellis/app';
+import { ManualClock } from '@trellis/core';
 import { gatewaySystem } from './gateway-fixtures.js';
 import { TestSocket, within } from './ws-client.js';
 
@@ -88,6 +89,17 @@ describe('WebSocket pass-through', () => {
     await expect(open(`${ws}/plain`)).rejects.toThrow('upgrade refused with 404');
     await open(`${ws}/api/chat/a`);
     await expect(open(`${ws}/api/chat/b`)).rejects.toThrow('upgrade refused with 503');
+  });
+
+  it('applies the route rate limit to upgrades: 429 beyond it', async () => {
+    await system.service('chat', wsEcho);
+    const { url } = await system.gateway({
+      clock: new ManualClock(),
+      rateLimit: { ratePerSecond: 1, burst: 1 },
+      routes: [{ match: { pathPrefix: '/' }, service: 'chat', websocket: true }],
+    });
+    await open(url.replace('http', 'ws'));
+    await expect(open(url.replace('http', 'ws'))).rejects.toThrow('upgrade refused with 429');
   });
 
   it('closes the tunnels still open when the gateway shuts down, after its drain', async () => {
