@@ -32,7 +32,9 @@ function stop(child: ChildProcess): Promise<void> {
  * service directly (undici's BalancedPool over both), through the gateway (its own process,
  * routing by prefix through a ServiceClient with the default stack, metrics on), and through
  * nginx as a reverse proxy to the same two instances (one worker, keep-alive upstream, prefix
- * stripped, X-Forwarded-* set). Medians of 5 alternated rounds of 10 000 calls, 32 in flight.
+ * stripped, X-Forwarded-* set); and through a bare Node proxy (node:http and undici, nothing
+ * else), which tells Node's share of the gap to nginx from Trellis's. Medians of 5 alternated
+ * rounds of 10 000 calls, 32 in flight.
  */
 export async function gatewayBench(): Promise<Record<string, number | string | null>> {
   const registry = new RegistryServer({ logLevel: 'silent' });
@@ -62,6 +64,8 @@ export async function gatewayBench(): Promise<Record<string, number | string | n
     }
     const gateway = await forkListening('./gateway-process.js', { TRELLIS_REGISTRY_URL: registryUrl });
     children.push(gateway.child);
+    const nodeProxy = await forkListening('./node-proxy.js', { UPSTREAM_PORTS: ports.join(',') });
+    children.push(nodeProxy.child);
     nginx = await startReverseProxy(ports, '/api/users/');
 
     const concurrency = 32;
@@ -77,10 +81,12 @@ export async function gatewayBench(): Promise<Record<string, number | string | n
       { connections: 64 },
     );
     const throughGateway = new Pool(`http://127.0.0.1:${gateway.port}`, { connections: 64 });
-    pools.push(direct, throughGateway);
+    const throughNode = new Pool(`http://127.0.0.1:${nodeProxy.port}`, { connections: 64 });
+    pools.push(direct, throughGateway, throughNode);
     const variants: Record<string, () => Promise<unknown>> = {
       direct: target(direct, '/users/1'),
       gateway: target(throughGateway, '/api/users/users/1'),
+      node: target(throughNode, '/api/users/users/1'),
     };
     if (nginx !== undefined) {
       const throughNginx = new Pool(`http://127.0.0.1:${nginx.port}`, { connections: 64 });
@@ -108,6 +114,7 @@ export async function gatewayBench(): Promise<Record<string, number | string | n
       direct: 'direct (undici BalancedPool over both instances)',
       gateway: 'through @trellis/gateway (own process)',
       nginx: 'through nginx (1 worker, reverse proxy)',
+      node: 'through a bare Node proxy (node:http + undici, no governance)',
     };
     printTable(
       ['variant', 'rps', 'p50_ms', 'p99_ms'],
@@ -127,6 +134,9 @@ export async function gatewayBench(): Promise<Record<string, number | string | n
       gateway_p99_ms: round(pick('gateway', 'p99Ms')),
       nginx_p99_ms: hasNginx ? round(pick('nginx', 'p99Ms')) : null,
       nginx_added_p99_ms: hasNginx ? round(pick('nginx', 'p99Ms') - pick('direct', 'p99Ms')) : null,
+      node_proxy_rps: Math.round(pick('node', 'rps')),
+      node_proxy_p99_ms: round(pick('node', 'p99Ms')),
+      gateway_ratio_vs_node_proxy: round(pick('gateway', 'rps') / pick('node', 'rps')),
       concurrency,
     };
   } finally {
