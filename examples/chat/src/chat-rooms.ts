@@ -1,7 +1,7 @@
 import type { FastifyBaseLogger } from 'fastify';
 import { WebSocket } from 'ws';
 import { z } from 'zod';
-import type { ChatStore } from './chat-store.js';
+import type { ChatMessage, ChatStore } from './chat-store.js';
 import type { MailClient } from './mail-client.js';
 import type { UsersClient } from './users-client.js';
 
@@ -151,11 +151,11 @@ export class ChatRooms {
     }
     const message = this.#store.add(room, user, parsed.data.text);
     this.#broadcast(room, { type: 'message', ...message });
-    void this.#mailMentioned(socket, room, user, parsed.data.text);
+    void this.#mailMentioned(socket, message);
   }
 
   // The mentioned users who are not in the room get a mail; the sender is told who was mailed.
-  async #mailMentioned(socket: WebSocket, room: string, sender: ChatUser, text: string): Promise<void> {
+  async #mailMentioned(socket: WebSocket, { id, room, user: sender, text }: ChatMessage): Promise<void> {
     const present = new Set(this.presence(room).map((u) => u.name));
     const names = [...new Set([...text.matchAll(mention)].map((m) => m[1] as string))]
       .filter((name) => !present.has(name))
@@ -166,12 +166,15 @@ export class ChatRooms {
       const absent = users.filter((u) => !present.has(u.name) && u.id !== sender.id);
       await Promise.all(
         absent.map((user) =>
-          this.#mail.send({
-            toUserId: user.id,
-            from: `chat: ${sender.name}`,
-            subject: `${sender.name} mentioned you in #${room}`,
-            body: `${sender.name} wrote in #${room}:\n\n${text}\n\n— join the room at /chat/#${room}`,
-          }),
+          this.#mail.send(
+            {
+              toUserId: user.id,
+              from: `chat: ${sender.name}`,
+              subject: `${sender.name} mentioned you in #${room}`,
+              body: `${sender.name} wrote in #${room}:\n\n${text}\n\n— join the room at /chat/#${room}`,
+            },
+            `chat-mention-${id}-${user.id}`,
+          ),
         ),
       );
       if (absent.length > 0) send(socket, { type: 'mailed', users: absent.map((u) => ({ id: u.id, name: u.name })) });

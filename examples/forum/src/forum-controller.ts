@@ -142,12 +142,15 @@ export class ForumController {
     let notified = false;
     if (thread.authorId !== author) {
       try {
-        await this.mail.send({
-          toUserId: thread.authorId,
-          from: `forum: ${name}`,
-          subject: `${name} replied to "${clip(thread.title, 120)}"`,
-          body: `${clip(body.body, 4_000)}\n\n— in the thread /forum/#/threads/${thread.id}`,
-        });
+        await this.mail.send(
+          {
+            toUserId: thread.authorId,
+            from: `forum: ${name}`,
+            subject: `${name} replied to "${clip(thread.title, 120)}"`,
+            body: `${clip(body.body, 4_000)}\n\n— in the thread /forum/#/threads/${thread.id}`,
+          },
+          `forum-reply-${reply.id}`,
+        );
         notified = true;
       } catch (error) {
         this.app.http.log.warn({ err: error, thread: thread.id }, 'reply stored, but its notification mail failed');

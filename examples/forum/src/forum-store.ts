@@ -64,7 +64,7 @@ INSERT OR IGNORE INTO boards (id, title, description, position) VALUES
 INSERT OR IGNORE INTO threads (id, board_id, author_id, title, body, created_at, last_post_at) VALUES
   (1, 'announcements', '1', 'Welcome to the Trellis forum',
    'This forum is one service; the names you see come from the users service, and a reply mails the thread''s author through the mail service. Reply here to try it.',
-   0, 0);
+   unixepoch() * 1000, unixepoch() * 1000);
 `;
 
 interface ThreadRow {

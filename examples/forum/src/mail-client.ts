@@ -1,4 +1,4 @@
-import { Body, Client, Post, remoteCall, Retry, Timeout } from '@trellis/app';
+import { Body, Client, Header, Post, remoteCall, Retry, Timeout } from '@trellis/app';
 
 /** A mail as the forum sends it. */
 export interface OutgoingMail {
@@ -12,10 +12,17 @@ export interface OutgoingMail {
 @Client('mail')
 @Timeout(3_000)
 export class MailClient {
-  // Retried on another instance when one is down: a mail twice is better than none here.
+  /**
+   * Sends one mail. The key names the event it tells of (a reply), so that mail stores it once:
+   * with it the retry stage may send the POST again, on another instance, when an attempt's
+   * answer is lost (an instance killed mid-call).
+   */
   @Post('/mail')
   @Retry({ maxAttempts: 3, backoffBaseMs: 20 })
-  send(@Body() mail: OutgoingMail): Promise<{ mail: { id: string }; servedBy: string }> {
-    return remoteCall(mail);
+  send(
+    @Body() mail: OutgoingMail,
+    @Header('idempotency-key') key: string,
+  ): Promise<{ mail: { id: string }; repeated: boolean; servedBy: string }> {
+    return remoteCall(mail, key);
   }
 }

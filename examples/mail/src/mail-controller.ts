@@ -15,6 +15,8 @@ export const outgoingMail = z.strictObject({
 });
 export type OutgoingMail = z.infer<typeof outgoingMail>;
 
+const idempotencyKey = z.string().min(1).max(200, 'must be at most 200 characters').optional();
+
 type Served<T> = T & { readonly servedBy: string | undefined };
 
 /**
@@ -28,16 +30,21 @@ export class MailController {
     @inject(MailStore) private readonly store: MailStore,
   ) {}
 
-  /** Sends one mail: 201 with it; 403 when the request came through the gateway. */
+  /**
+   * Sends one mail: 201 with it; 403 when the request came through the gateway. With an
+   * `Idempotency-Key` already used, nothing is sent again and the first mail is answered, with
+   * `repeated: true`: so a sender may retry a send whose answer it lost.
+   */
   @Post()
   send(
     @Header('x-forwarded-for') forwardedFor: string | undefined,
+    @Header('idempotency-key', idempotencyKey) key: string | undefined,
     @Body(outgoingMail) mail: OutgoingMail,
-  ): Served<{ mail: Mail }> {
+  ): Served<{ mail: Mail; repeated: boolean }> {
     if (forwardedFor !== undefined) {
       throw new HttpError(403, 'SERVICES_ONLY', 'mail is sent by the services (forum, chat), not from a browser');
     }
-    return { mail: this.store.send(mail), servedBy: this.app.instance?.id };
+    return { ...this.store.send(mail, key), servedBy: this.app.instance?.id };
   }
 }
 

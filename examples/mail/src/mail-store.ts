@@ -14,7 +14,11 @@ export interface Mail {
   readonly readAt: string | null;
 }
 
-/** The mail table: every user's mailbox, written only by services (see MailController.send). */
+/**
+ * The mail table: every user's mailbox, written only by services (see MailController.send). A
+ * sender's idempotency key makes a send that is retried (its first attempt's answer lost) land
+ * once.
+ */
 export const mailSchema = `
 CREATE TABLE IF NOT EXISTS mail (
   id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -23,7 +27,8 @@ CREATE TABLE IF NOT EXISTS mail (
   subject TEXT NOT NULL,
   body TEXT NOT NULL,
   sent_at INTEGER NOT NULL,
-  read_at INTEGER
+  read_at INTEGER,
+  idempotency_key TEXT UNIQUE
 );
 CREATE INDEX IF NOT EXISTS mail_by_mailbox ON mail (to_user_id, id);
 `;
@@ -52,6 +57,7 @@ const mailOf = (row: MailRow): Mail => ({
 export class MailStore {
   readonly #now: () => number;
   readonly #insert;
+  readonly #byKey;
   readonly #page;
   readonly #one;
   readonly #markRead;
@@ -59,9 +65,11 @@ export class MailStore {
 
   constructor(db: SqliteDatabase, options: { readonly now?: () => number } = {}) {
     this.#now = options.now ?? Date.now;
-    this.#insert = db.prepare<[string, string, string, string, number], MailRow>(
-      'INSERT INTO mail (to_user_id, sender, subject, body, sent_at) VALUES (?, ?, ?, ?, ?) RETURNING *',
+    this.#insert = db.prepare<[string, string, string, string, number, string | null], MailRow>(
+      `INSERT INTO mail (to_user_id, sender, subject, body, sent_at, idempotency_key) VALUES (?, ?, ?, ?, ?, ?)
+       ON CONFLICT (idempotency_key) DO NOTHING RETURNING *`,
     );
+    this.#byKey = db.prepare<[string], MailRow>('SELECT * FROM mail WHERE idempotency_key = ?');
     this.#page = db.prepare<[string, number, number], MailRow>(
       'SELECT * FROM mail WHERE to_user_id = ? AND id < ? ORDER BY id DESC LIMIT ?',
     );
@@ -74,8 +82,17 @@ export class MailStore {
     );
   }
 
-  send(mail: { toUserId: string; from: string; subject: string; body: string }): Mail {
-    return mailOf(this.#insert.get(mail.toUserId, mail.from, mail.subject, mail.body, this.#now()) as MailRow);
+  /**
+   * Stores a mail. With a key already used, nothing is stored and the mail first sent with it
+   * is returned (`repeated`), whatever this one says.
+   */
+  send(
+    mail: { toUserId: string; from: string; subject: string; body: string },
+    key?: string,
+  ): { mail: Mail; repeated: boolean } {
+    const row = this.#insert.get(mail.toUserId, mail.from, mail.subject, mail.body, this.#now(), key ?? null);
+    if (row !== undefined) return { mail: mailOf(row), repeated: false };
+    return { mail: mailOf(this.#byKey.get(key as string) as MailRow), repeated: true };
   }
 
   /** Up to `limit` mails of a mailbox with ids below `before`, newest first. */

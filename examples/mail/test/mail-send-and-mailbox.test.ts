@@ -70,6 +70,19 @@ describe('mail: sent by services, read by its user', () => {
     expect((await send(`${url}/mailbox`, 'GET', undefined, { 'x-user-id': '7' })).body).toMatchObject({ mails: [] });
   });
 
+  it('sends a mail once for one Idempotency-Key, answering a repeat with the first mail', async () => {
+    const url = await start();
+    const key = { 'idempotency-key': 'forum-reply-12-to-7' };
+    const first = await send(`${url}/mail`, 'POST', hello, key);
+    const again = await send(`${url}/mail`, 'POST', { ...hello, subject: 'changed' }, key);
+    expect(first).toMatchObject({ status: 201, body: { repeated: false } });
+    expect(again).toMatchObject({ status: 201, body: { repeated: true, mail: first.body.mail } });
+    expect((await send(`${url}/mailbox`, 'GET', undefined, { 'x-user-id': '7' })).body.mails).toHaveLength(1);
+    // Without a key, each send is a mail.
+    await send(`${url}/mail`, 'POST', hello);
+    expect((await send(`${url}/mailbox`, 'GET', undefined, { 'x-user-id': '7' })).body.mails).toHaveLength(2);
+  });
+
   it('answers 401 to a mailbox request with nobody signed in', async () => {
     const url = await start();
     expect(await send(`${url}/mailbox`, 'GET')).toMatchObject({ status: 401, body: { error: 'SIGNED_OUT' } });

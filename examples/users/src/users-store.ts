@@ -49,7 +49,7 @@ CREATE TABLE IF NOT EXISTS sessions (
 );
 CREATE INDEX IF NOT EXISTS sessions_by_expiry ON sessions (expires_at);
 INSERT OR IGNORE INTO users (id, name, password_hash, bio, created_at)
-  VALUES (1, 'trellis', NULL, 'The demo''s own account: it wrote the welcome thread.', 0);
+  VALUES (1, 'trellis', NULL, 'The demo''s own account: it wrote the welcome thread.', unixepoch() * 1000);
 `;
 
 interface UserRow {
