@@ -1,4 +1,6 @@
 import { accessSync, constants, statSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
 import { startSystem } from './system.js';
@@ -43,9 +45,10 @@ async function get(url: string): Promise<number> {
   return response.status;
 }
 
-const system = await startSystem({ output: () => undefined });
+const dataDir = await mkdtemp(path.join(tmpdir(), 'trellis-screenshot-'));
+const system = await startSystem({ dataDir, services: ['forum'], output: () => undefined });
 try {
-  const forum = system.forum.url;
+  const forum = system.forum!.url;
   for (let i = 0; i < 5; i++) {
     if ((await get(`${forum}/boards`)) !== 200) throw new Error('the forum does not answer /boards');
   }
@@ -71,4 +74,5 @@ try {
   }
 } finally {
   await system.stop();
+  await rm(dataDir, { recursive: true, force: true });
 }

@@ -18,6 +18,8 @@ describe('discovery through registry outages and instance deaths', () => {
 
   beforeAll(async () => {
     system = await startSystem({
+      services: ['forum'],
+      mailInstances: 1,
       usersInstances: 3,
       drainMs: 300,
       registryArgs: ['--dev'],
@@ -66,7 +68,7 @@ describe('discovery through registry outages and instance deaths', () => {
     const warmedUp = new Promise<void>((resolve) => (calledTen = resolve));
     const caller = (async () => {
       for (let i = 0; i < 100_000 && calling; i++) {
-        statuses.push((await fetch(`${system.forum.url}/threads/1`)).status);
+        statuses.push((await fetch(`${system.forum!.url}/threads/1`)).status);
         if (statuses.length === 10) calledTen();
       }
     })();

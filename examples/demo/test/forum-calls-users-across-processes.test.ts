@@ -8,14 +8,19 @@ describe('forum calling users across processes', () => {
   const logs: string[] = [];
 
   beforeAll(async () => {
-    system = await startSystem({ drainMs: 300, output: (line) => logs.push(line) });
+    system = await startSystem({
+      services: ['forum'],
+      mailInstances: 1,
+      drainMs: 300,
+      output: (line) => logs.push(line),
+    });
   }, 30_000);
   afterAll(async () => {
     await system?.stop();
   });
 
   async function authorServedBy(): Promise<{ status: number; servedBy: string | undefined }> {
-    const response = await fetch(`${system.forum.url}/threads/1`);
+    const response = await fetch(`${system.forum!.url}/threads/1`);
     const body = (await response.json()) as { authorServedBy?: string };
     return { status: response.status, servedBy: body.authorServedBy };
   }
@@ -34,7 +39,7 @@ describe('forum calling users across processes', () => {
   });
 
   it("shows on the forum's /trellis both users instances as the registry server and the forum see them", async () => {
-    const response = await fetch(`${system.forum.url}/trellis`);
+    const response = await fetch(`${system.forum!.url}/trellis`);
     expect(response.status).toBe(200);
     const status = (await response.json()) as TrellisStatus;
     expect(status).toMatchObject({ service: 'forum', state: 'running', registration: { state: 'running' } });
@@ -74,7 +79,7 @@ describe('forum calling users across processes', () => {
   it('answers 503 with a code naming the problem once no users instance is left', async () => {
     const [, staying] = system.users;
     expect(await staying!.stop('SIGTERM')).toBe(0);
-    const response = await fetch(`${system.forum.url}/threads/1`);
+    const response = await fetch(`${system.forum!.url}/threads/1`);
     expect(response.status).toBe(503);
     expect(await response.json()).toMatchObject({ error: 'NO_INSTANCES', service: 'users' });
     expect(logs.filter((line) => /"level":(50|60)/.test(line))).toEqual([]);

@@ -1,4 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { alive, childrenOf, portIsFree, waitUntilGone } from '../../../packages/registry-server/test/process-tree.js';
@@ -18,14 +21,25 @@ interface Demo {
 }
 
 const started: number[] = [];
+const dataDir = mkdtempSync(path.join(tmpdir(), 'trellis-orphans-'));
 afterAll(() => {
   for (const pid of started.filter(alive)) process.kill(pid, 'SIGKILL');
+  rmSync(dataDir, { recursive: true, force: true });
 });
+
+/** The registry, two users and two mail instances, the forum, the chat and the gateway. */
+const processes = 8;
 
 /** Starts the demo and resolves once it prints a line matching `until`. */
 async function startDemo(until: RegExp, logLevel = 'warn'): Promise<Demo> {
   const child = spawn(process.execPath, [launcher], {
-    env: { ...process.env, REGISTRY_PORT: '0', FORUM_PORT: '0', TRELLIS_LOG_LEVEL: logLevel },
+    env: {
+      ...process.env,
+      REGISTRY_PORT: '0',
+      GATEWAY_PORT: '0',
+      TRELLIS_DATA_DIR: dataDir,
+      TRELLIS_LOG_LEVEL: logLevel,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
     // Its own process group, as a shell gives it: a Ctrl-C or a closed terminal signals the group.
     detached: true,
@@ -37,7 +51,7 @@ async function startDemo(until: RegExp, logLevel = 'warn'): Promise<Demo> {
   const ports: number[] = [];
   await new Promise<void>((resolve, reject) => {
     createInterface({ input: child.stdout }).on('line', (line) => {
-      // "  forum     http://127.0.0.1:3000/posts": the URLs to open.
+      // "  gateway   http://127.0.0.1:8080/": the URLs to open.
       const url = /^\s+\S+\s+(http:\/\/\S+)$/.exec(line)?.[1];
       if (url !== undefined) ports.push(Number(new URL(url).port));
       if (until.test(line)) resolve();
@@ -64,9 +78,9 @@ describe('the demo launcher', () => {
     'on $way stops every service, exits 0 and leaves its ports free',
     async ({ signal, group, logLevel }) => {
       const demo = await startDemo(/^Press Ctrl-C/, logLevel);
-      // The registry, two users instances and the forum, and a URL for each.
-      expect(demo.children).toHaveLength(4);
-      expect(demo.ports).toHaveLength(4);
+      expect(demo.children).toHaveLength(processes);
+      // The URLs printed: the gateway's, the registry's and the forum's.
+      expect(demo.ports).toHaveLength(3);
       process.kill(group ? -demo.process.pid! : demo.process.pid!, signal);
       expect(await demo.exited).toBe(0);
       // The launcher waits for each service's exit before its own.
@@ -78,7 +92,7 @@ describe('the demo launcher', () => {
 
   it('takes every service down with it, ports freed, when it is killed with -9', async () => {
     const demo = await startDemo(/^Press Ctrl-C/);
-    expect(demo.children).toHaveLength(4);
+    expect(demo.children).toHaveLength(processes);
     demo.process.kill('SIGKILL');
     await demo.exited;
     expect(await waitUntilGone(demo.children, 10_000)).toEqual([]);
@@ -88,10 +102,10 @@ describe('the demo launcher', () => {
   it('takes the services down with it when it is killed with -9 while they are still starting', async () => {
     // The services' info lines are relayed, labelled. A users instance's first one (its JSON
     // "listening on", before it registers) comes once the registry serves and while both users
-    // instances start: before "Everything is up", which waits for the forum, started after them.
+    // instances start: before "Everything is up", which waits for the gateway, started last.
     const demo = await startDemo(/^\[users-\d\] /, 'info');
-    // The registry and both users instances, perhaps the forum.
-    expect(demo.children.length).toBeGreaterThanOrEqual(3);
+    // The registry and the users and mail instances, perhaps more.
+    expect(demo.children.length).toBeGreaterThanOrEqual(5);
     demo.process.kill('SIGKILL');
     await demo.exited;
     expect(await waitUntilGone(demo.children, 10_000)).toEqual([]);

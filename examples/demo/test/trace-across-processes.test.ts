@@ -136,6 +136,8 @@ describe('a trace across processes', () => {
   beforeAll(async () => {
     await receiver.start();
     system = await startSystem({
+      services: ['forum'],
+      mailInstances: 1,
       usersInstances: 1,
       drainMs: 0,
       output: () => {},
@@ -152,7 +154,7 @@ describe('a trace across processes', () => {
   });
 
   it('joins forum SERVER → forum call → attempt → users SERVER in one trace, parents right', async () => {
-    const response = await fetch(`${system!.forum.url}/threads/1`, {
+    const response = await fetch(`${system!.forum!.url}/threads/1`, {
       headers: { traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01' },
     });
     expect(response.status).toBe(200);
