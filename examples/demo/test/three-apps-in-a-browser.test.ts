@@ -1,7 +1,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { afterAll, beforeAll, expect, it } from '@jest/globals';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import {
   describeWithChromium,
@@ -253,10 +253,18 @@ describeWithChromium('bad input and a service that is down, on the pages', () =>
 
   it('a service that is down is a message on the page, not a broken page', async () => {
     const gateway = system.gateway!.url;
-    await system.forum!.stop();
     await ada.page.goto(`${gateway}/forum/`);
-    // The page itself comes from the forum: the gateway's 503 is what the browser gets.
-    expect(await ada.page.locator('body').textContent()).toMatch(/forum/i);
+    await ada.page.getByTestId('board-link').first().waitFor();
+    await system.forum!.stop();
+    // The page is up, its API is not: the error box says which service is missing.
+    await ada.page.getByTestId('board-link').first().click();
+    await expect(ada.page.getByTestId('error')).toHaveTextOrThrow('forum');
+    expect(ada.errors.at(-1)).toMatch(/forum/);
+    // Loading the page itself: the gateway's page, saying what is down, instead of JSON.
+    const response = await ada.page.goto(`${gateway}/forum/`);
+    expect(response?.status()).toBe(503);
+    await expect(ada.page.getByTestId('unavailable-title')).toHaveTextOrThrow('The forum service is unavailable');
+    // Everything else goes on.
     await ada.page.goto(`${gateway}/`);
     await expect(ada.page.getByTestId('welcome-name')).toHaveTextOrThrow('ada');
   }, 30_000);

@@ -11,6 +11,7 @@ export type { InboundChoice, InboundLimits } from './inbound-limit.js';
 export { AppTokens, clientToken } from './tokens.js';
 export { TrellisApp } from './trellis-app.js';
 export { HttpError } from './controllers/http-error.js';
+export { errorStatus } from './trellis-error-reply.js';
 export type { StartedApp } from './trellis-app.js';
 export { trellisPath } from './trellis-page/trellis-route.js';
 export type {

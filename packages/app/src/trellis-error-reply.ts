@@ -16,6 +16,17 @@ const statusByCode: Partial<Record<ErrorCode, number>> = {
 };
 
 /**
+ * The HTTP status the app answers for a Trellis error from a call further down: 503 when the
+ * dependency is unavailable (no instances, refused, breaker open, limited), 502 for a bad answer,
+ * 504 for a timeout, 500 otherwise.
+ * @example
+ * errorStatus(new NoInstancesError('users')); // 503
+ */
+export function errorStatus(error: TrellisError): number {
+  return statusByCode[error.code] ?? 500;
+}
+
+/**
  * The app's error handler: a Trellis error escaping a route becomes a JSON answer with its code,
  * message and the service concerned, and an HTTP status that says whether to try again; an
  * {@link HttpError} is answered as it says; other errors keep Fastify's own answer (400 for
@@ -44,7 +55,7 @@ export async function trellisErrorReply(
       .send({ error: error.code ?? 'INTERNAL', message: status >= 500 ? 'internal error' : error.message });
     return;
   }
-  const status = statusByCode[error.code] ?? 500;
+  const status = errorStatus(error);
   request.log.warn({ err: error }, 'a call to another service failed');
   await reply.code(status).send({
     error: error.code,

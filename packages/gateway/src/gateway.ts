@@ -3,10 +3,10 @@ import path from 'node:path';
 import type { IncomingHttpHeaders } from 'node:http';
 import send from '@fastify/send';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { ConfigError, Emitter, systemClock, type Clock, type Event } from '@trellis/core';
+import { ConfigError, Emitter, systemClock, TrellisError, type Clock, type Event } from '@trellis/core';
 import { ServiceClient, UndiciTransport } from '@trellis/client';
 import { CircuitBreakerRegistry, type CircuitBreakerRegistryOptions, type RetryOptions } from '@trellis/resilience';
-import { refusedByRate, type TrellisApp } from '@trellis/app';
+import { errorStatus, refusedByRate, type TrellisApp } from '@trellis/app';
 import { addTracing, type ServerSpan } from '@trellis/tracing';
 import { adminPageSecurityPolicy, renderAdminPage, type GatewayStatus, type RoutesReload } from './admin-page.js';
 import { Cors } from './cors.js';
@@ -23,6 +23,7 @@ import {
 import { FileWatch } from './routes-file.js';
 import { ClientRateLimit, GatewayRoute, RouteTable } from './route-table.js';
 import { SessionCheck, type AuthOptions, type Refusal, type SessionUser } from './session-check.js';
+import { renderUnavailablePage, unavailablePagePolicy, wantsPage } from './unavailable-page.js';
 import { WebSocketTunnels } from './websocket-tunnels.js';
 
 export interface GatewayOptions {
@@ -475,13 +476,25 @@ export class Gateway {
       prefix: route.forwardedPrefix,
       user,
     });
-    const answer = await client.request({
-      method: request.method,
-      path: route.targetPath(request.url),
-      headers,
-      body: request.body,
-      ...(route.idempotent === undefined ? {} : { idempotent: route.idempotent }),
-    });
+    let answer;
+    try {
+      answer = await client.request({
+        method: request.method,
+        path: route.targetPath(request.url),
+        headers,
+        body: request.body,
+        ...(route.idempotent === undefined ? {} : { idempotent: route.idempotent }),
+      });
+    } catch (error) {
+      // A browser loading a page gets a page that says what is down; everyone else the app's JSON.
+      if (!TrellisError.is(error) || !wantsPage(request)) throw error;
+      const status = errorStatus(error);
+      return reply
+        .code(status)
+        .headers({ 'content-security-policy': unavailablePagePolicy, 'cache-control': 'no-store', vary: 'accept' })
+        .type('text/html; charset=utf-8')
+        .send(renderUnavailablePage(client.service, status, error.message));
+    }
     void reply.code(answer.status).headers(replyHeaders(answer.headers)).header('x-served-by', answer.instance.id);
     route.cors?.decorate(request, reply);
     return reply.send(answer.body);
