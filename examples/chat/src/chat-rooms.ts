@@ -1,4 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify';
+import { systemClock, type Clock } from '@trellis/core';
+import { TokenBucket } from '@trellis/resilience';
 import { WebSocket } from 'ws';
 import { z } from 'zod';
 import type { ChatMessage, ChatStore } from './chat-store.js';
@@ -41,6 +43,9 @@ export interface ChatRoomsOptions {
   readonly maxSockets?: number;
   /** Distinct `@names` of one message that are looked up and mailed; default 5. */
   readonly maxMentions?: number;
+  /** Messages one socket may send per second, on average; default 5, in bursts of up to 10. */
+  readonly messagesPerSecond?: number;
+  readonly clock?: Clock;
 }
 
 const mention = /(?:^|[^a-z0-9_-])@([a-z0-9_-]{3,32})(?![a-z0-9_-])/g;
@@ -52,6 +57,8 @@ const mention = /(?:^|[^a-z0-9_-])@([a-z0-9_-]{3,32})(?![a-z0-9_-])/g;
  */
 export class ChatRooms {
   readonly #rooms = new Map<string, Map<WebSocket, ChatUser>>();
+  readonly #clock: Clock;
+  readonly #messagesPerSecond: number;
   readonly #store: ChatStore;
   readonly #users: UsersClient;
   readonly #mail: MailClient;
@@ -73,6 +80,8 @@ export class ChatRooms {
     this.#maxPerRoom = options.maxSocketsPerRoom ?? 100;
     this.#max = options.maxSockets ?? 1_000;
     this.#maxMentions = options.maxMentions ?? 5;
+    this.#messagesPerSecond = options.messagesPerSecond ?? 5;
+    this.#clock = options.clock ?? systemClock;
   }
 
   /** Sockets open now, all rooms together. */
@@ -110,7 +119,20 @@ export class ChatRooms {
     }
     members.set(socket, user);
     this.#sockets++;
-    socket.on('message', (data, isBinary) => this.#received(socket, room, user, data, isBinary));
+    // Per socket: one client flooding a room slows only itself.
+    const bucket = new TokenBucket({
+      ratePerSecond: this.#messagesPerSecond,
+      burst: this.#messagesPerSecond * 2,
+      clock: this.#clock,
+    });
+    socket.on('message', (data, isBinary) => {
+      const decision = bucket.tryAcquire();
+      if (decision.granted) return this.#received(socket, room, user, data, isBinary);
+      send(socket, {
+        type: 'error',
+        message: `too many messages; wait ${Math.ceil((decision.retryAfterMs ?? 1_000) / 1_000)} s`,
+      });
+    });
     socket.once('close', () => this.#left(socket, room));
     this.#broadcast(room, { type: 'presence', room, users: this.presence(room) });
   }

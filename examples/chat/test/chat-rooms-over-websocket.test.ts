@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { WebSocket } from 'ws';
 import type { TrellisApp } from '@trellis/app';
+import { ManualClock } from '@trellis/core';
 import { RegistryServer } from '@trellis/registry-server';
 import { mailApp } from '../../mail/src/mail-app.js';
 import { usersApp } from '../../users/src/users-app.js';
@@ -181,6 +182,23 @@ describe('chat: rooms over a real WebSocket, history, presence, mentions mailed'
     await connect(chat, 'general', { id: '2', name: 'ada' });
     const late = await connect(chat, 'general', { id: '3', name: 'bob' });
     expect(await late.closed).toEqual({ code: 1013, reason: 'the room is full; try again later' });
+  });
+
+  it('answers messages beyond the socket’s rate with an error frame, and takes them again once it refills', async () => {
+    const clock = new ManualClock();
+    const chat = await start(
+      chatApp({ ...common(), databaseFile: path.join(dir, 'chat.sqlite'), rooms: { messagesPerSecond: 1, clock } }),
+    );
+    const ada = await connect(chat, 'general', { id: '2', name: 'ada' });
+    for (const text of ['one', 'two', 'three']) ada.send({ type: 'message', text });
+    expect(await ada.next('message')).toMatchObject({ text: 'one' });
+    expect(await ada.next('message')).toMatchObject({ text: 'two' });
+    expect(await ada.next('error')).toEqual({ type: 'error', message: 'too many messages; wait 1 s' });
+    clock.advance(1_000);
+    ada.send({ type: 'message', text: 'four' });
+    expect(await ada.next('message')).toMatchObject({ text: 'four' });
+    const history = await json(`${chat}/rooms/general/messages`);
+    expect((history.body.messages as Array<{ text: string }>).map((m) => m.text)).toEqual(['one', 'two', 'four']);
   });
 
   it('mails a mentioned user who is not in the room, through users and mail', async () => {

@@ -1,6 +1,19 @@
 import { inject } from 'inversify';
 import { z } from 'zod';
-import { AppTokens, Body, Controller, Delete, Get, HttpError, Param, Post, TrellisApp } from '@trellis/app';
+import {
+  AppTokens,
+  Body,
+  Bulkhead,
+  Controller,
+  Delete,
+  Get,
+  HttpError,
+  Param,
+  Post,
+  RateLimit,
+  TrellisApp,
+} from '@trellis/app';
+import { passwordRate, passwordWork } from './users-controller.js';
 import { verifyPassword } from './passwords.js';
 import { UsersStore, type Session } from './users-store.js';
 
@@ -20,6 +33,8 @@ export class SessionsController {
 
   /** Sign in: 201 with a new token; 401 for a wrong name or password (which one is not said). */
   @Post()
+  @RateLimit(passwordRate)
+  @Bulkhead(passwordWork)
   async open(@Body(signIn) body: z.infer<typeof signIn>): Promise<Session & { servedBy: string | undefined }> {
     const account = this.store.credentials(body.name);
     // Verified even for an unknown name, so that the time taken does not tell which names exist.

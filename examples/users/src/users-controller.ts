@@ -1,6 +1,21 @@
 import { inject } from 'inversify';
 import { z } from 'zod';
-import { AppTokens, Body, Controller, Get, Header, HttpError, Param, Post, Put, Query, TrellisApp } from '@trellis/app';
+import type { FastifyRequest } from 'fastify';
+import {
+  AppTokens,
+  Body,
+  Bulkhead,
+  Controller,
+  Get,
+  Header,
+  HttpError,
+  Param,
+  Post,
+  Put,
+  Query,
+  RateLimit,
+  TrellisApp,
+} from '@trellis/app';
 import { hashPassword } from './passwords.js';
 import { UsersStore, type Profile, type User } from './users-store.js';
 
@@ -16,6 +31,21 @@ const userId = z.string().regex(/^\d{1,15}$/, 'must be a user id (digits)');
 // Behind the gateway, set from the session; absent when nobody is signed in.
 const signedInId = userId.optional();
 const names = z.union([userName, z.array(userName).max(20, 'at most 20 names at once')]).optional();
+
+/**
+ * A password costs 32 MiB and some 50 ms of a libuv thread to hash: per client (behind the
+ * gateway, its `x-forwarded-for`), a few attempts a second; at most 4 at once per instance, as
+ * many as libuv has threads, and 16 waiting (503 beyond, so the caller tries another instance).
+ */
+export const passwordRate = {
+  ratePerSecond: 5,
+  burst: 20,
+  key: (request: FastifyRequest): string => {
+    const forwarded = request.headers['x-forwarded-for'];
+    return (typeof forwarded === 'string' ? forwarded.split(',')[0]?.trim() : undefined) || request.ip;
+  },
+};
+export const passwordWork = { maxConcurrent: 4, maxQueue: 16, queueTimeoutMs: 2_000 };
 
 /** What every answer carries: the instance that served it, to see load balancing from outside. */
 type Served<T> = T & { readonly servedBy: string | undefined };
@@ -33,6 +63,8 @@ export class UsersController {
 
   /** Sign up: 201 with the new user; a name taken is a 400 naming `body.name`. */
   @Post()
+  @RateLimit(passwordRate)
+  @Bulkhead(passwordWork)
   async signUp(@Body(signUp) body: z.infer<typeof signUp>): Promise<Served<{ user: User }>> {
     // Checked before the slow hash, and again by the insert (another instance may take it meanwhile).
     if (this.store.byName(body.name) !== undefined) throw nameTaken(body.name);

@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { TrellisApp } from '@trellis/app';
+import { ManualClock } from '@trellis/core';
 import { RegistryServer } from '@trellis/registry-server';
 import { usersApp, type UsersAppOptions } from '../src/users-app.js';
 
@@ -130,6 +131,27 @@ describe('users: sign up, sign in, sessions, profiles', () => {
       status: 400,
       body: { field: 'body.bio' },
     });
+  });
+
+  it('limits sign-in attempts per client (x-forwarded-for behind the gateway) with 429 and Retry-After', async () => {
+    const clock = new ManualClock();
+    const url = await start({ clock });
+    const attempt = (client: string) =>
+      fetch(`${url}/sessions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-forwarded-for': client },
+        body: JSON.stringify({ name: 'nobody', password: 'guessing' }),
+      });
+    const statuses: number[] = [];
+    for (let i = 0; i < 21; i++) statuses.push((await attempt('203.0.113.7')).status);
+    // A burst of 20, then refused until the bucket refills (5 a second).
+    expect(statuses).toEqual([...Array<number>(20).fill(401), 429]);
+    const limited = await attempt('203.0.113.7');
+    expect([limited.status, limited.headers.get('retry-after')]).toEqual([429, '1']);
+    // Another client is not held back by the first.
+    expect((await attempt('198.51.100.2')).status).toBe(401);
+    clock.advance(1_000);
+    expect((await attempt('203.0.113.7')).status).toBe(401);
   });
 
   it('ends a session at its expiry', async () => {
