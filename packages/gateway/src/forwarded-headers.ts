@@ -85,13 +85,27 @@ export function forwardedHeaders(headers: IncomingHttpHeaders, forwarded: Forwar
 }
 
 /**
- * The reply's headers to pass back, minus hop-by-hop ones and the length, with several
- * set-cookie values (joined with a newline by the raw transport) split again.
+ * The reply's headers to pass back, minus hop-by-hop ones (and those its Connection header
+ * names) and the length (the gateway's own connection sets it, except for a HEAD, whose length
+ * is the instance's), with several set-cookie values (joined with a newline by the raw
+ * transport) split again.
  */
-export function replyHeaders(headers: Readonly<Record<string, string>>): Record<string, string | string[]> {
+export function replyHeaders(
+  headers: Readonly<Record<string, string>>,
+  head = false,
+): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {};
+  const connection = headers.connection;
+  const listed =
+    connection === undefined || connection === 'keep-alive' || connection === 'close'
+      ? undefined
+      : new Set(connection.toLowerCase().split(/\s*,\s*/));
   for (const name in headers) {
-    if (replyDropped.has(name) || name.startsWith('proxy-')) continue;
+    if (name === 'content-length' && head) {
+      out[name] = headers[name] as string;
+      continue;
+    }
+    if (replyDropped.has(name) || name.startsWith('proxy-') || listed?.has(name) === true) continue;
     const value = headers[name] as string;
     out[name] = name === 'set-cookie' && value.includes('\n') ? value.split('\n') : value;
   }

@@ -495,7 +495,10 @@ export class Gateway {
         .type('text/html; charset=utf-8')
         .send(renderUnavailablePage(client.service, status, error.message));
     }
-    void reply.code(answer.status).headers(replyHeaders(answer.headers)).header('x-served-by', answer.instance.id);
+    void reply
+      .code(answer.status)
+      .headers(replyHeaders(answer.headers, request.method === 'HEAD'))
+      .header('x-served-by', answer.instance.id);
     route.cors?.decorate(request, reply);
     return reply.send(answer.body);
   };

@@ -68,9 +68,15 @@ describe('the gateway routes requests to services through their governed clients
   it('sets X-Forwarded-For, -Proto and -Host, and drops hop-by-hop headers both ways', async () => {
     await system.service('users', (app) => {
       app.http.get('/hop', async (request, reply) =>
-        reply.header('keep-alive', 'timeout=5').header('proxy-authenticate', 'Basic').header('x-kept', 'yes').send({
-          headers: request.headers,
-        }),
+        reply
+          .header('connection', 'x-hop')
+          .header('x-hop', 'named by Connection')
+          .header('keep-alive', 'timeout=5')
+          .header('proxy-authenticate', 'Basic')
+          .header('x-kept', 'yes')
+          .send({
+            headers: request.headers,
+          }),
       );
     });
     const { url } = await system.gateway({ routes: [{ match: { pathPrefix: '/' }, service: 'users' }] });
@@ -84,6 +90,7 @@ describe('the gateway routes requests to services through their governed clients
     });
     expect(answer.headers.get('x-kept')).toBe('yes');
     expect(answer.headers.get('proxy-authenticate')).toBeNull();
+    expect(answer.headers.get('x-hop')).toBeNull();
     expect(answer.headers.get('keep-alive')).not.toBe('timeout=5');
     const { headers } = (await answer.json()) as { headers: Record<string, string> };
     expect(headers['x-forwarded-for']).toBe('203.0.113.9, 127.0.0.1');
@@ -112,6 +119,9 @@ describe('the gateway routes requests to services through their governed clients
     expect(page.headers.get('content-type')).toBe('text/html; charset=utf-8');
     expect(page.headers.getSetCookie()).toEqual(['a=1; Expires=Wed, 21 Oct 2026 07:28:00 GMT', 'b=2']);
     expect(await page.text()).toBe(html);
+    // A HEAD keeps the instance's length, though no body comes.
+    const head = await fetch(`${url}/`, { method: 'HEAD' });
+    expect(head.headers.get('content-length')).toBe(String(Buffer.byteLength(html)));
     const posted = await fetch(`${url}/echo`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
