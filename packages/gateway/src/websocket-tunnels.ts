@@ -162,7 +162,7 @@ export class WebSocketTunnels {
       served.span.setAttribute('trellis.instance', instance.id);
       let upstream: net.Socket;
       try {
-        upstream = await connectTo(instance);
+        upstream = await connectTo(instance, route.config.attemptTimeoutMs ?? defaultConnectTimeoutMs);
       } catch (error) {
         const connectionError = new ConnectionError(client.service, instance.id, false, error);
         if (attempt >= maxConnectAttempts) throw connectionError;
@@ -217,12 +217,23 @@ export class WebSocketTunnels {
   }
 }
 
-function connectTo(instance: ServiceInstance): Promise<net.Socket> {
+/** How long an upgrade waits for the instance to accept the connection, for a route without `attemptTimeoutMs`. */
+const defaultConnectTimeoutMs = 10_000;
+
+// Bounded: an instance that never accepts (a black-holed address) fails the attempt after `timeoutMs`.
+function connectTo(instance: ServiceInstance, timeoutMs: number): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
     const upstream = net.connect({ host: instance.address, port: instance.port });
-    const failed = (error: Error): void => reject(error);
+    const failed = (error: Error): void => {
+      clearTimeout(timer);
+      upstream.destroy();
+      reject(error);
+    };
+    const timer = setTimeout(() => failed(new Error(`no connection within ${timeoutMs} ms`)), timeoutMs);
+    timer.unref();
     upstream.once('error', failed);
     upstream.once('connect', () => {
+      clearTimeout(timer);
       upstream.off('error', failed);
       resolve(upstream);
     });

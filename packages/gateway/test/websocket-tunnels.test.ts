@@ -91,6 +91,23 @@ describe('WebSocket pass-through', () => {
     await expect(open(`${ws}/api/chat/b`)).rejects.toThrow('upgrade refused with 503');
   });
 
+  it('tries another instance when the one picked refuses the connection', async () => {
+    const dead = await system.service('chat', wsEcho);
+    const live = await system.service('chat', wsEcho);
+    const { url } = await system.gateway({
+      routes: [{ match: { pathPrefix: '/' }, service: 'chat', websocket: true, strategy: 'round-robin' }],
+    });
+    // Still registered, no longer listening: as a process that died a moment ago.
+    await new Promise<void>((resolve) => {
+      dead.http.server.close(() => resolve());
+      dead.http.server.closeAllConnections();
+    });
+    for (let i = 0; i < 2; i++) {
+      const socket = await open(url.replace('http', 'ws'));
+      expect((JSON.parse(await socket.next()) as { instance: string }).instance).toBe(live.instance?.id);
+    }
+  });
+
   it('applies the route rate limit to upgrades: 429 beyond it', async () => {
     await system.service('chat', wsEcho);
     const { url } = await system.gateway({
