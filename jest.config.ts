@@ -9,6 +9,7 @@ const config: Config = {
   testEnvironment: 'node',
   testMatch: ['<rootDir>/packages/*/test/**/*.test.ts', '<rootDir>/examples/*/test/**/*.test.ts'],
   moduleNameMapper: {
+    '^@trellis/example-common$': '<rootDir>/examples/common/src/index.ts',
     '^@trellis/([a-z-]+)$': '<rootDir>/packages/$1/src/index.ts',
     '^@trellis/tracing/sdk$': '<rootDir>/packages/tracing/src/sdk/index.ts',
     '^(\\.{1,2}/.*)\\.js$': '$1',

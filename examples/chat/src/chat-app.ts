@@ -3,9 +3,9 @@ import { TrellisApp, type AppOptions } from '@trellis/app';
 import { ChatController } from './chat-controller.js';
 import { ChatRooms, type ChatRoomsOptions } from './chat-rooms.js';
 import { ChatStore, chatSchema } from './chat-store.js';
-import { openDatabase } from './database.js';
+import { openDatabase } from '@trellis/example-common';
 import { MailClient } from './mail-client.js';
-import { servePage } from './page-routes.js';
+import { servePage } from '@trellis/example-common';
 import { UsersClient } from './users-client.js';
 
 export interface ChatAppOptions extends Omit<AppOptions, 'service' | 'controllers' | 'clients'> {
@@ -61,7 +61,7 @@ export function chatApp(options: ChatAppOptions): TrellisApp {
       rooms.join(socket, request.params.room, user);
     });
   });
-  servePage(app);
+  servePage(app, new URL('../public/', import.meta.url));
   app.http.addHook('onClose', async () => void db.close());
   return app;
 }

@@ -1,4 +1,4 @@
-import type { SqliteDatabase } from './database.js';
+import type { SqliteDatabase } from '@trellis/example-common';
 
 /** A chat line as it is stored and broadcast. */
 export interface ChatMessage {

@@ -1,6 +1,6 @@
 import { loadAppOptions } from '@trellis/app';
 import { startTracingFromEnv } from '@trellis/tracing/sdk';
-import { databaseFile, DataDirError } from './database.js';
+import { databaseFile, DataDirError } from '@trellis/example-common';
 import { chatApp } from './chat-app.js';
 
 // Traces go out when OTEL_* variables ask for an exporter (OTEL_EXPORTER_OTLP_ENDPOINT, ...).

@@ -1,9 +1,9 @@
 import { TrellisApp, type AppOptions } from '@trellis/app';
-import { openDatabase } from './database.js';
+import { openDatabase } from '@trellis/example-common';
 import { ForumController } from './forum-controller.js';
 import { ForumStore, forumSchema } from './forum-store.js';
 import { MailClient } from './mail-client.js';
-import { servePage } from './page-routes.js';
+import { servePage } from '@trellis/example-common';
 import { UsersClient } from './users-client.js';
 
 export interface ForumAppOptions extends Omit<AppOptions, 'service' | 'controllers' | 'clients'> {
@@ -38,7 +38,7 @@ export function forumApp(options: ForumAppOptions): TrellisApp {
     if (request.method === 'POST' && reply.statusCode === 200) void reply.code(201);
     return payload;
   });
-  servePage(app);
+  servePage(app, new URL('../public/', import.meta.url));
   app.http.addHook('onClose', async () => void db.close());
   return app;
 }

@@ -1,4 +1,4 @@
-import type { SqliteDatabase } from './database.js';
+import type { SqliteDatabase } from '@trellis/example-common';
 
 export interface Board {
   readonly id: string;

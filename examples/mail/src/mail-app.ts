@@ -1,8 +1,8 @@
 import { TrellisApp, type AppOptions } from '@trellis/app';
-import { openDatabase } from './database.js';
+import { openDatabase } from '@trellis/example-common';
 import { MailboxController, MailController } from './mail-controller.js';
 import { MailStore, mailSchema } from './mail-store.js';
-import { servePage } from './page-routes.js';
+import { servePage } from '@trellis/example-common';
 
 export interface MailAppOptions extends Omit<AppOptions, 'service' | 'controllers'> {
   /** The SQLite file, shared by all instances (see databaseFile). */
@@ -34,7 +34,7 @@ export function mailApp(options: MailAppOptions): TrellisApp {
     }
     return payload;
   });
-  servePage(app);
+  servePage(app, new URL('../public/', import.meta.url));
   app.http.addHook('onClose', async () => void db.close());
   return app;
 }

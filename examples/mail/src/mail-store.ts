@@ -1,4 +1,4 @@
-import type { SqliteDatabase } from './database.js';
+import type { SqliteDatabase } from '@trellis/example-common';
 
 /** A mail as its reader sees it. */
 export interface Mail {

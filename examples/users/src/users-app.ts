@@ -1,5 +1,5 @@
 import { TrellisApp, type AppOptions } from '@trellis/app';
-import { openDatabase } from './database.js';
+import { openDatabase } from '@trellis/example-common';
 import { SessionsController } from './sessions-controller.js';
 import { UsersController } from './users-controller.js';
 import { UsersStore, usersSchema, type UsersStoreOptions } from './users-store.js';

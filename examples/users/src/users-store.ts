@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import type { SqliteDatabase } from './database.js';
+import type { SqliteDatabase } from '@trellis/example-common';
 
 /** A user as other services see one. */
 export interface User {

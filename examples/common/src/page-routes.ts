@@ -13,8 +13,10 @@ const types: Record<string, string> = {
  * Serves the service's web page: `GET /` is `public/index.html`, with the instance's id where
  * it says `__SERVED_BY__` (so the page shows which instance served it), and `GET /<file>` the
  * other files of `public/`. Read once, at start; behind the gateway the page is at `/<service>/`.
+ * @example
+ * servePage(app, new URL('../public/', import.meta.url));
  */
-export function servePage(app: TrellisApp, folder: URL = new URL('../public/', import.meta.url)): void {
+export function servePage(app: TrellisApp, folder: URL): void {
   const dir = fileURLToPath(folder);
   const files = new Map(
     readdirSync(dir)
