@@ -1,0 +1,169 @@
+import { readFileSync } from 'node:fs';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { registryAddress, registryToken } from './address.js';
+import { instances } from './commands/instances.js';
+import { services } from './commands/services.js';
+import { Context, type Globals } from './context.js';
+import { exitCodes, failureOf, oneLine } from './failure.js';
+import type { RunIo } from './io.js';
+
+/** Milliseconds a request to the registry may take unless `--timeout` says otherwise. */
+export const defaultTimeoutMs = 10_000;
+
+const version = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string })
+  .version;
+
+interface GlobalFlags {
+  readonly registry?: string;
+  readonly token?: string;
+  readonly json?: boolean;
+  readonly timeout: number;
+}
+
+/** A positive whole number of something, for commander. */
+export function positiveInteger(what: string): (value: string) => number {
+  return (value) => {
+    const n = Number(value);
+    if (!/^\d+$/.test(value) || !Number.isSafeInteger(n) || n < 1) {
+      throw new InvalidArgumentError(`must be a positive whole number of ${what}.`);
+    }
+    return n;
+  };
+}
+
+// The command whose parsing failed, for the line that says what it needs.
+const failedIn = new WeakMap<CommanderError, Command>();
+
+/** The command that runs an action: it gets the context of the global flags, made and closed around it. */
+type Action = (context: Context, ...args: never[]) => Promise<void>;
+
+function program(io: RunIo, act: (command: Command, action: Action, args: unknown[]) => Promise<void>): Command {
+  const root = new Command('trellis')
+    .description('Looks at and changes a Trellis system through its registry (the Trellis registry server or Consul).')
+    .version(version, '-V, --version')
+    .addOption(new Option('--registry <url>', 'the registry (default $CONSUL_HTTP_ADDR, else http://127.0.0.1:8500)'))
+    .addOption(new Option('--token <secret>', 'ACL token, sent as X-Consul-Token (default $CONSUL_HTTP_TOKEN)'))
+    .addOption(new Option('--json', 'print machine-readable JSON on standard output'))
+    .addOption(
+      new Option('--timeout <ms>', 'give up on a request to the registry after this many milliseconds')
+        .argParser(positiveInteger('milliseconds'))
+        .default(defaultTimeoutMs),
+    )
+    .showSuggestionAfterError(true);
+
+  // Every action goes through `act`, which resolves the globals and maps failures to exit codes.
+  const bind =
+    (action: Action) =>
+    (...args: unknown[]): Promise<void> => {
+      const command = args[args.length - 1] as Command;
+      return act(command, action, args.slice(0, -2));
+    };
+
+  root
+    .command('services')
+    .description('list the registered services, their tags and how many instances are healthy')
+    .action(bind(services));
+  root
+    .command('instances')
+    .description("list a service's instances: address, health, version, zone")
+    .argument('<service>', 'the service name')
+    .action(bind(instances));
+
+  // Commander writes through these; a failure becomes one line of ours instead (see run).
+  const configure = (command: Command): void => {
+    command
+      .exitOverride((error) => {
+        failedIn.set(error, command);
+        throw error;
+      })
+      .configureOutput({
+        writeOut: (text) => void io.stdout.write(text),
+        writeErr: () => undefined,
+        outputError: () => undefined,
+      });
+    for (const sub of command.commands) configure(sub);
+  };
+  configure(root);
+  return root;
+}
+
+function globalsOf(command: Command, env: Readonly<Record<string, string | undefined>>): Globals {
+  const flags = command.optsWithGlobals<GlobalFlags>();
+  return {
+    registry: registryAddress(flags.registry, env),
+    token: registryToken(flags.token, env),
+    json: flags.json === true,
+    timeoutMs: flags.timeout,
+  };
+}
+
+/**
+ * Runs the `trellis` command line `argv` (without `node` and the script) with the given
+ * streams and environment, and answers the exit code: 0 done, 1 the operation failed (the
+ * registry unreachable, not found, a conflict), 2 bad usage or invalid input (nothing written).
+ * A failure is one line on `io.stderr`, `trellis: <what failed and what to do>`.
+ *
+ * @example
+ * const code = await run(['services', '--registry', 'http://127.0.0.1:8500'], {
+ *   stdout: process.stdout,
+ *   stderr: process.stderr,
+ *   env: process.env,
+ * });
+ */
+export async function run(argv: readonly string[], io: RunIo): Promise<number> {
+  const env = io.env ?? {};
+  let code: number = exitCodes.ok;
+  let registry = '';
+  const fail = (error: unknown): void => {
+    const failure = failureOf(error, registry);
+    io.stderr.write(`trellis: ${failure.line}\n`);
+    code = failure.code;
+  };
+  const root = program(io, async (command, action, args) => {
+    let context: Context | undefined;
+    try {
+      const globals = globalsOf(command, env);
+      registry = globals.registry;
+      context = new Context(globals, io);
+      await (action as (context: Context, ...args: unknown[]) => Promise<void>)(context, ...args);
+    } catch (error) {
+      fail(error);
+    } finally {
+      await context?.close();
+    }
+  });
+  try {
+    await root.parseAsync([...argv], { from: 'user' });
+  } catch (error) {
+    if (!(error instanceof CommanderError)) {
+      fail(error);
+      return code;
+    }
+    // --help and --version: printed on standard output.
+    if (error.exitCode === 0) return exitCodes.ok;
+    io.stderr.write(`trellis: ${usageLine(error, root)}\n`);
+    return exitCodes.usage;
+  }
+  return code;
+}
+
+// Commander's complaint, as one line that says what to do.
+function usageLine(error: CommanderError, root: Command): string {
+  if (error.code === 'commander.help') {
+    // A group called without its command (`trellis`, `trellis rules`): commander would print the help.
+    const group = failedIn.get(error) ?? root;
+    const names = group.commands.map((c) => c.name()).join(', ');
+    const path = commandPath(group);
+    return `${path} needs a command: ${names} (\`${path} --help\` says more)`;
+  }
+  const message = oneLine(
+    error.message.replace(/^error: /, '').replace(/\s*\(Did you mean (.*)\?\)\s*$/, '; did you mean $1?'),
+  );
+  return `${message} (\`trellis --help\` lists the commands and flags)`;
+}
+
+function commandPath(command: Command): string {
+  const names: string[] = [];
+  for (let c: Command | null = command; c !== null; c = c.parent) names.unshift(c.name());
+  return names.join(' ');
+}
