@@ -14,8 +14,13 @@ const idempotentMethods = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DE
  * const users = new ServiceClient({ service: 'users', discovery, retry: false }); // failover only
  */
 export function failover(options: { readonly maxAttempts?: number } = {}): Stage {
-  const maxAttempts = options.maxAttempts ?? 3;
-  const filter: Filter = async (call, context, next) => {
+  const filter = failoverFilter(options.maxAttempts ?? 3);
+  return { name: 'retry', role: 'retry', level: 'call', make: () => filter };
+}
+
+/** The filter of {@link failover}. */
+export function failoverFilter(maxAttempts: number): Filter {
+  return async (call, context, next) => {
     let current = context;
     for (let attempt = 1; ; attempt++) {
       try {
@@ -37,5 +42,4 @@ export function failover(options: { readonly maxAttempts?: number } = {}): Stage
       }
     }
   };
-  return { name: 'retry', role: 'retry', level: 'call', make: () => filter };
 }

@@ -16,7 +16,7 @@ import {
   type Stage,
   type StageEnv,
 } from '@trellis/core';
-import { compileCallMatch, type CallMatch, type CallMatcher } from '@trellis/loadbalancer';
+import { callMatchSchema, compileCallMatch, type CallMatch, type CallMatcher } from '@trellis/loadbalancer';
 import { z } from 'zod';
 
 /** Delay a share of the matched calls. */
@@ -64,6 +64,14 @@ export interface FaultInjectorOptions {
   readonly clock?: Clock;
   /** A number in [0, 1) deciding which calls are hit; default the stack's random source. */
   readonly random?: () => number;
+}
+
+/** What fault rules would do to one attempt (a dry run's sample). */
+export interface FaultDecision {
+  /** The rule that matched: its name or "faults[i]". */
+  readonly rule: string;
+  readonly delay: boolean;
+  readonly abort: boolean;
 }
 
 interface CompiledRule {
@@ -146,8 +154,8 @@ export class FaultInjector implements Stage {
     this.#table = this.#compile(rules);
   }
 
-  /** The per-attempt filter that injects the faults, for a stack of your own. */
-  readonly filter: Filter = async (call, context, next) => {
+  /** The per-attempt filter that injects the faults, for a stack of your own. With no rules it only passes attempts on. */
+  readonly filter: Filter = (call, context, next) => {
     const compiled = this.#table.compiled;
     const instance = context.instance;
     if (compiled.length === 0 || instance === undefined) return next(call, context);
@@ -157,6 +165,37 @@ export class FaultInjector implements Stage {
     }
     return next(call, context);
   };
+
+  /**
+   * The name of the first rule matching `call` (or "faults[i]"), without drawing anything; for
+   * a dry run's report.
+   * @internal
+   */
+  matching(call: Call): string | undefined {
+    const compiled = this.#table.compiled;
+    for (let i = 0; i < compiled.length; i++) {
+      const rule = compiled[i] as CompiledRule;
+      if (rule.matches(call)) return rule.name;
+    }
+    return undefined;
+  }
+
+  /**
+   * What these rules would do to `call`, drawn from `random` and never applied: the rule
+   * matching it and whether it would delay and abort; undefined when no rule matches.
+   * @internal
+   */
+  decide(call: Call, random: () => number): FaultDecision | undefined {
+    const compiled = this.#table.compiled;
+    for (let i = 0; i < compiled.length; i++) {
+      const rule = compiled[i] as CompiledRule;
+      if (!rule.matches(call)) continue;
+      const delay = rule.delayShare > 0 && random() < rule.delayShare;
+      const abort = rule.abortShare > 0 && random() < rule.abortShare;
+      return { rule: rule.name, delay, abort };
+    }
+    return undefined;
+  }
 
   async #inject(
     rule: CompiledRule,
@@ -250,6 +289,16 @@ const ruleSchema = z
 
 const rulesSchema = z
   .array(ruleSchema, { error: 'must be a list of fault rules' })
+  .max(maxRules, `at most ${maxRules} rules`);
+
+/**
+ * The zod schema of a list of {@link FaultRule}s, matches included (with the routing rules'
+ * call-match schema), for rules arriving as data inside a larger document.
+ */
+export const faultRulesSchema = z
+  .array(ruleSchema.and(z.object({ match: callMatchSchema.optional() })), {
+    error: 'must be a list of fault rules',
+  })
   .max(maxRules, `at most ${maxRules} rules`);
 
 /**

@@ -1,9 +1,12 @@
 export { AxiosTransport } from './axios-transport.js';
 export type { AxiosTransportOptions } from './axios-transport.js';
+export { clientRulesSchema, parseClientRules } from './client-rules.js';
+export type { BreakerRules, ClientRules, HedgingRules, RetryBudgetRules, RetryRules } from './client-rules.js';
 export { createTransport } from './create-transport.js';
 export type { TransportName, TransportTarget } from './create-transport.js';
 export { failover } from './failover.js';
-export { FaultInjector, parseFaultRules } from './fault-injection.js';
+export type { DryRunStatus } from './dry-run.js';
+export { faultRulesSchema, FaultInjector, parseFaultRules } from './fault-injection.js';
 export type { AbortFault, DelayFault, FaultInjectorOptions, FaultRule } from './fault-injection.js';
 export { inboundScope, timeoutHeader } from './inbound-scope.js';
 export type { InboundScope } from './inbound-scope.js';

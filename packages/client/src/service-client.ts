@@ -20,25 +20,33 @@ import {
   type TelemetryEvent,
 } from '@trellis/core';
 import {
+  checkRetryBudgetOptions,
   CircuitBreakerRegistry,
-  deadline,
+  Deadline,
   Hedging,
   instanceCircuitBreaker,
   Retry,
+  RetryBudget,
   Timeout,
+  type HedgingLimits,
   type HedgingOptions,
+  type RetryLimits,
   type RetryOptions,
   type SavedCircuitState,
 } from '@trellis/resilience';
 import {
+  createStrategy,
   LoadBalancer,
+  Router,
   type InstanceLoad,
   type RoutingRules,
   type Strategy,
   type StrategyName,
 } from '@trellis/loadbalancer';
+import { parseClientRules, type ClientRules, type RetryBudgetRules } from './client-rules.js';
 import { createTransport, type TransportName } from './create-transport.js';
-import { failover } from './failover.js';
+import { DryRun, type DryRunStatus } from './dry-run.js';
+import { failoverFilter } from './failover.js';
 import { FaultInjector, type FaultRule } from './fault-injection.js';
 import { inboundScope, timeoutHeader } from './inbound-scope.js';
 import type { Transport } from './transport.js';
@@ -86,6 +94,11 @@ export interface ServiceClientOptions {
   readonly clock?: Clock;
   /** Uniform in [0, 1): jitter, splits, fault shares; default Math.random. */
   readonly random?: () => number;
+  /**
+   * Uniform in [0, 1) for a dry run's own draws (the candidate's splits and fault shares), kept
+   * apart from `random` so that a dry run changes no live pick or fault; default Math.random.
+   */
+  readonly dryRunRandom?: () => number;
   /**
    * How a call is sent: a transport, or the name of one to make ("undici": a keep-alive pool
    * per instance, several times faster); default a new `AxiosTransport`. One made by
@@ -181,6 +194,14 @@ export interface ClientStatus {
   readonly faultRules: readonly FaultRule[];
   /** True while the load balancer's last pick had to use ejected instances (every breaker open). */
   readonly panic: boolean;
+  /** The rules applied last ({@link ServiceClient.applyRules}), as validated; undefined while none were (the client's own options). */
+  readonly rules: ClientRules | undefined;
+  /** The version given with the rules applied last. */
+  readonly rulesVersion: number | undefined;
+  /** The version given with the dry run in progress ({@link ServiceClient.dryRun}). */
+  readonly dryRunVersion: number | undefined;
+  /** What the dry run in progress has counted; undefined without one. */
+  readonly dryRun: DryRunStatus | undefined;
   /** The instances asked about, in their order, at most {@link maxDescribedInstances}. */
   readonly instances: readonly ClientInstanceStatus[];
   /** How many of the instances asked about were left out of `instances`. */
@@ -227,14 +248,24 @@ export class ServiceClient {
   /** The names of the stages, outermost first, as built. */
   readonly stages: readonly string[];
   readonly #clock: Clock;
+  readonly #random: () => number;
+  readonly #dryRunRandom: () => number;
+  readonly #caller: string | undefined;
   readonly #transport: Transport;
   readonly #ownsTransport: boolean;
   readonly #ownsBreakers: boolean;
   readonly #stack: Stack;
   readonly #send: Service;
-  readonly #retry: Retry | undefined;
-  readonly #faults: FaultInjector | undefined;
   readonly #source: InstanceSource;
+  /** The stages rules can change: this client's own, still in the stack after its edits. */
+  readonly #own: OwnStages;
+  /** What the client was built with, which a field left out of the rules returns to. */
+  readonly #base: BaseOptions;
+  /** What the "select" stage reads per attempt beyond the strategy: the dry run, when one is set. */
+  readonly #selection: Selection = { dry: undefined };
+  #rules: ClientRules | undefined;
+  #rulesVersion: number | undefined;
+  #breakerRules = false;
 
   constructor(options: ServiceClientOptions) {
     const clock = options.clock ?? systemClock;
@@ -245,15 +276,18 @@ export class ServiceClient {
     this.service = options.service;
     this.#source = options.discovery;
     this.#clock = clock;
+    this.#random = random;
+    this.#dryRunRandom = options.dryRunRandom ?? Math.random;
+    this.#caller = options.caller;
     this.telemetry = options.telemetry ?? new Telemetry();
     this.onEvent = this.telemetry.onEvent;
     this.#ownsBreakers = options.breakers === undefined;
     this.breakers =
       options.breakers === false ? undefined : (options.breakers ?? new CircuitBreakerRegistry({ clock }));
     const given = options.strategy;
-    this.strategy =
+    const balancer =
       given !== undefined && typeof given !== 'string'
-        ? given
+        ? undefined
         : new LoadBalancer({
             clock,
             random,
@@ -262,6 +296,7 @@ export class ServiceClient {
             ...(options.caller === undefined ? {} : { caller: options.caller }),
             ...(this.breakers === undefined ? {} : { health: this.breakers }),
           });
+    this.strategy = balancer ?? (given as Strategy);
     this.#ownsTransport = options.transport === undefined || typeof options.transport === 'string';
     const changes = options.discovery as Partial<InstanceChanges>;
     this.#transport = createTransport(options.transport, {
@@ -269,35 +304,300 @@ export class ServiceClient {
       ...(typeof changes.onChanged === 'function' ? { changes: changes as InstanceChanges } : {}),
     });
 
-    const timeoutMs = options.attemptTimeoutMs ?? 10_000;
+    // Every stage rules may change is built, switched off where the options say so, so that a
+    // rule can switch it on: an idle one costs a field read per call.
+    const retry = new Retry({ clock, random, ...(options.retry === false ? {} : options.retry) });
+    const retryStage = new RetrySwitch(retry, options.retry !== false);
+    const hedgingOptions = options.hedging === undefined || options.hedging === false ? undefined : options.hedging;
+    const hedging = new Hedging({ clock, ...hedgingOptions });
+    if (hedgingOptions === undefined) hedging.update(false);
+    const timeout = new Timeout({ timeoutMs: options.attemptTimeoutMs ?? 10_000, clock });
+    const deadlineStage = new Deadline(options.deadlineMs === undefined ? {} : { timeoutMs: options.deadlineMs });
     const faults = options.faults;
+    const injector =
+      faults instanceof FaultInjector
+        ? faults
+        : new FaultInjector({
+            rules: faults ?? [],
+            ...(options.caller === undefined ? {} : { caller: options.caller }),
+          });
+    const breakerStage =
+      this.breakers === undefined ? off('breaker', 'breaker', 'attempt') : instanceCircuitBreaker(this.breakers);
     const stack = new Stack([
       ...(options.filters ?? []).map((f, i) => (typeof f === 'function' ? filterStage(`filter-${i}`, f) : f)),
-      deadline(options.deadlineMs === undefined ? {} : { timeoutMs: options.deadlineMs }),
+      deadlineStage,
       // Retry covers what failover does, within its budget; failover alone when retries are off.
-      options.retry === false ? failover() : new Retry({ clock, random, ...options.retry }),
-      options.hedging === undefined || options.hedging === false
-        ? off('hedging', 'hedging', 'call')
-        : new Hedging({ clock, ...options.hedging }),
-      selectStage(options.discovery, this.strategy),
-      this.breakers === undefined ? off('breaker', 'breaker', 'attempt') : instanceCircuitBreaker(this.breakers),
-      timeoutMs === false ? off('attempt-timeout', 'timeout', 'attempt') : new Timeout({ timeoutMs, clock }),
-      faults === undefined
-        ? off('fault-injection', 'fault-injection', 'attempt')
-        : faults instanceof FaultInjector
-          ? faults
-          : new FaultInjector({ rules: faults, ...(options.caller === undefined ? {} : { caller: options.caller }) }),
+      retryStage,
+      hedging,
+      selectStage(options.discovery, this.strategy, this.#selection),
+      breakerStage,
+      timeout,
+      injector,
       transportStage(this.#transport),
     ]);
     options.stack?.(stack);
-    // After the edits: what describe() reports is what runs.
-    const retry = stack.find('retry');
-    this.#retry = retry instanceof Retry ? retry : undefined;
-    const injector = stack.find('fault-injection');
-    this.#faults = injector instanceof FaultInjector ? injector : undefined;
+    // After the edits: what describe() reports and rules change is what runs.
+    const kept = <T extends Stage>(stage: T): T | undefined => (stack.find(stage.name) === stage ? stage : undefined);
+    this.#own = {
+      balancer,
+      retry: kept(retryStage),
+      hedging: kept(hedging),
+      timeout: kept(timeout),
+      deadline: kept(deadlineStage),
+      faults: kept(injector),
+      breaker: this.breakers !== undefined && kept(breakerStage) !== undefined,
+      otherRetry: (() => {
+        const found = stack.find('retry');
+        return found instanceof Retry ? found : undefined;
+      })(),
+    };
+    this.#base = {
+      strategy: balancer?.strategy,
+      routing: balancer?.rules ?? {},
+      retryOn: options.retry !== false,
+      retry: options.retry === false || options.retry === undefined ? {} : limitsOf(options.retry),
+      retryBudget: retry.budget,
+      attemptTimeoutMs: timeout.timeoutMs,
+      deadlineMs: deadlineStage.timeoutMs,
+      hedging: hedgingOptions === undefined ? false : hedgingLimitsOf(hedgingOptions),
+      hedgingBudget: hedging.budget,
+      faults: injector.rules,
+    };
     this.#stack = stack;
     this.stages = stack.names;
     this.#send = stack.build({ service: this.service, clock, random, telemetry: this.telemetry });
+  }
+
+  /**
+   * Applies governance rules to the running stack now, all or nothing: from the next call on,
+   * the load balancer picks by `strategy` and routes by `routing` (ejected instances stay
+   * ejected), and the retry, hedging, attempt-timeout, deadline, breaker and fault-injection
+   * stages run on the rules' numbers. Rules are an overlay on the client's options: a field left
+   * out returns to what the client was built with (`applyRules({})` restores it). Calls in
+   * flight are neither dropped nor failed: each finishes on the policy it started with. Applying
+   * the same rules again keeps what the stages have learnt (budgets, latencies, breaker counts).
+   *
+   * @param version the rules' version (from the rules store), reported by {@link describe} and in the `rules-applied` event.
+   * @throws ConfigError naming the field, and nothing changes: an invalid field (its dotted
+   *   path, e.g. "retry.budget.retryShare"), or one this client cannot apply: `strategy` or
+   *   `routing` when it was given a strategy object, `breaker` with `breakers: false`, or
+   *   `retry`, `hedging`, `attemptTimeoutMs`, `deadlineMs`, `faults` when a stack edit removed or
+   *   replaced that stage.
+   * @example
+   * users.applyRules({ retry: { maxAttempts: 1 }, attemptTimeoutMs: 500 }, 8);
+   * users.applyRules({}); // back to the code's options
+   */
+  applyRules(rules: ClientRules, version?: number): void {
+    const valid = parseClientRules(rules);
+    checkVersion(version);
+    this.#plan(valid)();
+    this.#rules = valid;
+    this.#rulesVersion = version;
+    if (this.telemetry.enabled) {
+      this.telemetry.emit({
+        type: 'rules-applied',
+        service: this.service,
+        version,
+        fields: ruleFields.filter((field) => valid[field] !== undefined),
+      });
+    }
+  }
+
+  /**
+   * Evaluates candidate rules beside the live ones on every attempt from now on, changing
+   * nothing about any call (same instance, same timing, same reply): the candidate's routing
+   * (the route it would take, and whether the instance picked live is outside its destination:
+   * "would route elsewhere") and its faults (whether it would delay or abort the attempt, drawn
+   * from `dryRunRandom`, never applied). Each reroute and fault is a `dry-run` telemetry event;
+   * {@link describe} counts them. A new candidate replaces the one in progress (counts start
+   * again); `undefined` stops the dry run. Without one, it costs nothing.
+   *
+   * @throws ConfigError as {@link applyRules} would for these rules; the dry run in progress stays.
+   * @example
+   * users.dryRun({ routing: { default: { to: { version: 'v2' } } } }, 9);
+   * const { dryRun } = users.describe(); // dryRun?.routedElsewhere: calls v2 would have taken elsewhere
+   * users.dryRun(undefined);
+   */
+  dryRun(rules: ClientRules | undefined, version?: number): void {
+    if (rules === undefined) {
+      this.#selection.dry = undefined;
+      return;
+    }
+    const valid = parseClientRules(rules);
+    checkVersion(version);
+    this.#plan(valid);
+    const caller = this.#caller === undefined ? {} : { caller: this.#caller };
+    this.#selection.dry = new DryRun({
+      service: this.service,
+      version,
+      router:
+        this.#own.balancer === undefined
+          ? undefined
+          : new Router(valid.routing ?? this.#base.routing, { ...caller, random: this.#dryRunRandom }),
+      faults:
+        this.#own.faults === undefined
+          ? undefined
+          : new FaultInjector({ rules: valid.faults ?? this.#base.faults, ...caller }),
+      live: this.#own.faults,
+      random: this.#dryRunRandom,
+      telemetry: this.telemetry,
+    });
+  }
+
+  // Checks everything these rules ask of the stack, changing nothing, and returns what applies
+  // them; that can only fail on the breakers' combined thresholds, checked before anything changes.
+  #plan(rules: ClientRules): () => void {
+    const own = this.#own;
+    const base = this.#base;
+    const steps: Array<() => void> = [];
+    const unsupported = (field: keyof ClientRules, why: string): ConfigError =>
+      new ConfigError(field, `this client cannot apply it: ${why}`);
+
+    const balancer = own.balancer;
+    if (balancer === undefined) {
+      const why = 'it was given a strategy object, and rules change only its own load balancer';
+      if (rules.strategy !== undefined) throw unsupported('strategy', why);
+      if (rules.routing !== undefined) throw unsupported('routing', why);
+    } else {
+      const strategy = this.#strategyFor(balancer, rules.strategy);
+      const routing = rules.routing ?? base.routing;
+      // Compiled once here so that the update below cannot fail half-way.
+      new Router(routing, this.#caller === undefined ? {} : { caller: this.#caller });
+      steps.push(() => {
+        if (balancer.strategy !== strategy) balancer.setStrategy(strategy);
+        balancer.update(routing);
+      });
+    }
+
+    const retryStage = own.retry;
+    if (retryStage === undefined) {
+      if (rules.retry !== undefined) throw unsupported('retry', 'a stack edit removed or replaced its "retry" stage');
+    } else {
+      const given = rules.retry;
+      const on = given === undefined ? base.retryOn : given !== false;
+      const limits: RetryLimits = { ...base.retry, ...(given === undefined || given === false ? {} : limitsOf(given)) };
+      const budget =
+        given === undefined || given === false || given.budget === undefined
+          ? base.retryBudget
+          : given.budget === false
+            ? undefined
+            : this.#budgetFor(given.budget, 'retry.budget', base.retryBudget, retryStage.retry.budget);
+      // The combination with the client's own fields, as the constructor checks it.
+      new Retry({ ...limits, budget: false });
+      steps.push(() => {
+        retryStage.retry.update({ ...limits, budget: budget ?? false });
+        retryStage.on = on;
+      });
+    }
+
+    const hedging = own.hedging;
+    if (hedging === undefined) {
+      if (rules.hedging !== undefined)
+        throw unsupported('hedging', 'a stack edit removed or replaced its "hedging" stage');
+    } else {
+      const given = rules.hedging;
+      if (given === false || (given === undefined && base.hedging === false)) {
+        steps.push(() => hedging.update(false));
+      } else {
+        const limits: HedgingLimits = {
+          ...(base.hedging === false ? {} : base.hedging),
+          ...(given === undefined ? {} : hedgingLimitsOf(given)),
+        };
+        const budget =
+          given?.budget === undefined
+            ? base.hedgingBudget
+            : this.#budgetFor(given.budget, 'hedging.budget', base.hedgingBudget, hedging.budget);
+        new Hedging({ ...limits, budget, clock: this.#clock });
+        steps.push(() => hedging.update({ ...limits, budget }));
+      }
+    }
+
+    const timeout = own.timeout;
+    if (timeout === undefined) {
+      if (rules.attemptTimeoutMs !== undefined) {
+        throw unsupported('attemptTimeoutMs', 'a stack edit removed or replaced its "attempt-timeout" stage');
+      }
+    } else {
+      const limit = rules.attemptTimeoutMs ?? base.attemptTimeoutMs;
+      steps.push(() => timeout.update(limit));
+    }
+
+    const deadlineStage = own.deadline;
+    if (deadlineStage === undefined) {
+      if (rules.deadlineMs !== undefined) {
+        throw unsupported('deadlineMs', 'a stack edit removed or replaced its "deadline" stage');
+      }
+    } else {
+      const limit = rules.deadlineMs ?? base.deadlineMs;
+      steps.push(() => deadlineStage.update(limit));
+    }
+
+    const injector = own.faults;
+    if (injector === undefined) {
+      if (rules.faults !== undefined) {
+        throw unsupported('faults', 'a stack edit removed or replaced its "fault-injection" stage');
+      }
+    } else {
+      const faults = rules.faults ?? base.faults;
+      new FaultInjector({ rules: faults, ...(this.#caller === undefined ? {} : { caller: this.#caller }) });
+      steps.push(() => injector.update(faults));
+    }
+
+    const breakers = this.breakers;
+    let first: (() => void) | undefined;
+    if (breakers === undefined || !own.breaker) {
+      if (rules.breaker !== undefined) {
+        throw unsupported(
+          'breaker',
+          'it has no per-instance breakers ("breakers: false", or a stack edit removed its "breaker" stage)',
+        );
+      }
+    } else if (rules.breaker !== undefined || this.#breakerRules) {
+      const thresholds = rules.breaker;
+      // The registry checks the thresholds with its own before it changes anything.
+      first = () => {
+        breakers.configure(this.service, thresholds);
+        this.#breakerRules = thresholds !== undefined;
+      };
+    }
+    return () => {
+      first?.();
+      for (const step of steps) step();
+    };
+  }
+
+  // The strategy the rules name: the client's own when they name it (or none), the one in use
+  // when they name that, else a new one.
+  #strategyFor(balancer: LoadBalancer, name: StrategyName | undefined): Strategy {
+    const built = this.#base.strategy as Strategy;
+    if (name === undefined || name === built.name) return built;
+    if (name === balancer.strategy.name) return balancer.strategy;
+    try {
+      return createStrategy(name, { clock: this.#clock, random: this.#random });
+    } catch (error) {
+      if (ConfigError.is(error)) throw new ConfigError('strategy', error.problem);
+      throw error;
+    }
+  }
+
+  // A budget from the rules' numbers over the client's own budget's; the budget in use when it
+  // has those numbers already, so that applying the same rules again keeps its balance.
+  #budgetFor(
+    given: RetryBudgetRules,
+    field: string,
+    built: RetryBudget | undefined,
+    current: RetryBudget | undefined,
+  ): RetryBudget {
+    const numbers = {
+      ...(built === undefined
+        ? {}
+        : { retryShare: built.retryShare, minRetriesPerSecond: built.minRetriesPerSecond, ttlMs: built.ttlMs }),
+      ...given,
+    };
+    checkRetryBudgetOptions(numbers, field);
+    const budget = new RetryBudget({ ...numbers, clock: this.#clock });
+    for (const known of [built, current]) if (known !== undefined && sameBudget(known, budget)) return known;
+    return budget;
   }
 
   /**
@@ -411,7 +711,8 @@ export class ServiceClient {
   describe(instances: readonly ServiceInstance[] = []): ClientStatus {
     const strategy = this.strategy;
     const balancer = strategy instanceof LoadBalancer ? strategy : undefined;
-    const budget = this.#retry?.budget;
+    const own = this.#own.retry;
+    const budget = own === undefined ? this.#own.otherRetry?.budget : own.on ? own.retry.budget : undefined;
     const shown = instances.length > maxDescribedInstances ? instances.slice(0, maxDescribedInstances) : instances;
     return {
       service: this.service,
@@ -428,8 +729,12 @@ export class ServiceClient {
             },
       routingRules: balancer?.rules,
       lastRoute: balancer?.lastRoute,
-      faultRules: this.#faults?.rules ?? [],
+      faultRules: this.#own.faults?.rules ?? faultRulesOf(this.#stack),
       panic: balancer?.panicking ?? false,
+      rules: this.#rules,
+      rulesVersion: this.#rulesVersion,
+      dryRunVersion: this.#selection.dry?.version,
+      dryRun: this.#selection.dry?.status(),
       instances: shown.map((instance) => ({
         id: instance.id,
         breaker: this.breakers?.find(instance.id)?.toJSON(),
@@ -491,6 +796,112 @@ export class ServiceClient {
   }
 }
 
+/** The stages of a client that rules can change: its own, while a stack edit left them in place. */
+interface OwnStages {
+  /** The load balancer it made (with a strategy name, or none); undefined with a strategy object. */
+  readonly balancer: LoadBalancer | undefined;
+  readonly retry: RetrySwitch | undefined;
+  readonly hedging: Hedging | undefined;
+  readonly timeout: Timeout | undefined;
+  readonly deadline: Deadline | undefined;
+  readonly faults: FaultInjector | undefined;
+  /** True while its per-instance breaker stage runs on {@link ServiceClient.breakers}. */
+  readonly breaker: boolean;
+  /** A Retry put in place of its own by a stack edit, for describe(). */
+  readonly otherRetry: Retry | undefined;
+}
+
+/** What a client was built with, as its stages hold it. */
+interface BaseOptions {
+  readonly strategy: Strategy | undefined;
+  readonly routing: RoutingRules;
+  readonly retryOn: boolean;
+  readonly retry: RetryLimits;
+  readonly retryBudget: RetryBudget | undefined;
+  readonly attemptTimeoutMs: number | false;
+  readonly deadlineMs: number | false;
+  readonly hedging: HedgingLimits | false;
+  readonly hedgingBudget: RetryBudget;
+  readonly faults: readonly FaultRule[];
+}
+
+/** What the "select" stage reads per attempt beside the strategy. */
+interface Selection {
+  dry: DryRun | undefined;
+}
+
+/** The fields of {@link ClientRules}, in the order events list them. */
+const ruleFields = [
+  'strategy',
+  'routing',
+  'retry',
+  'attemptTimeoutMs',
+  'deadlineMs',
+  'hedging',
+  'breaker',
+  'faults',
+] as const satisfies ReadonlyArray<keyof ClientRules>;
+
+/**
+ * The "retry" stage of a client: its {@link Retry}, or failover alone while retries are off
+ * (`retry: false`), switched by rules between calls.
+ */
+class RetrySwitch implements Stage {
+  readonly name = 'retry';
+  readonly role = 'retry';
+  readonly level = 'call';
+  readonly retry: Retry;
+  /** True: the Retry runs; false: failover only. */
+  on: boolean;
+  readonly #failover = failoverFilter(3);
+
+  constructor(retry: Retry, on: boolean) {
+    this.retry = retry;
+    this.on = on;
+  }
+
+  make(env: StageEnv): Filter {
+    const retry = this.retry.make(env);
+    const failover = this.#failover;
+    return (call, context, next) => (this.on ? retry(call, context, next) : failover(call, context, next));
+  }
+}
+
+function limitsOf(options: RetryLimits): RetryLimits {
+  const { maxAttempts, backoffBaseMs, backoffMaxMs } = options;
+  return {
+    ...(maxAttempts === undefined ? {} : { maxAttempts }),
+    ...(backoffBaseMs === undefined ? {} : { backoffBaseMs }),
+    ...(backoffMaxMs === undefined ? {} : { backoffMaxMs }),
+  };
+}
+
+function hedgingLimitsOf(options: HedgingLimits): HedgingLimits {
+  const { delayMs, percentile, minSamples, windowMs } = options;
+  return {
+    ...(delayMs === undefined ? {} : { delayMs }),
+    ...(percentile === undefined ? {} : { percentile }),
+    ...(minSamples === undefined ? {} : { minSamples }),
+    ...(windowMs === undefined ? {} : { windowMs }),
+  };
+}
+
+function sameBudget(a: RetryBudget, b: RetryBudget): boolean {
+  return a.retryShare === b.retryShare && a.minRetriesPerSecond === b.minRetriesPerSecond && a.ttlMs === b.ttlMs;
+}
+
+function checkVersion(version: number | undefined): void {
+  if (version !== undefined && !(Number.isSafeInteger(version) && version >= 0)) {
+    throw new ConfigError('version', `must be a whole number >= 0, got ${version}`);
+  }
+}
+
+// A fault-injection stage put in place of the client's own by a stack edit.
+function faultRulesOf(stack: Stack): readonly FaultRule[] {
+  const found = stack.find('fault-injection');
+  return found instanceof FaultInjector ? found.rules : [];
+}
+
 /** A stage switched off: present by name, so that edits can refer to it, but left out of the chain. */
 function off(name: string, role: Stage['role'], level: Stage['level']): Stage {
   return { name, role, level, make: () => undefined };
@@ -502,13 +913,12 @@ function off(name: string, role: Stage['role'], level: Stage['level']): Stage {
  * the instance into the attempt's context, tells the strategy when the attempt starts and
  * ends, and reports the pick and the attempt to telemetry.
  */
-function selectStage(source: InstanceSource, strategy: Strategy): Stage {
+function selectStage(source: InstanceSource, strategy: Strategy, selection: Selection): Stage {
   return {
     name: 'select',
     role: 'select',
     make(env: StageEnv): Filter {
       const { clock, telemetry } = env;
-      const feedback = strategy.usesFeedback;
       const balancer = strategy instanceof LoadBalancer ? strategy : undefined;
       return async (call, context, next) => {
         const known = await source.instances(call.service);
@@ -517,6 +927,11 @@ function selectStage(source: InstanceSource, strategy: Strategy): Stage {
         const instance = strategy.select(candidates, call);
         if (instance === undefined) throw noInstance(call.service, known, candidates);
         context.instance = instance;
+        const dry = selection.dry;
+        if (dry !== undefined) dry.observe(call, context.attempt, instance, candidates, balancer?.lastRoute);
+        // The strategy that picked hears how its attempt went, even if rules swap it meanwhile.
+        const picker = balancer === undefined ? strategy : balancer.strategy;
+        const feedback = picker.usesFeedback;
         const observed = telemetry.enabled;
         if (!feedback && !observed) return next(call, context);
         if (observed) {
@@ -538,7 +953,7 @@ function selectStage(source: InstanceSource, strategy: Strategy): Stage {
             template: call.template,
           });
         }
-        if (feedback) strategy.attemptStarted(instance);
+        if (feedback) picker.attemptStarted(instance);
         const started = clock.now();
         let reply: Reply | undefined;
         let error: unknown;
@@ -551,7 +966,7 @@ function selectStage(source: InstanceSource, strategy: Strategy): Stage {
         } finally {
           const durationMs = clock.now() - started;
           const failed = reply === undefined || reply.status >= 500;
-          if (feedback) strategy.attemptEnded(instance, durationMs, failed);
+          if (feedback) picker.attemptEnded(instance, durationMs, failed);
           if (telemetry.enabled) {
             telemetry.emit({
               type: 'attempt-ended',

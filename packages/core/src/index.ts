@@ -32,6 +32,9 @@ export type {
   AttemptStarted,
   CircuitState,
   CircuitStateChanged,
+  DryRunEvaluated,
+  DryRunFaulted,
+  DryRunRouted,
   FallbackAnswered,
   FaultInjected,
   HedgeSent,
@@ -39,6 +42,7 @@ export type {
   LimitRejected,
   RetryRefused,
   RetryScheduled,
+  RulesApplied,
   TelemetryEvent,
   TimedOut,
 } from './telemetry.js';

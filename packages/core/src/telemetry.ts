@@ -134,6 +134,62 @@ export interface FallbackAnswered {
   readonly cause: string;
 }
 
+/**
+ * A client took new governance rules (`ServiceClient.applyRules`): its stages run on them from
+ * the next call on (calls in flight finish as they started).
+ */
+export interface RulesApplied {
+  readonly type: 'rules-applied';
+  readonly service: string;
+  /** The rules' version (the rules store's), when given. */
+  readonly version: number | undefined;
+  /** The fields the rules set, in a fixed order, e.g. ["routing", "retry"]; every other field is back to the client's own options. */
+  readonly fields: readonly string[];
+}
+
+/**
+ * A dry run (`ServiceClient.dryRun`): candidate rules, evaluated beside the live ones on an
+ * attempt the live rules sent, would have sent it outside the instances they allow. The
+ * attempt itself went as the live rules said.
+ */
+export interface DryRunRouted {
+  readonly type: 'dry-run';
+  readonly effect: 'route';
+  readonly service: string;
+  /** The candidate's version, when given. */
+  readonly version: number | undefined;
+  readonly attempt: number;
+  /** The instance the live rules picked, outside the candidate's destination. */
+  readonly instance: string;
+  /** The route the live rules took ("default", a route's name or "routes[i]"); undefined when none applied. */
+  readonly live: string | undefined;
+  /** The route the candidate would take; undefined when none of its routes applies and it has no default. */
+  readonly candidate: string | undefined;
+}
+
+/**
+ * A dry run: the candidate's fault rules would have delayed or aborted an attempt (sampled
+ * apart from the live draws, never applied).
+ */
+export interface DryRunFaulted {
+  readonly type: 'dry-run';
+  readonly effect: 'fault';
+  readonly service: string;
+  /** The candidate's version, when given. */
+  readonly version: number | undefined;
+  readonly attempt: number;
+  /** The instance the attempt went to. */
+  readonly instance: string;
+  readonly kind: 'delay' | 'abort';
+  /** The live fault rule matching the attempt (its name or "faults[i]"); undefined when none does. */
+  readonly live: string | undefined;
+  /** The candidate's rule that would have fired (its name or "faults[i]"). */
+  readonly candidate: string;
+}
+
+/** What a dry run would have done to one attempt: switch on `effect`. */
+export type DryRunEvaluated = DryRunRouted | DryRunFaulted;
+
 /** Every decision of a governed call, one union: switch on `type`. */
 export type TelemetryEvent =
   | InstancePicked
@@ -146,7 +202,9 @@ export type TelemetryEvent =
   | CircuitStateChanged
   | FaultInjected
   | LimitRejected
-  | FallbackAnswered;
+  | FallbackAnswered
+  | RulesApplied
+  | DryRunEvaluated;
 
 /**
  * The one sink every stage of a stack reports to, and that metrics, tracing and logs subscribe

@@ -1,4 +1,4 @@
-export { compileCallMatch } from './call-match.js';
+export { callMatchSchema, compileCallMatch } from './call-match.js';
 export type { CallMatch, CallMatcher, CompileMatchOptions, HeaderMatch, StringMatch } from './call-match.js';
 export { ConsistentHash } from './consistent-hash.js';
 export type { ConsistentHashOptions } from './consistent-hash.js';
@@ -15,7 +15,7 @@ export type { RandomOptions } from './random.js';
 export { RoundRobin } from './round-robin.js';
 export { Router } from './router.js';
 export type { RouterOptions } from './router.js';
-export { maxRoutes, parseRoutingRules } from './routing-rules.js';
+export { maxRoutes, parseRoutingRules, routingRulesSchema } from './routing-rules.js';
 export type { Destination, Route, RoutingRules, Subset, WeightedSubset } from './routing-rules.js';
 export { Strategy } from './strategy.js';
 export type { InstanceLoad } from './strategy.js';

@@ -12,7 +12,7 @@ import { createStrategy, defaultStrategyName, type StrategyName } from './create
 import { Router } from './router.js';
 import type { RoutingRules } from './routing-rules.js';
 import { Strategy, type InstanceLoad } from './strategy.js';
-import { strategyFeedback } from './strategy-feedback.js';
+import { reportTo } from './strategy-feedback.js';
 import { weightOf } from './weighted-round-robin.js';
 
 export interface LoadBalancerOptions {
@@ -67,10 +67,12 @@ export interface PanicChange {
  * lb.update(parseRoutingRules(jsonFromKv)); // all or nothing
  */
 export class LoadBalancer extends Strategy {
-  readonly name: string;
-  /** The attempt filter that reports each attempt's start, end and duration to the strategy. */
+  /** The attempt filter that reports each attempt's start, end and duration to the strategy (the one in use when the attempt started). */
   readonly feedback: Filter;
-  readonly #strategy: Strategy;
+  #strategy: Strategy;
+  readonly #clock: Clock;
+  readonly #random: (() => number) | undefined;
+  readonly #zone: string | undefined;
   readonly #router: Router;
   readonly #health: InstanceHealth | undefined;
   readonly #panicThreshold: number;
@@ -87,28 +89,55 @@ export class LoadBalancer extends Strategy {
       throw new ConfigError('panicThreshold', `must be a number from 0 to 1, got ${panicThreshold}`);
     }
     const clock = options.clock ?? systemClock;
-    const strategy = options.strategy ?? defaultStrategyName;
-    this.#strategy =
-      typeof strategy === 'string'
-        ? createStrategy(strategy, {
-            clock,
-            ...(options.random === undefined ? {} : { random: options.random }),
-            ...(options.zone === undefined ? {} : { zone: options.zone }),
-          })
-        : strategy;
+    this.#clock = clock;
+    this.#random = options.random;
+    this.#zone = options.zone;
+    this.#strategy = this.#make(options.strategy ?? defaultStrategyName);
     this.#router = new Router(options.rules, {
       ...(options.caller === undefined ? {} : { caller: options.caller }),
       ...(options.random === undefined ? {} : { random: options.random }),
     });
     this.#health = options.health;
     this.#panicThreshold = panicThreshold;
-    this.name = this.#strategy.name;
-    this.feedback = strategyFeedback(this.#strategy, clock);
+    this.feedback = (call, context, next) => {
+      const strategy = this.#strategy;
+      return strategy.usesFeedback ? reportTo(strategy, clock, call, context, next) : next(call, context);
+    };
+  }
+
+  /** The name of the strategy in use, e.g. "p2c-peak-ewma". */
+  get name(): string {
+    return this.#strategy.name;
   }
 
   /** The strategy that picks among the routed, healthy instances. */
   get strategy(): Strategy {
     return this.#strategy;
+  }
+
+  /**
+   * Picks with another strategy from the next call on, keeping the routing rules, the health
+   * (ejected instances stay ejected) and the panic state. A name makes a new strategy with the
+   * load balancer's clock, random source and zone; an object is used as it is (give back an
+   * earlier one to take up its learnt state again). An attempt in flight reports its end to the
+   * strategy it started on, when the caller holds that strategy (a ServiceClient does).
+   * @throws ConfigError (field "strategy", or "zone" for "zone-aware" without one) for a name
+   *   it cannot make; the strategy in use stays.
+   * @example
+   * const lb = new LoadBalancer({ strategy: 'round-robin' });
+   * lb.setStrategy('least-outstanding');
+   */
+  setStrategy(strategy: Strategy | StrategyName): void {
+    this.#strategy = this.#make(strategy);
+  }
+
+  #make(strategy: Strategy | StrategyName): Strategy {
+    if (typeof strategy !== 'string') return strategy;
+    return createStrategy(strategy, {
+      clock: this.#clock,
+      ...(this.#random === undefined ? {} : { random: this.#random }),
+      ...(this.#zone === undefined ? {} : { zone: this.#zone }),
+    });
   }
 
   /** The routing rules in force. */

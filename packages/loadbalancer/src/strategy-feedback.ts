@@ -1,4 +1,12 @@
-import { systemClock, type Clock, type Filter } from '@trellis/core';
+import {
+  systemClock,
+  type Call,
+  type CallContext,
+  type Clock,
+  type Filter,
+  type Reply,
+  type Service,
+} from '@trellis/core';
 import type { Strategy } from './strategy.js';
 
 /**
@@ -14,18 +22,27 @@ import type { Strategy } from './strategy.js';
  */
 export function strategyFeedback(strategy: Strategy, clock: Clock = systemClock): Filter {
   if (!strategy.usesFeedback) return (call, context, next) => next(call, context);
-  return async (call, context, next) => {
-    const instance = context.instance;
-    if (instance === undefined) return next(call, context);
-    strategy.attemptStarted(instance);
-    const started = clock.now();
-    let failed = true;
-    try {
-      const reply = await next(call, context);
-      failed = reply.status >= 500;
-      return reply;
-    } finally {
-      strategy.attemptEnded(instance, clock.now() - started, failed);
-    }
-  };
+  return (call, context, next) => reportTo(strategy, clock, call, context, next);
+}
+
+/** One attempt through `strategy`'s feedback: what {@link strategyFeedback}'s filter does, for a strategy chosen per attempt. */
+export async function reportTo(
+  strategy: Strategy,
+  clock: Clock,
+  call: Call,
+  context: CallContext,
+  next: Service,
+): Promise<Reply> {
+  const instance = context.instance;
+  if (instance === undefined) return next(call, context);
+  strategy.attemptStarted(instance);
+  const started = clock.now();
+  let failed = true;
+  try {
+    const reply = await next(call, context);
+    failed = reply.status >= 500;
+    return reply;
+  } finally {
+    strategy.attemptEnded(instance, clock.now() - started, failed);
+  }
 }

@@ -37,6 +37,25 @@ const [a, b, c] = [
 const all = [a, b, c];
 
 describe('LoadBalancer', () => {
+  it('picks with a strategy set live, keeping its routing rules and the instances ejected', () => {
+    const health = new EjectedSet();
+    const lb = new LoadBalancer({
+      strategy: 'round-robin',
+      health,
+      rules: { default: { to: { version: 'v1' } } },
+    });
+    health.ids.add('b');
+    const least = new LeastOutstanding();
+    lb.setStrategy(least);
+    expect([lb.name, lb.strategy]).toEqual(['least-outstanding', least]);
+    // c is routed away, b ejected: a is the only pick.
+    for (let i = 0; i < 3; i++) expect(lb.select(all, call())?.id).toBe('a');
+    lb.setStrategy('round-robin');
+    expect(lb.name).toBe('round-robin');
+    expect(() => lb.setStrategy('nope' as never)).toThrow(ConfigError);
+    expect(lb.name).toBe('round-robin');
+  });
+
   it('skips ejected instances', () => {
     const health = new EjectedSet();
     health.ids.add('b');

@@ -1,6 +1,7 @@
-export { CircuitBreaker } from './breaker/circuit-breaker.js';
+export { checkCircuitBreakerConfig, CircuitBreaker } from './breaker/circuit-breaker.js';
 export type {
   CircuitBreakerConfig,
+  CircuitBreakerLimits,
   CircuitBreakerOptions,
   CircuitSnapshot,
   SavedCircuitState,
@@ -23,8 +24,8 @@ export { ConcurrencyLimit } from './bulkhead/concurrency-limit.js';
 export type { ConcurrencyLimitOptions } from './bulkhead/concurrency-limit.js';
 export { defaultFallbackCodes, Fallback, fallbackHeader, fallbackInstanceId } from './fallback/fallback.js';
 export type { FallbackAnswer, FallbackHandler, FallbackOptions } from './fallback/fallback.js';
-export { Hedging } from './hedging/hedging.js';
-export type { HedgingOptions } from './hedging/hedging.js';
+export { checkHedgingLimits, Hedging } from './hedging/hedging.js';
+export type { HedgingLimits, HedgingOptions } from './hedging/hedging.js';
 export { RateLimit } from './ratelimit/rate-limit.js';
 export type { RateLimitOptions } from './ratelimit/rate-limit.js';
 export { RateLimitedError } from './ratelimit/rate-limited-error.js';
@@ -33,16 +34,16 @@ export { SlidingWindowCounter } from './ratelimit/sliding-window-counter.js';
 export type { SlidingWindowCounterOptions } from './ratelimit/sliding-window-counter.js';
 export { TokenBucket } from './ratelimit/token-bucket.js';
 export type { TokenBucketOptions } from './ratelimit/token-bucket.js';
-export { Retry } from './retry/retry.js';
-export type { RetryOptions } from './retry/retry.js';
-export { RetryBudget } from './retry/retry-budget.js';
+export { checkRetryLimits, Retry } from './retry/retry.js';
+export type { RetryLimits, RetryOptions } from './retry/retry.js';
+export { checkRetryBudgetOptions, RetryBudget } from './retry/retry-budget.js';
 export type { RetryBudgetOptions } from './retry/retry-budget.js';
 export type { Decision } from './shared/decision.js';
 export type { LimiterChoice } from './shared/limiter-choice.js';
 export { PerKey } from './shared/per-key.js';
 export type { PerKeyOptions } from './shared/per-key.js';
 export type { Policy } from './shared/policy.js';
-export { deadline, Timeout } from './timeout/timeout.js';
+export { checkTimeoutMs, Deadline, deadline, Timeout } from './timeout/timeout.js';
 export type { DeadlineOptions, TimeoutOptions } from './timeout/timeout.js';
 export { TimeoutError } from './timeout/timeout-error.js';
 export type { TimeoutScope } from './timeout/timeout-error.js';

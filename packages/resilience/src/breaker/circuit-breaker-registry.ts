@@ -15,6 +15,7 @@ import {
   checkSaved,
   resolveConfig,
   type CircuitBreakerConfig,
+  type CircuitBreakerLimits,
   type SavedCircuitState,
 } from './circuit-breaker.js';
 
@@ -62,6 +63,8 @@ export class CircuitBreakerRegistry implements InstanceHealth, Closeable {
   #config: CircuitBreakerConfig;
   readonly #saved: Map<string, SavedCircuitState>;
   readonly #services: ReadonlyMap<string, CircuitBreakerConfig>;
+  /** Live changes by service, from {@link configure}, over the policy the registry was made with. */
+  readonly #overrides = new Map<string, CircuitBreakerLimits>();
   readonly #idleTimeoutMs: number;
   readonly #stateChanged = new Emitter<CircuitStateChanged>();
   #lastSweep: number;
@@ -100,6 +103,44 @@ export class CircuitBreakerRegistry implements InstanceHealth, Closeable {
    */
   get(service: string, instance?: string): CircuitBreaker {
     return this.#breakers.get(instance ?? service) ?? this.#create(service, instance);
+  }
+
+  /**
+   * Changes the policy of one service's breakers now, all or nothing: the fields of `overrides`
+   * take the place of the registry's own for that service (its `services` entry, else the
+   * registry's options), for the breakers made from now on and for those held already, which
+   * keep their state and counts (see {@link CircuitBreaker.reconfigure}). `undefined` returns the
+   * service to the policy the registry was made with. Other services are not touched, so a
+   * registry shared by several clients may be changed for one of them.
+   * @throws ConfigError naming the field ("breaker.minimumCalls") for a value out of range, or
+   *   a combination that does not hold; nothing changes then.
+   * @example
+   * const breakers = new CircuitBreakerRegistry();
+   * breakers.configure('users', { failureRateThreshold: 0.25 });
+   * breakers.configure('users', undefined); // back to the registry's own policy
+   */
+  configure(service: string, overrides: CircuitBreakerLimits | undefined): void {
+    const policy = this.#policyOf(service, overrides);
+    resolveConfig(policy);
+    if (overrides === undefined) this.#overrides.delete(service);
+    else this.#overrides.set(service, { ...overrides });
+    for (const breaker of this.#breakers.values()) {
+      if (breaker.service === service) breaker.reconfigure(policy);
+    }
+  }
+
+  /** The policy numbers for one service's breakers now: its own, or the registry's, with any change made by {@link configure}. */
+  policy(service: string): CircuitBreakerLimits {
+    const { clock, allowWarmUp, ...limits } = this.#policyOf(service, this.#overrides.get(service));
+    void clock;
+    void allowWarmUp;
+    return limits;
+  }
+
+  #policyOf(service: string, overrides: CircuitBreakerLimits | undefined): CircuitBreakerConfig {
+    const own = this.#services.get(service);
+    const base = own === undefined ? this.#config : withClock(own, this.#config.clock);
+    return overrides === undefined ? base : { ...base, ...overrides };
   }
 
   /**
@@ -185,8 +226,7 @@ export class CircuitBreakerRegistry implements InstanceHealth, Closeable {
   #create(service: string, instance: string | undefined): CircuitBreaker {
     if (this.#closed) throw new ClosedError('circuit breaker registry');
     this.#sweep();
-    const own = this.#services.get(service);
-    const config = own === undefined ? this.#config : withClock(own, this.#config.clock);
+    const config = this.#policyOf(service, this.#overrides.get(service));
     const key = instance ?? service;
     const saved = this.#saved.get(key);
     if (saved !== undefined) this.#saved.delete(key);

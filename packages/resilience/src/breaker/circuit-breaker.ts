@@ -151,16 +151,18 @@ export class CircuitBreaker implements Closeable, Policy {
   readonly service: string;
   readonly instance: string | undefined;
   #opossum: OpossumBreaker;
-  readonly #opossumOptions: OpossumBreaker.Options;
-  readonly #window: SlidingWindow;
+  #opossumOptions: OpossumBreaker.Options;
+  #window: SlidingWindow;
+  #windowMs: number;
+  #windowBuckets: number;
   readonly #clock: Clock;
-  readonly #threshold: number;
-  readonly #minimumCalls: number;
-  readonly #resetTimeoutMs: number;
-  readonly #backoffMaxMs: number;
-  readonly #probes: number;
-  readonly #probeSuccessThreshold: number;
-  readonly #slowCallMs: number;
+  #threshold: number;
+  #minimumCalls: number;
+  #resetTimeoutMs: number;
+  #backoffMaxMs: number;
+  #probes: number;
+  #probeSuccessThreshold: number;
+  #slowCallMs: number;
   readonly #stateChanged = new Emitter<CircuitStateChanged>();
   #state = CLOSED;
   #openUntil = 0;
@@ -191,6 +193,8 @@ export class CircuitBreaker implements Closeable, Policy {
     this.#slowCallMs = config.slowCallMs;
     this.#openDurationMs = config.resetTimeoutMs;
     this.#window = new SlidingWindow(config.windowMs, config.windowBuckets);
+    this.#windowMs = config.windowMs;
+    this.#windowBuckets = config.windowBuckets;
     const now = this.#clock.now();
     this.#lastActivity = now;
     this.#warmUpUntil = config.allowWarmUp ? now + config.windowMs : Number.NEGATIVE_INFINITY;
@@ -407,6 +411,46 @@ export class CircuitBreaker implements Closeable, Policy {
   }
 
   /**
+   * Takes new policy numbers now, keeping the state: a closed breaker keeps the calls counted
+   * in its window (moved into a new one when `windowMs` or `windowBuckets` change) and judges
+   * the next outcome by the new threshold; an open one stays open for the time it was given and
+   * probes by the new numbers; a half-open one counts its probes out against them. `allowWarmUp`
+   * and the clock stay as constructed.
+   * @throws ConfigError naming the field; nothing changes then.
+   * @example
+   * const breaker = new CircuitBreaker({ service: 'users' });
+   * breaker.reconfigure({ failureRateThreshold: 0.25, minimumCalls: 50 });
+   */
+  reconfigure(config: Omit<CircuitBreakerConfig, 'clock' | 'allowWarmUp'>): void {
+    const resolved = resolveConfig({ ...config, clock: this.#clock });
+    this.#threshold = resolved.failureRateThreshold;
+    this.#minimumCalls = resolved.minimumCalls;
+    this.#resetTimeoutMs = resolved.resetTimeoutMs;
+    this.#backoffMaxMs = resolved.backoffMaxMs;
+    this.#probes = resolved.probes;
+    this.#probeSuccessThreshold = resolved.probeSuccessThreshold;
+    this.#slowCallMs = resolved.slowCallMs;
+    this.#openDurationMs = Math.min(resolved.backoffMaxMs, Math.max(resolved.resetTimeoutMs, this.#openDurationMs));
+    if (this.#state === CLOSED) this.#openDurationMs = resolved.resetTimeoutMs;
+    if (this.#state === HALF_OPEN) this.#probesLeft = Math.min(this.#probesLeft, resolved.probes);
+    if (resolved.windowMs !== this.#windowMs || resolved.windowBuckets !== this.#windowBuckets) {
+      const now = this.#clock.now();
+      const old = this.#window;
+      old.roll(now);
+      this.#window = new SlidingWindow(resolved.windowMs, resolved.windowBuckets);
+      this.#window.restore(now, old.calls, old.failures);
+      this.#windowMs = resolved.windowMs;
+      this.#windowBuckets = resolved.windowBuckets;
+    }
+    this.#opossumOptions = {
+      ...this.#opossumOptions,
+      errorThresholdPercentage: resolved.failureRateThreshold * 100,
+      volumeThreshold: resolved.minimumCalls,
+      rollingCountTimeout: resolved.windowMs,
+    };
+  }
+
+  /**
    * Releases the breaker: stops its timer and drops its listeners; afterwards every call is let
    * through and nothing is counted. (It does not close the circuit: that only probes do.) Done
    * when it returns; the promise is for {@link Closeable}. Safe to call twice.
@@ -579,39 +623,45 @@ export function resolveConfig(config: CircuitBreakerConfig, prefix = 'breaker'):
     allowWarmUp: config.allowWarmUp ?? false,
     clock: config.clock ?? systemClock,
   };
-  type NumberField = Exclude<keyof ResolvedConfig, 'allowWarmUp' | 'clock'>;
-  const check = (field: NumberField, ok: boolean, problem: string): void => {
-    if (!ok) throw new ConfigError(`${prefix}.${field}`, `${problem}, got ${resolved[field]}`);
+  checkCircuitBreakerConfig(resolved, prefix);
+  return resolved;
+}
+
+/** The policy numbers of {@link CircuitBreakerConfig}, without the clock. */
+export type CircuitBreakerLimits = Omit<CircuitBreakerConfig, 'clock' | 'allowWarmUp'>;
+
+/**
+ * Checks the policy numbers given, each with the constructor's range; a bound that depends on
+ * another field (`backoffMaxMs` on `resetTimeoutMs`, `probeSuccessThreshold` on `probes`) only
+ * when both are given: for options arriving as data, whose missing fields are filled in later.
+ * @throws ConfigError whose field is `<prefix>.<name>`, e.g. "breaker.failureRateThreshold".
+ * @example
+ * checkCircuitBreakerConfig({ failureRateThreshold: 0.25 });
+ */
+export function checkCircuitBreakerConfig(config: CircuitBreakerLimits, prefix = 'breaker'): void {
+  const check = (field: keyof CircuitBreakerLimits, ok: (value: number) => boolean, problem: string): void => {
+    const value = config[field];
+    if (value !== undefined && !ok(value)) throw new ConfigError(`${prefix}.${field}`, `${problem}, got ${value}`);
   };
-  const { failureRateThreshold: rate, minimumCalls, windowMs, windowBuckets, backoffMaxMs, slowCallMs } = resolved;
-  check('failureRateThreshold', rate > 0 && rate <= 1, 'must be a share above 0 and at most 1');
-  check('minimumCalls', Number.isInteger(minimumCalls) && minimumCalls >= 1, 'must be a whole number >= 1');
-  check('windowMs', Number.isFinite(windowMs) && windowMs > 0, 'must be a positive number of milliseconds');
-  check(
-    'windowBuckets',
-    Number.isInteger(windowBuckets) && windowBuckets >= 1 && windowBuckets <= 1_000,
-    'must be a whole number from 1 to 1000',
-  );
-  check(
-    'resetTimeoutMs',
-    Number.isFinite(resetTimeoutMs) && resetTimeoutMs > 0,
-    'must be a positive number of milliseconds',
-  );
+  const ms = (value: number): boolean => Number.isFinite(value) && value > 0;
+  const { resetTimeoutMs, probes } = config;
+  check('failureRateThreshold', (rate) => rate > 0 && rate <= 1, 'must be a share above 0 and at most 1');
+  check('minimumCalls', (n) => Number.isInteger(n) && n >= 1, 'must be a whole number >= 1');
+  check('windowMs', ms, 'must be a positive number of milliseconds');
+  check('windowBuckets', (n) => Number.isInteger(n) && n >= 1 && n <= 1_000, 'must be a whole number from 1 to 1000');
+  check('resetTimeoutMs', ms, 'must be a positive number of milliseconds');
   check(
     'backoffMaxMs',
-    Number.isFinite(backoffMaxMs) && backoffMaxMs >= resetTimeoutMs,
+    (max) => Number.isFinite(max) && max >= (resetTimeoutMs ?? 0),
     'must be a number of milliseconds >= resetTimeoutMs',
   );
-  check('probes', Number.isInteger(probes) && probes >= 1 && probes <= 1_000, 'must be a whole number from 1 to 1000');
+  check('probes', (n) => Number.isInteger(n) && n >= 1 && n <= 1_000, 'must be a whole number from 1 to 1000');
   check(
     'probeSuccessThreshold',
-    Number.isInteger(resolved.probeSuccessThreshold) &&
-      resolved.probeSuccessThreshold >= 1 &&
-      resolved.probeSuccessThreshold <= probes,
+    (n) => Number.isInteger(n) && n >= 1 && n <= (probes ?? 1_000),
     'must be a whole number from 1 to probes',
   );
-  check('slowCallMs', slowCallMs > 0, 'must be a positive number of milliseconds');
-  return resolved;
+  check('slowCallMs', (value) => value > 0, 'must be a positive number of milliseconds');
 }
 
 const savedStates: ReadonlySet<unknown> = new Set<CircuitState>(['closed', 'open', 'half-open', 'isolated']);

@@ -38,6 +38,31 @@ export interface HedgingOptions {
   readonly clock?: Clock;
 }
 
+/** The plain-number fields of {@link HedgingOptions}. */
+export type HedgingLimits = Pick<HedgingOptions, 'delayMs' | 'percentile' | 'minSamples' | 'windowMs'>;
+
+/**
+ * Checks the hedging fields given, with the constructor's ranges: for options arriving as data.
+ * @throws ConfigError whose field is `<prefix>.<name>`, e.g. "hedging.percentile".
+ * @example
+ * checkHedgingLimits({ percentile: 0.99 });
+ */
+export function checkHedgingLimits(options: HedgingLimits, prefix = 'hedging'): void {
+  const { delayMs, percentile, minSamples, windowMs } = options;
+  if (delayMs !== undefined && !(Number.isFinite(delayMs) && delayMs > 0)) {
+    throw new ConfigError(`${prefix}.delayMs`, `must be a positive number of milliseconds, got ${delayMs}`);
+  }
+  if (percentile !== undefined && !(percentile > 0 && percentile < 1)) {
+    throw new ConfigError(`${prefix}.percentile`, `must be between 0 and 1, got ${percentile}`);
+  }
+  if (minSamples !== undefined && !(Number.isInteger(minSamples) && minSamples >= 1)) {
+    throw new ConfigError(`${prefix}.minSamples`, `must be an integer >= 1, got ${minSamples}`);
+  }
+  if (windowMs !== undefined && !(Number.isFinite(windowMs) && windowMs > 0)) {
+    throw new ConfigError(`${prefix}.windowMs`, `must be a positive number of milliseconds, got ${windowMs}`);
+  }
+}
+
 /**
  * Hedged requests (Dean and Barroso, "The Tail at Scale"): when an idempotent call has not
  * answered after the `percentile` of recent latencies (or a fixed `delayMs`), a second attempt
@@ -56,48 +81,93 @@ export class Hedging implements Stage, Policy {
   readonly name = 'hedging';
   readonly role = 'hedging';
   readonly level = 'call';
-  readonly percentile: number;
-  readonly minSamples: number;
+  #percentile = 0.95;
+  #minSamples = 20;
   readonly #hedged = new Emitter<HedgeSent>();
   /** A second attempt is sent. */
   readonly onHedgeSent: Event<HedgeSent> = this.#hedged.event;
-  readonly #fixedDelayMs: number | undefined;
+  #fixedDelayMs: number | undefined;
   readonly #clock: Clock;
-  readonly #budget: RetryBudget;
+  #budget: RetryBudget;
   readonly #idempotent: ((call: Call) => boolean) | undefined;
   readonly #service: string;
-  readonly #latencies: LatencyWindow;
-  readonly #queue: DeadlineQueue<Race<unknown>>;
-  readonly #recomputeEveryMs: number;
+  #windowMs = 0;
+  #latencies: LatencyWindow;
+  #queue: DeadlineQueue<Race<unknown>>;
+  #recomputeEveryMs = 0;
   #delayMs: number | undefined;
   #recomputeAt = Number.NEGATIVE_INFINITY;
+  #off = false;
 
   constructor(options: HedgingOptions = {}) {
+    this.#clock = options.clock ?? systemClock;
+    this.#idempotent = options.idempotent;
+    this.#service = options.service ?? 'execute';
+    this.#budget = options.budget ?? new RetryBudget({ retryShare: 0.05, minRetriesPerSecond: 1, clock: this.#clock });
+    this.#latencies = new LatencyWindow(this.#clock, 1);
+    this.#queue = new DeadlineQueue<Race<unknown>>(this.#clock);
+    this.#set(options);
+  }
+
+  /** The latency percentile after which a call is hedged. */
+  get percentile(): number {
+    return this.#percentile;
+  }
+
+  /** Calls recorded in the window before the percentile is trusted. */
+  get minSamples(): number {
+    return this.#minSamples;
+  }
+
+  /** The budget hedges draw from. */
+  get budget(): RetryBudget {
+    return this.#budget;
+  }
+
+  /** False once {@link update} switched hedging off: calls pass straight through. */
+  get enabled(): boolean {
+    return !this.#off;
+  }
+
+  /**
+   * Changes when calls are hedged, from the next call on, all or nothing; `false` switches
+   * hedging off (calls pass straight through) until the next update. Fields left out take the
+   * constructor's defaults, except `budget`, which left out keeps the one in use; the latencies
+   * recorded are kept unless `windowMs` changes. A race already running finishes as it started.
+   * `idempotent`, `service` and the clock stay as constructed.
+   * @throws ConfigError for an option out of range, naming it; nothing changes then.
+   * @example
+   * const hedging = new Hedging({ delayMs: 50 });
+   * hedging.update({ percentile: 0.99 });
+   * hedging.update(false);
+   */
+  update(options: (HedgingLimits & Pick<HedgingOptions, 'budget'>) | false): void {
+    if (options === false) {
+      this.#off = true;
+      return;
+    }
+    this.#set(options);
+    this.#off = false;
+  }
+
+  #set(options: HedgingLimits & Pick<HedgingOptions, 'budget'>): void {
     const percentile = options.percentile ?? 0.95;
     const minSamples = options.minSamples ?? 20;
     const windowMs = options.windowMs ?? 10_000;
-    if (options.delayMs !== undefined && !(Number.isFinite(options.delayMs) && options.delayMs > 0)) {
-      throw new ConfigError('hedging.delayMs', `must be a positive number of milliseconds, got ${options.delayMs}`);
-    }
-    if (!(percentile > 0 && percentile < 1)) {
-      throw new ConfigError('hedging.percentile', `must be between 0 and 1, got ${percentile}`);
-    }
-    if (!(Number.isInteger(minSamples) && minSamples >= 1)) {
-      throw new ConfigError('hedging.minSamples', `must be an integer >= 1, got ${minSamples}`);
-    }
-    if (!(Number.isFinite(windowMs) && windowMs > 0)) {
-      throw new ConfigError('hedging.windowMs', `must be a positive number of milliseconds, got ${windowMs}`);
-    }
-    this.percentile = percentile;
-    this.minSamples = minSamples;
+    checkHedgingLimits({ ...options, percentile, minSamples, windowMs });
+    const changed = options.delayMs !== this.#fixedDelayMs;
+    this.#percentile = percentile;
+    this.#minSamples = minSamples;
     this.#fixedDelayMs = options.delayMs;
-    this.#clock = options.clock ?? systemClock;
-    this.#budget = options.budget ?? new RetryBudget({ retryShare: 0.05, minRetriesPerSecond: 1, clock: this.#clock });
-    this.#idempotent = options.idempotent;
-    this.#service = options.service ?? 'execute';
-    this.#latencies = new LatencyWindow(this.#clock, windowMs);
-    this.#queue = new DeadlineQueue<Race<unknown>>(this.#clock);
-    this.#recomputeEveryMs = windowMs / 20;
+    if (options.budget !== undefined) this.#budget = options.budget;
+    if (windowMs !== this.#windowMs) {
+      this.#windowMs = windowMs;
+      this.#latencies = new LatencyWindow(this.#clock, windowMs);
+      this.#recomputeEveryMs = windowMs / 20;
+    }
+    // Races already queued keep their delay; new ones queue apart, so none waits behind an older, later one.
+    if (changed) this.#queue = new DeadlineQueue<Race<unknown>>(this.#clock);
+    this.#recomputeAt = Number.NEGATIVE_INFINITY;
   }
 
   /** The delay after which a call is hedged now; undefined while too few latencies are known. */
@@ -107,7 +177,8 @@ export class Hedging implements Stage, Policy {
     if (now >= this.#recomputeAt) {
       // A percentile of the window moves slowly: reading it 20 times per window is enough.
       this.#recomputeAt = now + this.#recomputeEveryMs;
-      this.#delayMs = this.#latencies.count >= this.minSamples ? this.#latencies.quantile(this.percentile) : undefined;
+      this.#delayMs =
+        this.#latencies.count >= this.#minSamples ? this.#latencies.quantile(this.#percentile) : undefined;
     }
     return this.#delayMs;
   }
@@ -119,6 +190,7 @@ export class Hedging implements Stage, Policy {
 
   /** The HTTP filter, for a stack of your own: put it after retry and before instance selection. */
   readonly filter: Filter = (call, context, next) => {
+    if (this.#off) return next(call, context);
     const idempotent = this.#idempotent?.(call) ?? context.idempotent ?? isIdempotent(call);
     return this.#race(call.service, context, idempotent, (leg) => next(call, leg));
   };
@@ -144,11 +216,6 @@ export class Hedging implements Stage, Policy {
     return true;
   }
 
-  /** @internal */
-  settled(race: Race<unknown>): void {
-    this.#queue.remove(race);
-  }
-
   #race<T>(
     service: string,
     context: CallContext,
@@ -165,8 +232,9 @@ export class Hedging implements Stage, Policy {
       });
     }
     return new Promise<T>((resolve, reject) => {
-      const race = new Race<T>(this, this.#clock, service, context, run, started + delay, resolve, reject);
-      this.#queue.add(race as Race<unknown>);
+      const queue = this.#queue;
+      const race = new Race<T>(this, queue, this.#clock, service, context, run, started + delay, resolve, reject);
+      queue.add(race as Race<unknown>);
       race.start();
     });
   }
@@ -178,6 +246,7 @@ class Race<T> implements DeadlineEntry {
   prev: DeadlineEntry | undefined;
   next: DeadlineEntry | undefined;
   readonly #owner: Hedging;
+  readonly #queue: DeadlineQueue<Race<unknown>>;
   readonly #clock: Clock;
   readonly #service: string;
   readonly #context: CallContext;
@@ -191,6 +260,7 @@ class Race<T> implements DeadlineEntry {
 
   constructor(
     owner: Hedging,
+    queue: DeadlineQueue<Race<unknown>>,
     clock: Clock,
     service: string,
     context: CallContext,
@@ -200,6 +270,7 @@ class Race<T> implements DeadlineEntry {
     reject: (error: unknown) => void,
   ) {
     this.#owner = owner;
+    this.#queue = queue;
     this.#clock = clock;
     this.#service = service;
     this.#context = context;
@@ -261,6 +332,6 @@ class Race<T> implements DeadlineEntry {
 
   #end(): void {
     this.#done = true;
-    this.#owner.settled(this as Race<unknown>);
+    this.#queue.remove(this as Race<unknown>);
   }
 }

@@ -10,6 +10,31 @@ export interface RetryBudgetOptions {
   readonly clock?: Clock;
 }
 
+/**
+ * Checks the budget fields given, with the constructor's ranges: for options arriving as data.
+ * @param prefix put before each field's name in the error ("retry.budget" makes
+ *   "retry.budget.retryShare"); default none, as the constructor names them.
+ * @throws ConfigError naming the field.
+ * @example
+ * checkRetryBudgetOptions({ retryShare: 0.1 }, 'retry.budget');
+ */
+export function checkRetryBudgetOptions(
+  options: Pick<RetryBudgetOptions, 'ttlMs' | 'minRetriesPerSecond' | 'retryShare'>,
+  prefix?: string,
+): void {
+  const field = (name: string): string => (prefix === undefined ? name : `${prefix}.${name}`);
+  const { ttlMs, minRetriesPerSecond, retryShare } = options;
+  if (ttlMs !== undefined && !(Number.isFinite(ttlMs) && ttlMs >= 1_000)) {
+    throw new ConfigError(field('ttlMs'), `must be a number of milliseconds >= 1000, got ${ttlMs}`);
+  }
+  if (minRetriesPerSecond !== undefined && !(Number.isFinite(minRetriesPerSecond) && minRetriesPerSecond >= 0)) {
+    throw new ConfigError(field('minRetriesPerSecond'), `must be a number >= 0, got ${minRetriesPerSecond}`);
+  }
+  if (retryShare !== undefined && !(Number.isFinite(retryShare) && retryShare >= 0 && retryShare <= 1)) {
+    throw new ConfigError(field('retryShare'), `must be a share from 0 to 1, got ${retryShare}`);
+  }
+}
+
 // Integer units, as Finagle's TokenRetryBudget: a call deposits `percent × unit`, a retry
 // withdraws one unit; integers keep the windowed sums exact.
 const unit = 1_000;
@@ -46,15 +71,7 @@ export class RetryBudget {
     const ttlMs = options.ttlMs ?? 10_000;
     const minRetriesPerSecond = options.minRetriesPerSecond ?? 10;
     const retryShare = options.retryShare ?? 0.2;
-    if (!(Number.isFinite(ttlMs) && ttlMs >= 1_000)) {
-      throw new ConfigError('ttlMs', `must be a number of milliseconds >= 1000, got ${ttlMs}`);
-    }
-    if (!(Number.isFinite(minRetriesPerSecond) && minRetriesPerSecond >= 0)) {
-      throw new ConfigError('minRetriesPerSecond', `must be a number >= 0, got ${minRetriesPerSecond}`);
-    }
-    if (!(Number.isFinite(retryShare) && retryShare >= 0 && retryShare <= 1)) {
-      throw new ConfigError('retryShare', `must be a share from 0 to 1, got ${retryShare}`);
-    }
+    checkRetryBudgetOptions({ ttlMs, minRetriesPerSecond, retryShare });
     this.ttlMs = ttlMs;
     this.minRetriesPerSecond = minRetriesPerSecond;
     this.retryShare = retryShare;

@@ -51,6 +51,46 @@ export interface RetryOptions {
   readonly random?: () => number;
 }
 
+/** The plain-number fields of {@link RetryOptions}, which {@link Retry.update} may change. */
+export type RetryLimits = Pick<RetryOptions, 'maxAttempts' | 'backoffBaseMs' | 'backoffMaxMs'>;
+
+/**
+ * Checks the attempts and backoffs given, each with the constructor's range (`backoffMaxMs`
+ * against `backoffBaseMs` only when both are given): for options arriving as data, whose
+ * missing fields are filled in later.
+ * @throws ConfigError whose field is `<prefix>.<name>`, e.g. "retry.maxAttempts".
+ * @example
+ * checkRetryLimits({ maxAttempts: 2 }, 'client.retry');
+ */
+export function checkRetryLimits(options: RetryLimits, prefix = 'retry'): void {
+  const { maxAttempts, backoffBaseMs, backoffMaxMs } = options;
+  if (maxAttempts !== undefined && !(Number.isInteger(maxAttempts) && maxAttempts >= 1)) {
+    throw new ConfigError(`${prefix}.maxAttempts`, `must be an integer >= 1, got ${maxAttempts}`);
+  }
+  if (backoffBaseMs !== undefined && !(Number.isFinite(backoffBaseMs) && backoffBaseMs >= 0)) {
+    throw new ConfigError(`${prefix}.backoffBaseMs`, `must be a number of milliseconds >= 0, got ${backoffBaseMs}`);
+  }
+  if (
+    backoffMaxMs !== undefined &&
+    !(
+      Number.isFinite(backoffMaxMs) && (backoffBaseMs === undefined ? backoffMaxMs >= 0 : backoffMaxMs >= backoffBaseMs)
+    )
+  ) {
+    throw new ConfigError(
+      `${prefix}.backoffMaxMs`,
+      `must be a number of milliseconds >= backoffBaseMs, got ${backoffMaxMs}`,
+    );
+  }
+}
+
+/** What one call's retries run on: read once when the call starts, so a change applies to the next call. */
+interface RetryPolicy {
+  readonly maxAttempts: number;
+  readonly backoffBaseMs: number;
+  readonly backoffMaxMs: number;
+  readonly budget: RetryBudget | undefined;
+}
+
 const retryableStatuses = new Set([502, 503, 504]);
 
 /** A failure the call may be tried again after, and whether it certainly never reached an instance. */
@@ -81,10 +121,7 @@ export class Retry implements Stage, Policy {
   readonly name = 'retry';
   readonly role = 'retry';
   readonly level = 'call';
-  readonly maxAttempts: number;
-  readonly backoffBaseMs: number;
-  readonly backoffMaxMs: number;
-  readonly budget: RetryBudget | undefined;
+  #policy: RetryPolicy;
   readonly #idempotent: ((call: Call) => boolean) | undefined;
   readonly #retryOn: (error: unknown) => boolean;
   readonly #label: string;
@@ -98,30 +135,45 @@ export class Retry implements Stage, Policy {
   readonly onRetryRefused: Event<RetryRefused> = this.#refused.event;
 
   constructor(options: RetryOptions = {}) {
-    const maxAttempts = options.maxAttempts ?? 3;
-    const backoffBaseMs = options.backoffBaseMs ?? 25;
-    const backoffMaxMs = options.backoffMaxMs ?? 250;
-    if (!(Number.isInteger(maxAttempts) && maxAttempts >= 1)) {
-      throw new ConfigError('retry.maxAttempts', `must be an integer >= 1, got ${maxAttempts}`);
-    }
-    if (!(Number.isFinite(backoffBaseMs) && backoffBaseMs >= 0)) {
-      throw new ConfigError('retry.backoffBaseMs', `must be a number of milliseconds >= 0, got ${backoffBaseMs}`);
-    }
-    if (!(Number.isFinite(backoffMaxMs) && backoffMaxMs >= backoffBaseMs)) {
-      throw new ConfigError(
-        'retry.backoffMaxMs',
-        `must be a number of milliseconds >= backoffBaseMs, got ${backoffMaxMs}`,
-      );
-    }
-    this.maxAttempts = maxAttempts;
-    this.backoffBaseMs = backoffBaseMs;
-    this.backoffMaxMs = backoffMaxMs;
     this.#clock = options.clock ?? systemClock;
     this.#random = options.random ?? Math.random;
     this.#idempotent = options.idempotent;
     this.#retryOn = options.retryOn ?? ((error) => !TrellisError.is(error) || error.retryable);
     this.#label = options.service ?? 'execute';
-    this.budget = options.budget === false ? undefined : (options.budget ?? new RetryBudget({ clock: this.#clock }));
+    this.#policy = resolvePolicy(options, () => new RetryBudget({ clock: this.#clock }));
+  }
+
+  /** Attempts in all, the first included. */
+  get maxAttempts(): number {
+    return this.#policy.maxAttempts;
+  }
+
+  get backoffBaseMs(): number {
+    return this.#policy.backoffBaseMs;
+  }
+
+  get backoffMaxMs(): number {
+    return this.#policy.backoffMaxMs;
+  }
+
+  /** The budget retries draw from; undefined without one. */
+  get budget(): RetryBudget | undefined {
+    return this.#policy.budget;
+  }
+
+  /**
+   * Changes the attempts, backoffs and budget from the next call on, all or nothing: fields left
+   * out take the constructor's defaults, except `budget`, which left out keeps the one in use
+   * (and its balance). A call already retrying finishes on the policy it started with.
+   * `idempotent`, `retryOn`, `service`, the clock and the random source stay as constructed.
+   * @throws ConfigError for an option out of range, naming it; nothing changes then.
+   * @example
+   * const retry = new Retry();
+   * retry.update({ maxAttempts: 1 }); // an incident: no retries for now
+   */
+  update(options: RetryLimits & Pick<RetryOptions, 'budget'>): void {
+    const current = this.#policy.budget;
+    this.#policy = resolvePolicy(options, () => current);
   }
 
   /** The stage's filter; its events go to the stack's telemetry too. */
@@ -133,11 +185,12 @@ export class Retry implements Stage, Policy {
   /** The HTTP filter, for a stack of your own. */
   readonly filter: Filter = async (call, context, next) => {
     if (!context.retry) return next(call, context);
-    this.budget?.deposit();
+    const policy = this.#policy;
+    policy.budget?.deposit();
     let current = context;
     let avoiding = false;
     let backoffs = 0;
-    for (let attempt = 1; attempt <= this.maxAttempts; attempt++) {
+    for (let attempt = 1; attempt <= policy.maxAttempts; attempt++) {
       let verdict: Verdict;
       let failed: string | undefined;
       let reply: Reply | undefined;
@@ -162,15 +215,15 @@ export class Retry implements Stage, Policy {
       }
       const giveUp =
         verdict === 'final' ||
-        attempt >= this.maxAttempts ||
+        attempt >= policy.maxAttempts ||
         (verdict === 'sent' && !this.#mayRepeat(call, context)) ||
         context.aborted ||
-        !this.#withdraw(call.service, attempt);
+        !this.#withdraw(policy, call.service, attempt);
       if (giveUp) {
         if (reply !== undefined) return reply;
         throw error;
       }
-      const delay = verdict === 'sent' ? this.#delay(backoffs++) : 0;
+      const delay = verdict === 'sent' ? this.#delay(policy, backoffs++) : 0;
       if (this.#scheduled.hasListeners) {
         const reason = reply !== undefined ? `HTTP ${reply.status}` : TrellisError.is(error) ? error.code : 'error';
         this.#scheduled.emit({
@@ -201,20 +254,21 @@ export class Retry implements Stage, Policy {
    */
   async execute<T>(fn: (signal: AbortSignal) => Promise<T>, signal?: AbortSignal): Promise<T> {
     const given = signal ?? neverAborted;
-    this.budget?.deposit();
+    const policy = this.#policy;
+    policy.budget?.deposit();
     for (let attempt = 1, backoffs = 0; ; attempt++) {
       try {
         return await fn(given);
       } catch (error) {
         if (
-          attempt >= this.maxAttempts ||
+          attempt >= policy.maxAttempts ||
           given.aborted ||
           !this.#retryOn(error) ||
-          !this.#withdraw(this.#label, attempt)
+          !this.#withdraw(policy, this.#label, attempt)
         ) {
           throw error;
         }
-        const delay = this.#delay(backoffs++);
+        const delay = this.#delay(policy, backoffs++);
         if (this.#scheduled.hasListeners) {
           const reason = TrellisError.is(error) ? error.code : error instanceof Error ? error.name : 'error';
           this.#scheduled.emit({
@@ -243,15 +297,28 @@ export class Retry implements Stage, Policy {
     return context.idempotent ?? isIdempotent(call);
   }
 
-  #withdraw(service: string, attempt: number): boolean {
-    if (this.budget === undefined || this.budget.tryWithdraw()) return true;
+  #withdraw(policy: RetryPolicy, service: string, attempt: number): boolean {
+    if (policy.budget === undefined || policy.budget.tryWithdraw()) return true;
     if (this.#refused.hasListeners) this.#refused.emit({ type: 'retry-refused', service, attempt, reason: 'budget' });
     return false;
   }
 
-  #delay(backoffs: number): number {
-    return this.#random() * Math.min(this.backoffMaxMs, this.backoffBaseMs * 2 ** backoffs);
+  #delay(policy: RetryPolicy, backoffs: number): number {
+    return this.#random() * Math.min(policy.backoffMaxMs, policy.backoffBaseMs * 2 ** backoffs);
   }
+}
+
+// Defaults and checks; `budget` left out is `otherwise()`.
+function resolvePolicy(
+  options: RetryLimits & Pick<RetryOptions, 'budget'>,
+  otherwise: () => RetryBudget | undefined,
+): RetryPolicy {
+  const maxAttempts = options.maxAttempts ?? 3;
+  const backoffBaseMs = options.backoffBaseMs ?? 25;
+  const backoffMaxMs = options.backoffMaxMs ?? 250;
+  checkRetryLimits({ maxAttempts, backoffBaseMs, backoffMaxMs });
+  const given = options.budget;
+  return { maxAttempts, backoffBaseMs, backoffMaxMs, budget: given === false ? undefined : (given ?? otherwise()) };
 }
 
 function verdictOf(error: unknown): Verdict {

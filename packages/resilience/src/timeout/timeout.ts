@@ -13,16 +13,28 @@ import {
   type Timer,
 } from '@trellis/core';
 import { DeadlineQueue, type DeadlineEntry } from '../shared/deadline-queue.js';
-import { forward, type Policy } from '../shared/policy.js';
+import { forward, neverAborted, type Policy } from '../shared/policy.js';
 import { TimeoutError } from './timeout-error.js';
 
 export interface TimeoutOptions {
-  /** The time limit. */
-  readonly timeoutMs: number;
+  /** The time limit; `false` for none (the stage passes attempts through until {@link Timeout.update} sets one). */
+  readonly timeoutMs: number | false;
   /** What {@link Timeout.execute}'s errors and events name as the service; default "execute". */
   readonly service?: string;
   /** Default the system clock (a client hands its own). */
   readonly clock?: Clock;
+}
+
+/**
+ * Checks a time limit: a positive, finite number of milliseconds.
+ * @throws ConfigError naming `field`.
+ * @example
+ * checkTimeoutMs(500, 'attemptTimeoutMs');
+ */
+export function checkTimeoutMs(timeoutMs: number, field = 'timeoutMs'): void {
+  if (!(Number.isFinite(timeoutMs) && timeoutMs > 0)) {
+    throw new ConfigError(field, `must be a positive number of milliseconds, got ${timeoutMs}`);
+  }
 }
 
 /**
@@ -43,22 +55,41 @@ export interface TimeoutOptions {
 export class Timeout implements Stage, Policy {
   readonly name = 'attempt-timeout';
   readonly role = 'timeout';
-  readonly timeoutMs: number;
+  #timeoutMs: number | false;
   readonly #clock: Clock;
   readonly #service: string;
-  readonly #queue: DeadlineQueue<Pending>;
+  #queue: DeadlineQueue<Pending>;
   readonly #timedOut = new Emitter<TimedOut>();
   /** A call ran out of time (emitted before the caller sees the error). */
   readonly onTimedOut: Event<TimedOut> = this.#timedOut.event;
 
   constructor(options: TimeoutOptions) {
     const timeoutMs = options.timeoutMs;
-    if (!(Number.isFinite(timeoutMs) && timeoutMs > 0)) {
-      throw new ConfigError('timeoutMs', `must be a positive number of milliseconds, got ${timeoutMs}`);
-    }
-    this.timeoutMs = timeoutMs;
+    if (timeoutMs !== false) checkTimeoutMs(timeoutMs);
+    this.#timeoutMs = timeoutMs;
     this.#clock = options.clock ?? systemClock;
     this.#service = options.service ?? 'execute';
+    this.#queue = new DeadlineQueue<Pending>(this.#clock);
+  }
+
+  /** The time limit in force; `false` for none. */
+  get timeoutMs(): number | false {
+    return this.#timeoutMs;
+  }
+
+  /**
+   * Changes the limit for attempts that start from now on; `false` for none. Attempts in flight
+   * keep the limit they started with.
+   * @throws ConfigError for a limit that is not a positive number; nothing changes then.
+   * @example
+   * const timeout = new Timeout({ timeoutMs: 10_000 });
+   * timeout.update(500);
+   */
+  update(timeoutMs: number | false): void {
+    if (timeoutMs !== false) checkTimeoutMs(timeoutMs);
+    if (timeoutMs === this.#timeoutMs) return;
+    this.#timeoutMs = timeoutMs;
+    // The queue relies on one delay for all: attempts from now on queue apart from the older ones.
     this.#queue = new DeadlineQueue<Pending>(this.#clock);
   }
 
@@ -69,8 +100,10 @@ export class Timeout implements Stage, Policy {
 
   /** The HTTP filter, for a stack of your own. */
   readonly filter: Filter = (call, context, next) => {
+    const timeoutMs = this.#timeoutMs;
+    if (timeoutMs === false) return next(call, context);
     const child = context.forkCancellable();
-    return this.#run(call.service, context.instance?.id, child, () => next(call, child));
+    return this.#run(timeoutMs, call.service, context.instance?.id, child, () => next(call, child));
   };
 
   /**
@@ -78,14 +111,32 @@ export class Timeout implements Stage, Policy {
    * @throws TimeoutError when the time runs out first; what `fn` throws otherwise.
    */
   execute<T>(fn: (signal: AbortSignal) => Promise<T>, signal?: AbortSignal): Promise<T> {
+    const timeoutMs = this.#timeoutMs;
+    if (timeoutMs === false) return fn(signal ?? neverAborted);
     const child = new CallContext(signal === undefined ? {} : { signal }).forkCancellable();
-    return this.#run(this.#service, undefined, child, () => fn(child.signal as AbortSignal));
+    return this.#run(timeoutMs, this.#service, undefined, child, () => fn(child.signal as AbortSignal));
   }
 
-  #run<T>(service: string, instance: string | undefined, child: CallContext, start: () => Promise<T>): Promise<T> {
+  #run<T>(
+    timeoutMs: number,
+    service: string,
+    instance: string | undefined,
+    child: CallContext,
+    start: () => Promise<T>,
+  ): Promise<T> {
+    const queue = this.#queue;
     return new Promise<T>((resolve, reject) => {
-      const pending = new Pending(this, service, instance, child, reject as (error: unknown) => void);
-      this.#queue.add(pending);
+      const pending = new Pending(
+        this,
+        queue,
+        this.#clock.now() + timeoutMs,
+        timeoutMs,
+        service,
+        instance,
+        child,
+        reject as (error: unknown) => void,
+      );
+      queue.add(pending);
       let sent: Promise<T>;
       try {
         sent = start();
@@ -94,18 +145,13 @@ export class Timeout implements Stage, Policy {
       }
       sent.then(
         (value) => {
-          if (pending.settle(this.#queue)) resolve(value);
+          if (pending.settle()) resolve(value);
         },
         (error: unknown) => {
-          if (pending.settle(this.#queue)) reject(error);
+          if (pending.settle()) reject(error);
         },
       );
     });
-  }
-
-  /** @internal */
-  get deadlineMs(): number {
-    return this.#clock.now() + this.timeoutMs;
   }
 
   /** @internal */
@@ -128,6 +174,8 @@ class Pending implements DeadlineEntry {
   prev: DeadlineEntry | undefined;
   next: DeadlineEntry | undefined;
   readonly #owner: Timeout;
+  readonly #queue: DeadlineQueue<Pending>;
+  readonly #timeoutMs: number;
   readonly #service: string;
   readonly #instance: string | undefined;
   readonly #child: CallContext;
@@ -136,13 +184,18 @@ class Pending implements DeadlineEntry {
 
   constructor(
     owner: Timeout,
+    queue: DeadlineQueue<Pending>,
+    deadline: number,
+    timeoutMs: number,
     service: string,
     instance: string | undefined,
     child: CallContext,
     reject: (error: unknown) => void,
   ) {
     this.#owner = owner;
-    this.deadline = owner.deadlineMs;
+    this.#queue = queue;
+    this.deadline = deadline;
+    this.#timeoutMs = timeoutMs;
     this.#service = service;
     this.#instance = instance;
     this.#child = child;
@@ -150,10 +203,10 @@ class Pending implements DeadlineEntry {
   }
 
   /** The call settled by itself: true if it was in time (its outcome stands). */
-  settle(queue: DeadlineQueue<Pending>): boolean {
+  settle(): boolean {
     if (this.#done) return false;
     this.#done = true;
-    queue.remove(this);
+    this.#queue.remove(this);
     this.#child.detach();
     return true;
   }
@@ -162,7 +215,7 @@ class Pending implements DeadlineEntry {
   expire(): void {
     if (this.#done) return;
     this.#done = true;
-    const error = new TimeoutError('attempt', this.#owner.timeoutMs, this.#service, this.#instance);
+    const error = new TimeoutError('attempt', this.#timeoutMs, this.#service, this.#instance);
     this.#child.cancel(error);
     this.#owner.report(error);
     this.#reject(error);
@@ -186,77 +239,105 @@ export interface DeadlineOptions {
  * @example
  * const users = new ServiceClient({ service: 'users', discovery, deadlineMs: 2_000 });
  */
-export function deadline(options: DeadlineOptions = {}): Stage {
-  const { timeoutMs } = options;
-  if (timeoutMs !== undefined && !(Number.isFinite(timeoutMs) && timeoutMs > 0)) {
-    throw new ConfigError('deadlineMs', `must be a positive number of milliseconds, got ${timeoutMs}`);
+export function deadline(options: DeadlineOptions = {}): Deadline {
+  return new Deadline(options);
+}
+
+/**
+ * The "deadline" stage, as {@link deadline} makes it, whose limit can change while calls run.
+ * @throws ConfigError for a `timeoutMs` that is not a positive number.
+ * @example
+ * const stage = deadline({ timeoutMs: 2_000 });
+ * stage.update(false); // calls keep only their own deadlines
+ */
+export class Deadline implements Stage {
+  readonly name = 'deadline';
+  readonly role = 'deadline';
+  readonly level = 'call';
+  #timeoutMs: number | undefined;
+
+  constructor(options: DeadlineOptions = {}) {
+    if (options.timeoutMs !== undefined) checkTimeoutMs(options.timeoutMs, 'deadlineMs');
+    this.#timeoutMs = options.timeoutMs;
   }
-  return {
-    name: 'deadline',
-    role: 'deadline',
-    level: 'call',
-    make(env) {
-      const { clock, telemetry } = env;
-      const filter: Filter = (call, context, next) => {
-        if (timeoutMs === undefined && context.deadline === undefined) return next(call, context);
-        const now = clock.now();
-        const own = timeoutMs === undefined ? undefined : now + timeoutMs;
-        const due =
-          context.deadline === undefined ? own : own === undefined ? context.deadline : Math.min(own, context.deadline);
-        if (due === undefined) return next(call, context);
-        const limitMs = Math.max(0, Math.round(due - now));
-        const expired = (): TimeoutError => {
-          const error = new TimeoutError('deadline', limitMs, call.service);
-          if (telemetry.enabled) {
-            telemetry.emit({
-              type: 'timed-out',
-              service: call.service,
-              instance: undefined,
-              scope: 'deadline',
-              timeoutMs: limitMs,
-            });
-          }
-          return error;
-        };
-        // Nothing starts once the time is up (an inbound request that arrived with none left).
-        if (due <= now) return Promise.reject(expired());
-        const child = context.forkCancellable();
-        child.deadline = due;
-        return new Promise<Reply>((resolve, reject) => {
-          let done = false;
-          // A per-call timer: deadlines of different calls come in any order (each inbound
-          // request brings its own), so one queue for all does not fit.
-          const timer: Timer = clock.setTimer(due - now, () => {
-            if (done) return;
-            done = true;
-            const error = expired();
-            child.cancel(error);
-            reject(error);
+
+  /** The limit for every call, from when it starts; `false` for none. */
+  get timeoutMs(): number | false {
+    return this.#timeoutMs ?? false;
+  }
+
+  /**
+   * Changes the limit for the calls that start from now on; `false` for none. Calls in flight
+   * keep the deadline they started with.
+   * @throws ConfigError for a limit that is not a positive number; nothing changes then.
+   */
+  update(timeoutMs: number | false): void {
+    if (timeoutMs !== false) checkTimeoutMs(timeoutMs, 'deadlineMs');
+    this.#timeoutMs = timeoutMs === false ? undefined : timeoutMs;
+  }
+
+  make(env: StageEnv): Filter {
+    const { clock, telemetry } = env;
+    const filter: Filter = (call, context, next) => {
+      const timeoutMs = this.#timeoutMs;
+      if (timeoutMs === undefined && context.deadline === undefined) return next(call, context);
+      const now = clock.now();
+      const own = timeoutMs === undefined ? undefined : now + timeoutMs;
+      const due =
+        context.deadline === undefined ? own : own === undefined ? context.deadline : Math.min(own, context.deadline);
+      if (due === undefined) return next(call, context);
+      const limitMs = Math.max(0, Math.round(due - now));
+      const expired = (): TimeoutError => {
+        const error = new TimeoutError('deadline', limitMs, call.service);
+        if (telemetry.enabled) {
+          telemetry.emit({
+            type: 'timed-out',
+            service: call.service,
+            instance: undefined,
+            scope: 'deadline',
+            timeoutMs: limitMs,
           });
-          const settle = (): boolean => {
-            if (done) return false;
-            done = true;
-            timer.cancel();
-            child.detach();
-            return true;
-          };
-          let sent: Promise<Reply>;
-          try {
-            sent = next(call, child);
-          } catch (error) {
-            sent = Promise.reject(error);
-          }
-          sent.then(
-            (reply) => {
-              if (settle()) resolve(reply);
-            },
-            (error: unknown) => {
-              if (settle()) reject(error);
-            },
-          );
-        });
+        }
+        return error;
       };
-      return filter;
-    },
-  };
+      // Nothing starts once the time is up (an inbound request that arrived with none left).
+      if (due <= now) return Promise.reject(expired());
+      const child = context.forkCancellable();
+      child.deadline = due;
+      return new Promise<Reply>((resolve, reject) => {
+        let done = false;
+        // A per-call timer: deadlines of different calls come in any order (each inbound
+        // request brings its own), so one queue for all does not fit.
+        const timer: Timer = clock.setTimer(due - now, () => {
+          if (done) return;
+          done = true;
+          const error = expired();
+          child.cancel(error);
+          reject(error);
+        });
+        const settle = (): boolean => {
+          if (done) return false;
+          done = true;
+          timer.cancel();
+          child.detach();
+          return true;
+        };
+        let sent: Promise<Reply>;
+        try {
+          sent = next(call, child);
+        } catch (error) {
+          sent = Promise.reject(error);
+        }
+        sent.then(
+          (reply) => {
+            if (settle()) resolve(reply);
+          },
+          (error: unknown) => {
+            if (settle()) reject(error);
+          },
+        );
+      });
+    };
+    return filter;
+  }
 }
