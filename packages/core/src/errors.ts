@@ -26,7 +26,11 @@ export type ErrorCode =
   | 'INVALID_BODY_ENCODING'
   | 'INVALID_SESSION_REQUEST'
   | 'INVALID_KV_REQUEST'
-  | 'NODE_REGISTRATION_REFUSED';
+  | 'NODE_REGISTRATION_REFUSED'
+  // @trellis/config: the registry's KV, and the rules written through it.
+  | 'KV_TXN_FAILED'
+  | 'KV_TOO_LARGE'
+  | 'RULES_CONFLICT';
 
 export interface TrellisErrorOptions {
   /** Whether trying again (maybe elsewhere) can succeed. */

@@ -1,25 +1,12 @@
 import { EventEmitter } from 'node:events';
-import { types } from 'node:util';
-import Consul from 'consul';
-import {
-  ConfigError,
-  RegistryRejectedError,
-  RegistryUnavailableError,
-  type InstanceMeta,
-  type ServiceInstance,
-} from '@trellis/core';
-import { acceptGzip } from './gzip-answers.js';
+import type Consul from 'consul';
+import { RegistryUnavailableError, type InstanceMeta, type ServiceInstance } from '@trellis/core';
+import { connectConsul, consulIndex, sendToConsul, type ConsulOptions } from './consul-http.js';
 import type { QueryOptions, Registration, Registry, ServiceView } from './registry.js';
 import { ServiceWatch, type WatchOptions } from './service-watch.js';
 
-export interface ConsulRegistryOptions {
-  /** Base URL of the Trellis registry server or a Consul agent; default `http://127.0.0.1:8500`. */
-  readonly url?: string;
-  /** ACL token sent with every request. */
-  readonly token?: string;
-  /** Milliseconds before a request to the registry is abandoned; default 5000. */
-  readonly timeoutMs?: number;
-}
+/** Where {@link ConsulRegistry} connects. */
+export type ConsulRegistryOptions = ConsulOptions;
 
 type ConsulCheckOptions = NonNullable<Parameters<Consul['agent']['check']['register']>[0]>;
 
@@ -62,30 +49,10 @@ export class ConsulRegistry implements Registry {
   readonly #timeoutMs: number;
 
   constructor(options: ConsulRegistryOptions = {}) {
-    this.url = (options.url ?? 'http://127.0.0.1:8500').replace(/\/+$/, '');
-    let parsed: URL;
-    try {
-      parsed = new URL(this.url);
-    } catch {
-      throw new ConfigError('registry.url', `"${this.url}" is not a URL; expected e.g. http://127.0.0.1:8500`);
-    }
-    if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
-      throw new ConfigError('registry.url', `"${this.url}" must start with http:// or https://`);
-    }
-    const timeoutMs = options.timeoutMs ?? 5_000;
-    if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) {
-      throw new ConfigError('registry.timeoutMs', `must be a positive number of milliseconds, got ${timeoutMs}`);
-    }
+    const { url, consul, timeoutMs } = connectConsul(options, 'registry');
+    this.url = url;
+    this.#consul = consul;
     this.#timeoutMs = timeoutMs;
-    this.#consul = new Consul({
-      host: parsed.hostname.replace(/^\[|\]$/g, ''),
-      port: Number(parsed.port || (parsed.protocol === 'https:' ? 443 : 80)),
-      secure: parsed.protocol === 'https:',
-      ...(options.token === undefined ? {} : { defaults: { token: options.token } }),
-    });
-    // A blocking query on a service of 200 instances answers 230 KB each time it changes, and
-    // 6 KB gzipped: what a thousand watchers woken at once cost the registry and the network.
-    acceptGzip(this.#consul);
   }
 
   async register(registration: Registration): Promise<void> {
@@ -163,7 +130,7 @@ export class ConsulRegistry implements Registry {
         const passing = (entry.Checks ?? []).every((check) => check.Status === 'passing');
         (passing ? healthy : unhealthy).push(fromHealthEntry(entry));
       }
-      return { index: indexOf(response), healthy: healthy.sort(byId), unhealthy: unhealthy.sort(byId) };
+      return { index: consulIndex(response), healthy: healthy.sort(byId), unhealthy: unhealthy.sort(byId) };
     } finally {
       options.signal?.removeEventListener('abort', cancel);
     }
@@ -182,52 +149,13 @@ export class ConsulRegistry implements Registry {
     return { timeout: this.#timeoutMs };
   }
 
-  async #send<T>(operation: string, instanceId: string | undefined, request: () => Promise<T>): Promise<T> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        const value = await request();
-        // The client's HTTP layer tells errors by `instanceof Error`, which fails for errors from
-        // another realm (Node's own socket errors under Jest's VM modules): it then resolves with
-        // the error instead of rejecting.
-        if (types.isNativeError(value)) throw value;
-        return value;
-      } catch (error) {
-        const status = (error as { statusCode?: unknown }).statusCode;
-        if (typeof status === 'number') {
-          const reason = error instanceof Error ? error.message.replace(/^consul: /, '') : String(error);
-          throw new RegistryRejectedError(
-            operation,
-            status,
-            reason,
-            instanceId === undefined ? {} : { instance: instanceId },
-          );
-        }
-        // A pooled connection the registry closed (it restarted) fails on first use. Every
-        // request here is idempotent, so one immediate retry on a fresh connection is safe.
-        if (attempt === 1 && isStaleConnection(error)) continue;
-        throw new RegistryUnavailableError(this.url, error);
-      }
-    }
+  #send<T>(operation: string, instanceId: string | undefined, request: () => Promise<T>): Promise<T> {
+    return sendToConsul(this.url, operation, request, instanceId);
   }
-}
-
-// Consul answers every read with X-Consul-Index; a missing or zero one is treated as 1 so that
-// the next query blocks instead of spinning.
-function indexOf(response: unknown): number {
-  const header = (response as { headers?: Record<string, unknown> } | undefined)?.headers?.['x-consul-index'];
-  const index = Number(header);
-  return Number.isSafeInteger(index) && index > 0 ? index : 1;
 }
 
 function byId(x: ServiceInstance, y: ServiceInstance): number {
   return x.id < y.id ? -1 : x.id > y.id ? 1 : 0;
-}
-
-function isStaleConnection(error: unknown): boolean {
-  const code = (error as { code?: unknown }).code;
-  return (
-    code === 'ECONNRESET' || code === 'EPIPE' || (error instanceof Error && error.message.includes('socket hang up'))
-  );
 }
 
 function toConsulMeta(meta: InstanceMeta): Record<string, string> {

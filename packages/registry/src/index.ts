@@ -1,5 +1,7 @@
 export { ConsulRegistry } from './consul-registry.js';
 export type { ConsulRegistryOptions } from './consul-registry.js';
+export { connectConsul, consulIndex, sendToConsul } from './consul-http.js';
+export type { ConsulConnection, ConsulOptions } from './consul-http.js';
 export { Discovery } from './discovery.js';
 export type { DiscoveryEvent, DiscoveryOptions, DiscoveryStatus, InstancesChanged } from './discovery.js';
 export { FailoverFile } from './failover-file.js';
