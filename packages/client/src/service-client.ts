@@ -227,6 +227,8 @@ export const defaultStages = [
  * P2C over peak EWMA by default), `breaker` (per instance), `attempt-timeout` (10 s),
  * `fault-injection` (none by default) and `transport` (axios). The stack is built once, in the
  * constructor; edit it with the `stack` option. Every stage reports to one telemetry sink.
+ * Governance rules change the running stages without a rebuild ({@link ServiceClient.applyRules}),
+ * and a candidate can be tried beside them first ({@link ServiceClient.dryRun}).
  *
  * @throws ConfigError from the constructor for an unknown strategy name, invalid rules or
  *   policy options, or an edit of the stack that names no stage or adds a second retry,
@@ -700,7 +702,8 @@ export class ServiceClient {
 
   /**
    * How the client is governed now, read-only: strategy, stages, the retry budget left, the
-   * routing and fault rules in force, panic, and for each of `instances` (those discovery
+   * routing and fault rules in force, panic, the rules applied and the dry run's counts with
+   * their versions, and for each of `instances` (those discovery
    * lists, say) its breaker's state and what the strategy knows of its load. Asks nothing of
    * discovery or the network, and changes nothing (no breaker is made for an instance without one).
    *
