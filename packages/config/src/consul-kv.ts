@@ -133,13 +133,20 @@ export class ConsulKv {
    */
   async keys(prefix: string, separator?: string): Promise<string[]> {
     checkKey(prefix, true);
-    const keys = (await this.#send('keys', () =>
-      this.#consul.kv.keys({
-        key: prefix,
-        ...(separator === undefined ? {} : { separator }),
-        ...this.#requestOptions(),
-      } as { key: string }),
-    )) as unknown;
+    let keys: unknown;
+    try {
+      keys = await this.#send('keys', () =>
+        this.#consul.kv.keys({
+          key: prefix,
+          ...(separator === undefined ? {} : { separator }),
+          ...this.#requestOptions(),
+        } as { key: string }),
+      );
+    } catch (error) {
+      // Consul answers 404 for a prefix with nothing under it.
+      if (RegistryRejectedError.is(error) && error.status === 404) return [];
+      throw error;
+    }
     if (keys === undefined || keys === null) return [];
     if (!Array.isArray(keys)) throw this.#unexpected('keys');
     if (keys.length > this.#maxEntries)

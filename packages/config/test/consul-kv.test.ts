@@ -21,6 +21,7 @@ describe('ConsulKv', () => {
   it('puts, gets, lists and deletes keys', async () => {
     expect(await kv.get('config/forum/pageSize')).toBeUndefined();
     expect(await kv.list('config/forum/')).toEqual([]);
+    expect(await kv.keys('config/forum/')).toEqual([]);
     expect(await kv.put('config/forum/pageSize', '20')).toBe(true);
     expect(await kv.put('config/forum/title', 'Forum — ünïcode')).toBe(true);
     const entry = await kv.get('config/forum/pageSize');
