@@ -10,3 +10,5 @@ export { rulesDryRunKey, rulesHistoryKey, rulesKey } from './rules-envelope.js';
 export type { RulesEnvelope, RulesMeta, RulesRefusal, RulesValidator } from './rules-envelope.js';
 export { RulesWatch } from './rules-watch.js';
 export type { ConfigLogger, RulesRefused, RulesWatchOptions } from './rules-watch.js';
+export { RunningReport, runningPrefix } from './running-report.js';
+export type { RunningRefusal, RunningReportOptions, RunningState, RunningTargetState } from './running-report.js';
