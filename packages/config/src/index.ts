@@ -12,3 +12,5 @@ export { RulesWatch } from './rules-watch.js';
 export type { ConfigLogger, RulesRefused, RulesWatchOptions } from './rules-watch.js';
 export { RunningReport, runningPrefix } from './running-report.js';
 export type { RunningRefusal, RunningReportOptions, RunningState, RunningTargetState } from './running-report.js';
+export { ServiceConfig } from './service-config.js';
+export type { ConfigEntry, ConfigRefusal, ServiceConfigOptions } from './service-config.js';
