@@ -102,13 +102,15 @@ export async function startSystem(options: SystemOptions = {}): Promise<RunningS
     for (const tier of [...tiers].reverse()) await Promise.all(tier.map((p) => p.stop()));
     if (options.dataDir === undefined) await rm(dataDir, { recursive: true, force: true });
   };
-  const startTier = async (specs: ReadonlyArray<{ name: string; script: string; port?: number }>) => {
+  const startTier = async (
+    specs: ReadonlyArray<{ name: string; script: string; port?: number; env?: Record<string, string> }>,
+  ) => {
     const tier: ManagedProcess[] = [];
     tiers.push(tier);
     // Pushed as each is ready, so that a failure of one still stops those that started.
     await Promise.all(
-      specs.map(async ({ name, script, port }) => {
-        tier.push(await ManagedProcess.start({ name, script, env: env(port ?? 0), output }));
+      specs.map(async ({ name, script, port, env: own }) => {
+        tier.push(await ManagedProcess.start({ name, script, env: { ...env(port ?? 0), ...own }, output }));
       }),
     );
     return [...tier].sort((a, b) => a.name.localeCompare(b.name));
@@ -123,8 +125,14 @@ export async function startSystem(options: SystemOptions = {}): Promise<RunningS
     TRELLIS_DRAIN_MS: String(options.drainMs ?? 1_000),
     ...options.serviceEnv,
   });
+  // The second users instance runs the next release, 1.1.0: the canary that rules can route to
+  // (docs/rules.md walks through it). With no rules, callers spread over both alike.
   const instances = (service: 'users' | 'mail', count: number) =>
-    Array.from({ length: count }, (_, i) => ({ name: `${service}-${i + 1}`, script: scripts[service] }));
+    Array.from({ length: count }, (_, i) => ({
+      name: `${service}-${i + 1}`,
+      script: scripts[service],
+      env: service === 'users' ? { TRELLIS_VERSION: i % 2 === 1 ? '1.1.0' : '1.0.0', ...options.serviceEnv } : {},
+    }));
 
   try {
     const registry = await startRegistry({ ...options, output });

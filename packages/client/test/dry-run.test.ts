@@ -142,7 +142,13 @@ describe('ServiceClient.dryRun: candidate rules beside the live ones', () => {
     users.dryRun({ faults: [{ name: 'candidate-abort', abort: { share: 0.5, connection: 'refused' } }] }, 1);
     await users.get('/slow/1');
     await users.get('/fast/1');
-    expect(events.map((e) => [e.effect, e.live, e.candidate])).toEqual([
+    expect(
+      events.map((e) => [
+        e.effect,
+        e.effect === 'limit' ? e.limit : e.live,
+        e.effect === 'limit' ? undefined : e.candidate,
+      ]),
+    ).toEqual([
       ['fault', 'live-slow', 'candidate-abort'],
       ['fault', undefined, 'candidate-abort'],
     ]);

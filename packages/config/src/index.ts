@@ -14,3 +14,5 @@ export { RunningReport, runningPrefix } from './running-report.js';
 export type { RunningRefusal, RunningReportOptions, RunningState, RunningTargetState } from './running-report.js';
 export { ServiceConfig } from './service-config.js';
 export type { ConfigEntry, ConfigRefusal, ServiceConfigOptions } from './service-config.js';
+export { limitRulesSchema, parseRules, rulesSchema } from './rules-schema.js';
+export type { ConcurrencyLimitRule, GatewayRules, LimitRules, RateLimitRule, Rules } from './rules-schema.js';

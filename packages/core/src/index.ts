@@ -32,8 +32,10 @@ export type {
   AttemptStarted,
   CircuitState,
   CircuitStateChanged,
+  ConfigRefused,
   DryRunEvaluated,
   DryRunFaulted,
+  DryRunLimited,
   DryRunRouted,
   FallbackAnswered,
   FaultInjected,
@@ -43,6 +45,7 @@ export type {
   RetryRefused,
   RetryScheduled,
   RulesApplied,
+  RulesRefused,
   TelemetryEvent,
   TimedOut,
 } from './telemetry.js';

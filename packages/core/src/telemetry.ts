@@ -187,8 +187,47 @@ export interface DryRunFaulted {
   readonly candidate: string;
 }
 
-/** What a dry run would have done to one attempt: switch on `effect`. */
-export type DryRunEvaluated = DryRunRouted | DryRunFaulted;
+/**
+ * A dry run of a service's own `limits`: the candidate limit would have refused a request this
+ * service served (429 for the rate, 503 for concurrency). The request itself was served.
+ */
+export interface DryRunLimited {
+  readonly type: 'dry-run';
+  readonly effect: 'limit';
+  /** The service serving the request (the rules are its own). */
+  readonly service: string;
+  /** The candidate's version, when given. */
+  readonly version: number | undefined;
+  readonly limit: 'rate' | 'concurrency';
+}
+
+/** What a dry run would have done to one attempt or request: switch on `effect`. */
+export type DryRunEvaluated = DryRunRouted | DryRunFaulted | DryRunLimited;
+
+/**
+ * A version of a service's rules was refused by this instance (the schema refused it, or a client
+ * cannot apply one of its fields); the last good version stays in force.
+ */
+export interface RulesRefused {
+  readonly type: 'rules-refused';
+  /** The service the rules are about. */
+  readonly service: string;
+  /** The refused version, when the document said. */
+  readonly version: number | undefined;
+  /** The dotted path of the field, e.g. "client.retry.maxAttempts". */
+  readonly field: string;
+  readonly problem: string;
+}
+
+/** A configuration value was refused (failing the schema, or an unknown key); the last good value stays. */
+export interface ConfigRefused {
+  readonly type: 'config-refused';
+  /** The key, e.g. "pageSize". */
+  readonly key: string;
+  /** Where the value came from, e.g. "kv config/forum/pageSize" or "env FORUM_PAGE_SIZE". */
+  readonly source: string;
+  readonly problem: string;
+}
 
 /** Every decision of a governed call, one union: switch on `type`. */
 export type TelemetryEvent =
@@ -204,7 +243,9 @@ export type TelemetryEvent =
   | LimitRejected
   | FallbackAnswered
   | RulesApplied
-  | DryRunEvaluated;
+  | RulesRefused
+  | DryRunEvaluated
+  | ConfigRefused;
 
 /**
  * The one sink every stage of a stack reports to, and that metrics, tracing and logs subscribe

@@ -73,6 +73,10 @@ export class TrellisMetrics implements Disposable {
   readonly #limitRejections: CounterCells; // service, limit
   readonly #faults: CounterCells; // service, kind
   readonly #fallbacks: CounterCells; // service, cause
+  readonly #rulesVersion: CounterCells; // service (a gauge)
+  readonly #rulesRefusals: CounterCells; // service
+  readonly #dryRuns: CounterCells; // service, effect
+  readonly #configRefusals: CounterCells; // key
   readonly #services: LabelCap;
   readonly #instances: LabelCap;
   readonly #routes: LabelCap;
@@ -186,6 +190,27 @@ export class TrellisMetrics implements Disposable {
       'Calls a fallback answered, by the code of the failure it answered for.',
       ['service', 'cause'],
     );
+    this.#rulesVersion = new CounterCells(
+      'trellis_rules_version',
+      "The version of a service's rules (trellis/rules/<service>) this instance runs; 0 while none is set.",
+      ['service'],
+      'gauge',
+    ).register(registry);
+    this.#rulesRefusals = counter(
+      'trellis_rules_refusals_total',
+      "Versions of a service's rules refused here (invalid, or a field a client cannot apply); the last good ones stay.",
+      ['service'],
+    );
+    this.#dryRuns = counter(
+      'trellis_rules_dry_run_total',
+      "What a dry run of a service's rules would have done (effect route: sent elsewhere; fault; limit), changing nothing.",
+      ['service', 'effect'],
+    );
+    this.#configRefusals = counter(
+      'trellis_config_refusals_total',
+      'Configuration values refused (failing the schema, or an unknown key); the last good value stays.',
+      ['key'],
+    );
     if (options.processMetrics ?? true) collectDefaultMetrics({ register: registry });
   }
 
@@ -272,6 +297,18 @@ export class TrellisMetrics implements Disposable {
         break;
       case 'fallback-answered':
         this.#fallbacks.at(this.#services.value(event.service), this.#reasons.value(event.cause)).value++;
+        break;
+      case 'rules-applied':
+        this.#rulesVersion.at(this.#services.value(event.service)).value = event.version ?? 0;
+        break;
+      case 'rules-refused':
+        this.#rulesRefusals.at(this.#services.value(event.service)).value++;
+        break;
+      case 'dry-run':
+        this.#dryRuns.at(this.#services.value(event.service), event.effect).value++;
+        break;
+      case 'config-refused':
+        this.#configRefusals.at(this.#reasons.value(event.key)).value++;
         break;
       case 'attempt-started':
         break;

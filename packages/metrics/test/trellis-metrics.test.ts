@@ -207,3 +207,48 @@ describe('TrellisMetrics', () => {
     expect(() => new TrellisMetrics({ maxLabelValues: 0 })).toThrow(/maxLabelValues/);
   });
 });
+
+describe('TrellisMetrics and the control plane', () => {
+  it('shows the version of the rules each service runs, versions refused, dry-run effects and refused configuration', async () => {
+    const telemetry = new Telemetry();
+    const metrics = new TrellisMetrics({ processMetrics: false });
+    metrics.subscribe(telemetry);
+    telemetry.emit({ type: 'rules-applied', service: 'users', version: 7, fields: ['routing'] });
+    telemetry.emit({ type: 'rules-applied', service: 'mail', version: 3, fields: [] });
+    telemetry.emit({ type: 'rules-applied', service: 'mail', version: undefined, fields: [] });
+    telemetry.emit({
+      type: 'rules-refused',
+      service: 'users',
+      version: 8,
+      field: 'client.retry',
+      problem: 'no retry stage',
+    });
+    const routed = {
+      type: 'dry-run',
+      effect: 'route',
+      service: 'users',
+      version: 9,
+      attempt: 1,
+      instance: 'users-1',
+      live: 'default',
+      candidate: 'default',
+    } as const;
+    telemetry.emit(routed);
+    telemetry.emit(routed);
+    telemetry.emit({ type: 'dry-run', effect: 'limit', service: 'forum', version: 2, limit: 'rate' });
+    telemetry.emit({ type: 'config-refused', key: 'pageSize', source: 'kv config/forum/pageSize', problem: 'too big' });
+
+    const values = async (name: string): Promise<Array<[Record<string, string | number>, number]>> =>
+      (await series(metrics.registry, name)).map((s) => [s.labels, s.value]);
+    expect(await values('trellis_rules_version')).toEqual([
+      [{ service: 'users' }, 7],
+      [{ service: 'mail' }, 0],
+    ]);
+    expect(await values('trellis_rules_refusals_total')).toEqual([[{ service: 'users' }, 1]]);
+    expect(await values('trellis_rules_dry_run_total')).toEqual([
+      [{ service: 'users', effect: 'route' }, 2],
+      [{ service: 'forum', effect: 'limit' }, 1],
+    ]);
+    expect(await values('trellis_config_refusals_total')).toEqual([[{ key: 'pageSize' }, 1]]);
+  });
+});
