@@ -1,18 +1,18 @@
-import { ClosedError, ConfigError, Emitter, sleep, systemClock, TrellisError, type Clock } from '@trellis/core';
-import type { WatchOptions } from '@trellis/registry';
+import { ClosedError, Emitter, systemClock, TrellisError, type Clock } from '@trellis/core';
+import { BlockingLoop, type BlockingLoopOptions, type BlockingQuery } from '@trellis/registry';
 import type { KvEntry, KvView } from './consul-kv.js';
 
 /**
  * How a {@link KvWatch} queries: the backoff and floor options of `@trellis/registry`'s
  * service watch (same names, same defaults), and whether it follows a prefix.
  */
-export interface KvWatchOptions extends Omit<WatchOptions, 'passingOnly'> {
+export interface KvWatchOptions extends BlockingLoopOptions {
   /** Follow every key under the prefix (Consul's `?recurse`) instead of one key. */
   readonly recurse?: boolean;
 }
 
 /** Reads the watched key or prefix once, as a blocking query when `index` > 0. */
-export type KvQuery = (options: { index: number; waitMs: number; signal: AbortSignal }) => Promise<KvView>;
+export type KvQuery = BlockingQuery<KvView>;
 
 /** What {@link KvWatch.onRecovered} reports. */
 export interface KvRecovered {
@@ -39,21 +39,14 @@ export interface KvRecovered {
  */
 export class KvWatch {
   readonly key: string;
-  readonly #query: KvQuery;
   readonly #onClose: (() => void) | undefined;
   readonly #clock: Clock;
-  readonly #random: () => number;
-  readonly #floorMs: number;
-  readonly #waitMs: number;
-  readonly #backoffBaseMs: number;
-  readonly #backoffMaxMs: number;
+  readonly #loop: BlockingLoop<KvView>;
   readonly #changes = new Emitter<readonly KvEntry[]>();
   readonly #unavailable = new Emitter<unknown>();
   readonly #recovered = new Emitter<KvRecovered>();
-  readonly #stop = new AbortController();
   readonly #firsts = new Set<(...failure: [unknown?]) => void>();
   #entries: readonly KvEntry[] | undefined;
-  #failures = 0;
   #lastError: unknown;
 
   /** The entries (one or none for a key, in key order for a prefix): the first answer, then each change. */
@@ -66,15 +59,19 @@ export class KvWatch {
   /** @throws ConfigError for a negative or non-finite option. */
   constructor(key: string, query: KvQuery, options: KvWatchOptions = {}, onClose?: () => void) {
     this.key = key;
-    this.#query = query;
     this.#onClose = onClose;
     this.#clock = options.clock ?? systemClock;
-    this.#random = options.random ?? Math.random;
-    this.#floorMs = nonNegative('watch.floorMs', options.floorMs ?? 50);
-    this.#waitMs = nonNegative('watch.waitMs', options.waitMs ?? 60_000);
-    this.#backoffBaseMs = nonNegative('watch.backoffBaseMs', options.backoffBaseMs ?? 250);
-    this.#backoffMaxMs = nonNegative('watch.backoffMaxMs', options.backoffMaxMs ?? 10_000);
-    void this.#run();
+    this.#loop = new BlockingLoop(
+      query,
+      {
+        answered: (view, recovered) => {
+          if (recovered !== undefined) this.#recovered.emit(recovered);
+          this.#apply(view.entries);
+        },
+        failed: (error, failures) => this.#failed(error, failures),
+      },
+      options,
+    );
   }
 
   /** The last entries the registry answered, kept while it is unreachable; undefined before the first. */
@@ -84,7 +81,7 @@ export class KvWatch {
 
   /** True after a failed query, until the registry answers again. */
   get unavailable(): boolean {
-    return this.#failures > 0;
+    return this.#loop.failures > 0;
   }
 
   /**
@@ -95,8 +92,8 @@ export class KvWatch {
    */
   ready(timeoutMs = 5_000): Promise<void> {
     if (this.#entries !== undefined) return Promise.resolve();
-    if (this.#stop.signal.aborted) return Promise.reject(new ClosedError(`the watch of "${this.key}"`));
-    if (this.#failures > 0) return Promise.reject(this.#lastError);
+    if (this.#loop.stopped) return Promise.reject(new ClosedError(`the watch of "${this.key}"`));
+    if (this.#loop.failures > 0) return Promise.reject(this.#lastError);
     return new Promise((resolve, reject) => {
       const settle = (...failure: [unknown?]): void => {
         timer.cancel();
@@ -117,8 +114,8 @@ export class KvWatch {
 
   /** Stops watching: the query held by the registry is abandoned at once. Idempotent. */
   close(): void {
-    if (this.#stop.signal.aborted) return;
-    this.#stop.abort();
+    if (this.#loop.stopped) return;
+    this.#loop.stop();
     for (const settle of [...this.#firsts]) settle(new ClosedError(`the watch of "${this.key}"`));
     this.#changes.clear();
     this.#unavailable.clear();
@@ -126,42 +123,9 @@ export class KvWatch {
     this.#onClose?.();
   }
 
-  async #run(): Promise<void> {
-    const signal = this.#stop.signal;
-    // `index` is what the next query sends; `seen` the last index answered. After a failure the
-    // next query does not block: a registry that restarted with lower indexes would otherwise
-    // hold it for the whole wait before the watch saw anything.
-    let index = 0;
-    let seen = 0;
-    while (!signal.aborted) {
-      const started = this.#clock.now();
-      let view: KvView;
-      try {
-        view = await this.#query({ index, waitMs: this.#waitMs, signal });
-      } catch (error) {
-        if (signal.aborted) return;
-        this.#failed(error);
-        index = 0;
-        await this.#pause(Math.max(this.#backoff(), this.#floorMs - (this.#clock.now() - started)));
-        continue;
-      }
-      if (signal.aborted) return;
-      // Consul's rule: an index that goes back resets the loop to 0, as after a restart.
-      const reset = view.index < seen;
-      if (this.#failures > 0 || reset) {
-        this.#failures = 0;
-        this.#recovered.emit({ reset });
-      }
-      index = reset ? 0 : view.index;
-      seen = index;
-      this.#apply(view.entries);
-      await this.#pause(this.#floorMs - (this.#clock.now() - started));
-    }
-  }
-
-  #failed(error: unknown): void {
+  #failed(error: unknown, failures: number): void {
     this.#lastError = error;
-    if (++this.#failures > 1) return;
+    if (failures > 1) return;
     this.#unavailable.emit(error);
     for (const settle of [...this.#firsts]) settle(error);
   }
@@ -172,16 +136,6 @@ export class KvWatch {
     for (const settle of [...this.#firsts]) settle();
     if (before !== undefined && sameEntries(before, entries)) return;
     this.#changes.emit(entries);
-  }
-
-  #backoff(): number {
-    const ceiling = Math.min(this.#backoffMaxMs, this.#backoffBaseMs * 2 ** Math.min(this.#failures - 1, 30));
-    return this.#random() * ceiling;
-  }
-
-  async #pause(ms: number): Promise<void> {
-    if (ms <= 0) return;
-    await sleep(this.#clock, ms, this.#stop.signal).catch(() => undefined);
   }
 }
 
@@ -195,9 +149,4 @@ function sameEntries(a: readonly KvEntry[], b: readonly KvEntry[]): boolean {
       return x.key === y.key && x.value === y.value && x.session === y.session;
     })
   );
-}
-
-function nonNegative(field: string, value: number): number {
-  if (!Number.isFinite(value) || value < 0) throw new ConfigError(field, `must be a number >= 0, got ${value}`);
-  return value;
 }

@@ -1,5 +1,7 @@
 export { ConsulRegistry } from './consul-registry.js';
 export type { ConsulRegistryOptions } from './consul-registry.js';
+export { BlockingLoop } from './blocking-loop.js';
+export type { BlockingLoopHandlers, BlockingLoopOptions, BlockingQuery } from './blocking-loop.js';
 export { connectConsul, consulIndex, sendToConsul } from './consul-http.js';
 export type { ConsulConnection, ConsulOptions } from './consul-http.js';
 export { Discovery } from './discovery.js';

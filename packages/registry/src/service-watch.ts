@@ -1,32 +1,9 @@
-import {
-  ConfigError,
-  Emitter,
-  sleep,
-  systemClock,
-  type Clock,
-  type Closeable,
-  type ServiceInstance,
-} from '@trellis/core';
+import { Emitter, type Closeable, type ServiceInstance } from '@trellis/core';
+import { BlockingLoop, type BlockingLoopOptions } from './blocking-loop.js';
 import type { QueryOptions, ServiceView } from './registry.js';
 
-/** How a {@link ServiceWatch} queries. */
-export interface WatchOptions {
-  readonly clock?: Clock;
-  /** Source of the backoff jitter, in [0, 1); default Math.random. */
-  readonly random?: () => number;
-  /**
-   * Least time between the starts of two queries, so that a service changing all the time
-   * cannot drive a tight loop; default 50 ms.
-   */
-  readonly floorMs?: number;
-  /** How long the registry may hold each blocking query; default 60 000 ms. */
-  readonly waitMs?: number;
-  /**
-   * After a failed query, wait a random time between 0 and `backoffBaseMs * 2^(failures - 1)`,
-   * capped at `backoffMaxMs` (exponential backoff with full jitter); defaults 250 and 10 000 ms.
-   */
-  readonly backoffBaseMs?: number;
-  readonly backoffMaxMs?: number;
+/** How a {@link ServiceWatch} queries: the pace of its blocking queries, and what it asks for. */
+export interface WatchOptions extends BlockingLoopOptions {
   /** Ask for healthy instances only (Consul's ?passing); the views' `unhealthy` is then empty. */
   readonly passingOnly?: boolean;
 }
@@ -73,21 +50,11 @@ export type ServiceQuery = (options: QueryOptions) => Promise<ServiceView>;
  */
 export class ServiceWatch implements Closeable {
   readonly service: string;
-  readonly #query: ServiceQuery;
-  readonly #clock: Clock;
-  readonly #random: () => number;
-  readonly #floorMs: number;
-  readonly #waitMs: number;
-  readonly #backoffBaseMs: number;
-  readonly #backoffMaxMs: number;
-  readonly #passingOnly: boolean;
   readonly #views = new Emitter<ServiceView>();
   readonly #events = new Emitter<WatchEvent>();
-  readonly #stop = new AbortController();
-  readonly #loop: Promise<void>;
+  readonly #loop: BlockingLoop<ServiceView>;
   #view: ServiceView | undefined;
   #lastError: unknown;
-  #failures = 0;
   #outcome: { promise: Promise<ServiceView>; resolve(view: ServiceView): void; reject(error: unknown): void };
 
   /** Every view that differs from the one before, the first included. */
@@ -97,16 +64,21 @@ export class ServiceWatch implements Closeable {
 
   constructor(service: string, query: ServiceQuery, options: WatchOptions = {}) {
     this.service = service;
-    this.#query = query;
-    this.#clock = options.clock ?? systemClock;
-    this.#random = options.random ?? Math.random;
-    this.#floorMs = nonNegative('watch.floorMs', options.floorMs ?? 50);
-    this.#waitMs = nonNegative('watch.waitMs', options.waitMs ?? 60_000);
-    this.#backoffBaseMs = nonNegative('watch.backoffBaseMs', options.backoffBaseMs ?? 250);
-    this.#backoffMaxMs = nonNegative('watch.backoffMaxMs', options.backoffMaxMs ?? 10_000);
-    this.#passingOnly = options.passingOnly ?? false;
+    const passingOnly = options.passingOnly ?? false;
     this.#outcome = deferred();
-    this.#loop = this.#run();
+    this.#loop = new BlockingLoop<ServiceView>(
+      (request) => query({ ...request, passingOnly }),
+      {
+        answered: (view, recovered) => {
+          if (recovered !== undefined) {
+            this.#events.emit({ type: 'registry-recovered', service: this.service, reset: recovered.reset });
+          }
+          this.#apply(view);
+        },
+        failed: (error, failures) => this.#failed(error, failures),
+      },
+      options,
+    );
   }
 
   /** The last view the registry answered, kept while it is unreachable; undefined before the first. */
@@ -121,53 +93,21 @@ export class ServiceWatch implements Closeable {
    */
   ready(): Promise<ServiceView> {
     if (this.#view !== undefined) return Promise.resolve(this.#view);
-    if (this.#failures > 0) return Promise.reject(this.#lastError);
+    if (this.#loop.failures > 0) return Promise.reject(this.#lastError);
     return this.#outcome.promise;
   }
 
   /** Stops querying; the query in flight is abandoned. */
   async close(): Promise<void> {
-    this.#stop.abort();
-    await this.#loop;
+    this.#loop.stop();
+    await this.#loop.done;
     this.#views.clear();
     this.#events.clear();
   }
 
-  async #run(): Promise<void> {
-    const signal = this.#stop.signal;
-    // `index` is what the next query sends; `seen` the last index answered. After a failure the
-    // next query does not block: a registry that restarted with lower indexes would otherwise
-    // hold it for the whole wait before the watch saw anything.
-    let index = 0;
-    let seen = 0;
-    while (!signal.aborted) {
-      const started = this.#clock.now();
-      let view: ServiceView;
-      try {
-        view = await this.#query({ index, waitMs: this.#waitMs, passingOnly: this.#passingOnly, signal });
-      } catch (error) {
-        if (signal.aborted) return;
-        this.#failed(error);
-        index = 0;
-        await this.#pause(Math.max(this.#backoff(), this.#floorMs - (this.#clock.now() - started)), signal);
-        continue;
-      }
-      if (signal.aborted) return;
-      // Consul's rule: an index that goes back means the registry lost its state.
-      const reset = view.index < seen;
-      if (this.#failures > 0 || reset) {
-        this.#failures = 0;
-        this.#events.emit({ type: 'registry-recovered', service: this.service, reset });
-      }
-      index = seen = view.index;
-      this.#apply(view);
-      await this.#pause(this.#floorMs - (this.#clock.now() - started), signal);
-    }
-  }
-
-  #failed(error: unknown): void {
+  #failed(error: unknown, failures: number): void {
     this.#lastError = error;
-    if (++this.#failures === 1) {
+    if (failures === 1) {
       this.#events.emit({ type: 'registry-unavailable', service: this.service, error });
       if (this.#view === undefined) {
         this.#outcome.reject(error);
@@ -186,16 +126,6 @@ export class ServiceWatch implements Closeable {
     }
     this.#views.emit(view);
     for (const event of instanceEvents(this.service, before?.healthy ?? [], view.healthy)) this.#events.emit(event);
-  }
-
-  #backoff(): number {
-    const ceiling = Math.min(this.#backoffMaxMs, this.#backoffBaseMs * 2 ** Math.min(this.#failures - 1, 30));
-    return this.#random() * ceiling;
-  }
-
-  async #pause(ms: number, signal: AbortSignal): Promise<void> {
-    if (ms <= 0) return;
-    await sleep(this.#clock, ms, signal).catch(() => undefined);
   }
 }
 
@@ -224,11 +154,6 @@ export function sameList(a: readonly ServiceInstance[], b: readonly ServiceInsta
 
 function sameInstance(a: ServiceInstance, b: ServiceInstance): boolean {
   return a === b || JSON.stringify(a) === JSON.stringify(b);
-}
-
-function nonNegative(field: string, value: number): number {
-  if (!Number.isFinite(value) || value < 0) throw new ConfigError(field, `must be a number >= 0, got ${value}`);
-  return value;
 }
 
 function deferred<T>(): { promise: Promise<T>; resolve(value: T): void; reject(error: unknown): void } {
