@@ -1,4 +1,5 @@
 import { clientBench } from './client.js';
+import { controlPlaneBench } from './control-plane.js';
 import { controllerBench } from './controller.js';
 import { discoveryBench } from './discovery.js';
 import { gatewayBench } from './gateway.js';
@@ -9,6 +10,7 @@ import { resilienceBench } from './resilience.js';
 // `npm run bench -- <name>`: each benchmark prints its table, then one JSON line as its last.
 const benches: Record<string, () => Promise<Record<string, number | string | null>>> = {
   client: clientBench,
+  'control-plane': controlPlaneBench,
   controller: controllerBench,
   discovery: discoveryBench,
   gateway: gatewayBench,

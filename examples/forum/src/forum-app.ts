@@ -5,6 +5,7 @@ import { ForumStore, forumSchema } from './forum-store.js';
 import { MailClient } from './mail-client.js';
 import { servePage } from '@trellis/example-common';
 import { UsersClient } from './users-client.js';
+import { forumSettings } from './forum-settings.js';
 
 export interface ForumAppOptions extends Omit<AppOptions, 'service' | 'controllers' | 'clients'> {
   /** The SQLite file, shared by all instances (see databaseFile). */
@@ -30,6 +31,7 @@ export function forumApp(options: ForumAppOptions): TrellisApp {
     ...appOptions,
     service: 'forum',
     controllers: [ForumController],
+    config: { schema: forumSettings },
     clients: [UsersClient, MailClient],
   });
   app.container.bind(ForumStore).toConstantValue(new ForumStore(db, now === undefined ? {} : { now }));

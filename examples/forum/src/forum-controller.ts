@@ -2,9 +2,11 @@ import { inject } from 'inversify';
 import { z } from 'zod';
 import { AppTokens, Body, Controller, Get, Header, HttpError, Param, Post, Query, TrellisApp } from '@trellis/app';
 import { UpstreamStatusError } from '@trellis/core';
+import type { ServiceConfig } from '@trellis/config';
 import { ForumStore, type Board, type Reply, type Thread } from './forum-store.js';
 import { MailClient } from './mail-client.js';
 import { UsersClient } from './users-client.js';
+import type { forumSettings } from './forum-settings.js';
 
 /** A user as the forum shows one: the name comes from the users service. */
 export interface AuthorView {
@@ -29,7 +31,7 @@ const text = (max: number) =>
     .refine((s) => s.length <= max, `must be at most ${max} characters`);
 const newThread = z.strictObject({ title: text(200), body: text(10_000) });
 const newReply = z.strictObject({ body: text(10_000) });
-const limit = z.coerce.number().int().min(1).max(100).default(20);
+const limit = z.coerce.number().int().min(1).max(100).optional();
 
 type Served<T> = T & {
   /** The forum instance that answered. */
@@ -49,6 +51,7 @@ export class ForumController {
     @inject(ForumStore) private readonly store: ForumStore,
     @inject(UsersClient) private readonly users: UsersClient,
     @inject(MailClient) private readonly mail: MailClient,
+    @inject(AppTokens.config) private readonly settings: ServiceConfig<typeof forumSettings>,
   ) {}
 
   @Get('/boards')
@@ -60,7 +63,7 @@ export class ForumController {
   @Get('/boards/:board/threads')
   async threads(
     @Param('board', boardId) board: string,
-    @Query('limit', limit) count: number,
+    @Query('limit', limit) limit: number | undefined,
     @Query(
       'cursor',
       z
@@ -71,6 +74,7 @@ export class ForumController {
     cursor: string | undefined,
   ): Promise<Served<{ board: Board; threads: ThreadView[]; next: string | undefined }>> {
     const found = this.#board(board);
+    const count = limit ?? this.settings.get('pageSize');
     const page = this.store.threads(board, count, cursor);
     const { authors, servedBy } = await this.#authors(page.threads.map((t) => t.authorId));
     return {
@@ -105,11 +109,12 @@ export class ForumController {
   async thread(
     @Param('id', id) threadId: string,
     @Query('after', z.coerce.number().int().min(0).default(0)) after: number,
-    @Query('limit', limit) count: number,
+    @Query('limit', limit) limit: number | undefined,
   ): Promise<
     Served<{ thread: ThreadView; replies: ReplyView[]; next: string | undefined; authorServedBy: string | undefined }>
   > {
     const thread = this.#thread(threadId);
+    const count = limit ?? this.settings.get('pageSize');
     const replies = this.store.replies(threadId, after, count);
     const { authors, servedBy, byAuthor } = await this.#authors([thread.authorId, ...replies.map((r) => r.authorId)]);
     const last = replies[replies.length - 1];
@@ -124,7 +129,8 @@ export class ForumController {
   }
 
   /**
-   * Replies: 201 with the reply. The thread's author is mailed (not when replying to oneself);
+   * Replies: 201 with the reply. The thread's author is mailed (not when replying to oneself, nor
+   * while the `notifyByMail` setting is off);
    * `notified` says whether that mail went, since the reply stands even when mail is down.
    */
   @Post('/threads/:id/replies')
@@ -140,7 +146,7 @@ export class ForumController {
     const { authors, servedBy } = await this.#authors([author]);
     const name = authors.get(author)?.name ?? userName ?? 'someone';
     let notified = false;
-    if (thread.authorId !== author) {
+    if (thread.authorId !== author && this.settings.get('notifyByMail')) {
       try {
         await this.mail.send(
           {

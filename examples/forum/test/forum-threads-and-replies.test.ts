@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { TrellisApp } from '@trellis/app';
+import { ConsulKv } from '@trellis/config';
 import { RegistryServer } from '@trellis/registry-server';
 import { mailApp } from '../../mail/src/mail-app.js';
 import { usersApp } from '../../users/src/users-app.js';
@@ -155,5 +156,44 @@ describe('forum: boards, threads and replies; names from users, notifications th
     const second = await call(`${forum}/boards/general/threads?limit=2&cursor=${first.body.next}`);
     expect((second.body.threads as Array<{ title: string }>).map((t) => t.title)).toEqual(['one']);
     expect((await call(`${forum}/boards/general/threads?limit=101`)).body).toMatchObject({ field: 'query.limit' });
+  });
+
+  it('takes its page size and whether to mail from its settings, changed live in the registry', async () => {
+    const settings = apps[2]?.config;
+    const kv = new ConsulKv({ url: registryUrl });
+    try {
+      const ada = await signUp('ada');
+      const bob = await signUp('bob');
+      for (const title of ['one', 'two', 'three']) {
+        await call(`${forum}/boards/general/threads`, 'POST', { title, body: '.' }, ada);
+      }
+      const titles = async (): Promise<string[]> =>
+        ((await call(`${forum}/boards/general/threads`)).body.threads as Array<{ title: string }>).map((t) => t.title);
+      expect((await titles()).length).toBeGreaterThan(2);
+
+      const changed = new Promise((resolve) => settings?.onChange('pageSize', resolve));
+      await kv.put('config/forum/pageSize', '2');
+      expect(await changed).toBe(2);
+      expect(await titles()).toEqual(['three', 'two']);
+
+      const off = new Promise((resolve) => settings?.onChange('notifyByMail', resolve));
+      await kv.put('config/forum/notifyByMail', 'false');
+      expect(await off).toBe(false);
+      const posted = await call(`${forum}/boards/general/threads`, 'POST', { title: 'quiet', body: '.' }, ada);
+      const replied = await call(`${forum}/threads/${posted.body.thread.id}/replies`, 'POST', { body: 'hi' }, bob);
+      expect(replied.body.notified).toBe(false);
+
+      // A value the schema refuses keeps the last good one, and the status says so.
+      await kv.put('config/forum/pageSize', '1000');
+      await new Promise((resolve) => settings?.onRefused(resolve));
+      expect(await titles()).toEqual(['quiet', 'three']);
+      const status = (await call(`${forum}/trellis`)).body as { config: { refusals: Array<{ key: string }> } };
+      expect(status.config.refusals).toContainEqual(
+        expect.objectContaining({ key: 'pageSize', source: 'kv:config/forum/pageSize' }),
+      );
+    } finally {
+      await kv.delete('config/', { recurse: true });
+      await kv.close();
+    }
   });
 });

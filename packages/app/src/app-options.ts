@@ -3,6 +3,8 @@ import type { CircuitBreakerRegistryOptions } from '@trellis/resilience';
 import type { ServiceClientOptions } from '@trellis/client';
 import type { DiscoveryOptions, Registry } from '@trellis/registry';
 import type { TrellisMetricsOptions } from '@trellis/metrics';
+import type { ConsulKv } from '@trellis/config';
+import type { z } from 'zod';
 import { classMetadata } from './decorators/metadata.js';
 import type { Constructor } from './declarative-client/declarative-client.js';
 import { settingsAsOptions } from './config/apply-settings.js';
@@ -97,6 +99,23 @@ export interface AppOptions {
    * it shows internals (instance addresses, rules) to whoever can reach the port.
    */
   readonly trellisPage?: boolean;
+  /**
+   * Live governance rules from the registry's KV (see docs/rules.md): the app follows
+   * `trellis/rules/<service>` of each service it calls (its clients apply the `client` section
+   * within a second of a change) and of its own (`limits`), and reports the versions it runs
+   * under `trellis/running/<instance-id>`. On by default when the app talks to a Consul-compatible
+   * registry: the one at `registryUrl`, or a `registry` that is a `ConsulRegistry`. `false` turns
+   * it off; `{ kv }` gives a KV client of your own (another address, an ACL token), closed by you.
+   */
+  readonly controlPlane?: false | { readonly kv: ConsulKv };
+  /**
+   * The service's own settings, typed by a zod object schema, from layers: the schema's
+   * defaults < `file` (JSON) < the environment (`FORUM_PAGE_SIZE` for `pageSize`) < the registry's
+   * KV `config/application/`, `config/<service>/`, `config/<service>,<profile>/`, followed live
+   * (see docs/rules.md#typed-configuration). Read at start, before the controllers are resolved;
+   * the `ServiceConfig` is `app.config` and is bound under `AppTokens.config`.
+   */
+  readonly config?: AppConfigOptions;
   /** Default "info". */
   readonly logLevel?: LogLevel;
   /**
@@ -105,6 +124,17 @@ export interface AppOptions {
    */
   readonly logDestination?: LogDestination;
   readonly clock?: Clock;
+}
+
+/** What {@link AppOptions.config} takes: the schema, and where else to look. */
+export interface AppConfigOptions {
+  readonly schema: z.ZodObject;
+  /** A profile (`prod`, `eu`): `config/<service>,<profile>/` wins over `config/<service>/`. */
+  readonly profile?: string;
+  /** A JSON file of the properties. */
+  readonly file?: string;
+  /** The variables' prefix; default the service upper-cased with `_` for other characters, then `_`. */
+  readonly envPrefix?: string;
 }
 
 /**

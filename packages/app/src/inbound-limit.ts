@@ -26,7 +26,7 @@ export interface InboundLimits {
 }
 
 // A refused scrape, health check or status page would hide the overload it should show.
-const isHealthCheck = (request: FastifyRequest): boolean =>
+export const isHealthCheck = (request: FastifyRequest): boolean =>
   healthRoutes.has(request.routeOptions.url ?? '') ||
   request.routeOptions.url === '/metrics' ||
   request.routeOptions.url === '/trellis';

@@ -1,5 +1,9 @@
 export { appOptionsFromEnv } from './app-options.js';
-export type { AppOptions, LogDestination, LogLevel } from './app-options.js';
+export type { AppConfigOptions, AppOptions, LogDestination, LogLevel } from './app-options.js';
+export { LiveRules } from './control-plane/live-rules.js';
+export type { LiveRulesOptions, RulesState } from './control-plane/live-rules.js';
+export { RuleLimits } from './control-plane/rule-limits.js';
+export type { LimitDryRunCounts, RuleLimitsOptions, RuleLimitsStatus } from './control-plane/rule-limits.js';
 export { loadAppOptions, readAppOptions } from './config/read-app-options.js';
 export type { ConfigSources } from './config/read-app-options.js';
 export { settingsSchema } from './config/settings-schema.js';
@@ -18,6 +22,7 @@ export type {
   AppState,
   RecentCalls,
   TrellisClientStatus,
+  TrellisConfigStatus,
   TrellisDiscoveryStatus,
   TrellisInstanceStatus,
   TrellisRegistrationStatus,

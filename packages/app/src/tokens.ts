@@ -14,6 +14,11 @@ export const AppTokens = {
   registry: Symbol.for('@trellis/app.Registry'),
   /** The app's `Discovery` cache. */
   discovery: Symbol.for('@trellis/app.Discovery'),
+  /**
+   * The app's `ServiceConfig` (its `config` option); inject it typed by your schema:
+   * `@inject(AppTokens.config) config: ServiceConfig<typeof forumSettings>`.
+   */
+  config: Symbol.for('@trellis/app.ServiceConfig'),
 } as const;
 
 /** The identifier under which the app binds the `ServiceClient` of a service it calls. */

@@ -33,12 +33,16 @@ import {
 import { TrellisMetrics } from '@trellis/metrics';
 import { addTracing, traceLogFields } from '@trellis/tracing';
 import { ConsulRegistry, Discovery, SelfRegistration, type DiscoveryEvent, type Registry } from '@trellis/registry';
+import { ConsulKv, ServiceConfig } from '@trellis/config';
+import type { z } from 'zod';
 import { validateAppOptions, type AppOptions } from './app-options.js';
 import type { MethodMetadata } from './decorators/metadata.js';
 import { clientService, createDeclarativeClient, FallbackCause } from './declarative-client/declarative-client.js';
 import { logBreakerChanges, logRegistration } from './app-logs.js';
 import { serveHealth } from './health-routes.js';
-import { applyInboundLimits, type InboundLimits } from './inbound-limit.js';
+import { applyInboundLimits, isHealthCheck, type InboundLimits } from './inbound-limit.js';
+import { LiveRules } from './control-plane/live-rules.js';
+import { RuleLimits } from './control-plane/rule-limits.js';
 import { mountControllers } from './controllers/mount-controllers.js';
 import { traceRequests } from './request-tracing.js';
 import { ServerConnections } from './server-connections.js';
@@ -116,6 +120,16 @@ export class TrellisApp {
    * `GET /metrics`; undefined with `metrics: false`. Add series of your own to `metrics.registry`.
    */
   readonly metrics: TrellisMetrics | undefined;
+  /**
+   * The governance rules this app follows from the registry's KV, what it runs of them and what
+   * it refused; undefined with `controlPlane: false` or a registry that has no KV.
+   */
+  readonly rules: LiveRules | undefined;
+  /** The inbound limits the app's own rules (`limits`) set, beside those of {@link limitInbound}. */
+  readonly ruleLimits: RuleLimits;
+  /** The service's typed settings (the `config` option), bound under `AppTokens.config`; undefined without one. */
+  readonly config: ServiceConfig<z.ZodObject> | undefined;
+  readonly #ownsKv: ConsulKv | undefined;
   #selfRegistration: SelfRegistration | undefined;
   #recentCalls: RecentCallsTracker | undefined;
   readonly #connections: ServerConnections;
@@ -195,11 +209,37 @@ export class TrellisApp {
       startedAt: () => this.#startedAt,
     });
     this.#connections = new ServerConnections(this.http.server, this.#clock);
+    this.ruleLimits = new RuleLimits(this.http, {
+      clock: this.#clock,
+      exempt: isHealthCheck,
+      onWouldRefuse: (limit) => {
+        if (this.telemetry.enabled) {
+          const version = this.rules?.dryRunVersion(this.service);
+          this.telemetry.emit({ type: 'dry-run', effect: 'limit', service: this.service, version, limit });
+        }
+      },
+    });
+    const plane = options.controlPlane;
+    const consul = this.registry instanceof ConsulRegistry ? this.registry : undefined;
+    this.#ownsKv = plane === undefined && consul !== undefined ? new ConsulKv({ url: consul.url }) : undefined;
+    const kv = plane === undefined || plane === false ? this.#ownsKv : plane.kv;
+    this.rules =
+      kv === undefined
+        ? undefined
+        : new LiveRules({
+            kv,
+            service: this.service,
+            log: this.http.log,
+            telemetry: this.telemetry,
+            limits: this.ruleLimits,
+          });
+    this.config = options.config === undefined ? undefined : this.#makeConfig(options.config, kv);
 
     this.container = new Container();
     this.container.bind(AppTokens.app).toConstantValue(this);
     this.container.bind(AppTokens.registry).toConstantValue(this.registry);
     this.container.bind(AppTokens.discovery).toConstantValue(this.discovery);
+    if (this.config !== undefined) this.container.bind(AppTokens.config).toConstantValue(this.config);
     for (const service of this.#calls) {
       this.container
         .bind(clientToken(service))
@@ -255,6 +295,8 @@ export class TrellisApp {
       clients: this.#clients.values(),
       discovery: this.discovery,
       recent: this.#recentCalls,
+      rules: this.rules?.describe(),
+      config: this.config,
     });
   }
 
@@ -267,6 +309,7 @@ export class TrellisApp {
     if (client === undefined) {
       client = this.#makeClient(service, {});
       this.#clients.set(service, client);
+      this.rules?.add(client);
     }
     return client;
   }
@@ -297,7 +340,31 @@ export class TrellisApp {
           }),
     });
     this.#methodClients.push({ client, breakers });
+    this.rules?.add(client);
     return client;
+  }
+
+  #makeConfig(config: NonNullable<AppOptions['config']>, kv: ConsulKv | undefined): ServiceConfig<z.ZodObject> {
+    const made = new ServiceConfig({
+      service: this.service,
+      schema: config.schema,
+      ...(config.profile === undefined ? {} : { profile: config.profile }),
+      ...(config.file === undefined ? {} : { file: config.file }),
+      ...(config.envPrefix === undefined ? {} : { envPrefix: config.envPrefix }),
+      ...(kv === undefined ? {} : { kv }),
+      logger: { warn: (message) => this.http.log.warn(message) },
+    });
+    made.onRefused((refusal) => {
+      if (this.telemetry.enabled) {
+        this.telemetry.emit({
+          type: 'config-refused',
+          key: refusal.key,
+          source: refusal.source,
+          problem: refusal.reason,
+        });
+      }
+    });
+    return made;
   }
 
   #makeClient(service: string, overrides: Partial<ServiceClientOptions>): ServiceClient {
@@ -344,11 +411,15 @@ export class TrellisApp {
     this.#startedAt = this.#clock.now();
     try {
       const options = this.#options;
+      // Controllers read their settings when they are made: the layers are in before.
+      await this.config?.start(rulesReadyMs);
       // Routes must be added before listen; controllers are resolved now, when all bindings are in.
       await mountControllers(this.http, this.container, options.controllers ?? [], {
         clock: this.#clock,
         service: this.service,
       });
+      // Rules in the registry apply before the first request is served, unless it does not answer soon.
+      await this.rules?.ready(rulesReadyMs);
       const host = options.host ?? '127.0.0.1';
       await this.http.listen({
         host,
@@ -380,6 +451,7 @@ export class TrellisApp {
       this.metrics?.watch({ registration: self });
       this.discovery.onEvent((event) => logDiscoveryEvent(this.http.log, event));
       this.#selfRegistration = self;
+      this.rules?.report(instance.id);
       this.#started = { url: `http://${advertised.includes(':') ? `[${advertised}]` : advertised}:${port}`, instance };
       self.onRegistered(() => this.http.log.info({ instance: instance.id }, `registered as ${instance.id}`));
       await self.start();
@@ -631,6 +703,9 @@ export class TrellisApp {
     await this.breakers.close();
     this.metrics?.dispose();
     this.#recentCalls?.dispose();
+    await this.rules?.close();
+    this.config?.close();
+    await this.#ownsKv?.close();
     await this.discovery.close();
     if (this.#ownsRegistry) await this.registry.close();
     this.#state = 'closed';
@@ -652,6 +727,9 @@ function startFailure(service: string, options: AppOptions, error: unknown): str
   const message = error instanceof Error ? error.message : String(error);
   return `${service} could not start: ${message.split('\n')[0] ?? message}`;
 }
+
+/** At start, the longest wait for the registry's rules before serving on the code's options (the watch goes on). */
+const rulesReadyMs = 2_000;
 
 /**
  * After the registry stopped listing a closing instance, how long no request must arrive before

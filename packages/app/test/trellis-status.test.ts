@@ -85,6 +85,9 @@ describe('GET /trellis', () => {
       service: 'forum',
       state: 'running',
       now: 1_700_000_000_000,
+      // A MemoryRegistry has no KV: no rules followed; no config option: no settings.
+      rules: null,
+      config: null,
       instance: {
         id: `forum-127.0.0.1-${port}`,
         address: '127.0.0.1',

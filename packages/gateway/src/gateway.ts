@@ -103,6 +103,10 @@ export class Gateway {
   readonly #baseDir: string;
   readonly #adminPath: string;
   readonly #routesFile: string | undefined;
+  /** The routes given in code, which come back when the rules' routes are removed. */
+  readonly #codeRoutes: readonly RouteConfig[] | undefined;
+  /** True while the routes in force came from the gateway's rules in the registry. */
+  #fromRules = false;
   readonly #watch: FileWatch | undefined;
   readonly #maxTunnels: number;
   #table = new RouteTable([]);
@@ -158,6 +162,7 @@ export class Gateway {
       log: app.http.log,
     });
 
+    this.#codeRoutes = options.routes;
     if (options.routes !== undefined) this.setRoutes(options.routes);
     else {
       const file = this.#routesFile as string;
@@ -171,7 +176,32 @@ export class Gateway {
         () => void this.reloadRoutesFile(),
       );
     }
+    // The gateway's own rules (`gateway.routes` in trellis/rules/<service>) win over the file's
+    // or the code's routes while they are set; an invalid set is refused as a whole.
+    app.rules?.useOwnRules((rules) => this.#useRulesRoutes(rules?.gateway?.routes));
     this.#mount(app.http);
+  }
+
+  #useRulesRoutes(routes: readonly unknown[] | undefined): void {
+    if (routes !== undefined) {
+      try {
+        this.#apply(parseRoutes(routes), 'rules');
+      } catch (error) {
+        // The control plane logs and reports it, the field named within the rules document; the admin page shows it too.
+        this.#refused('rules', error, false);
+        throw ConfigError.is(error) ? new ConfigError(`gateway.${error.field}`, error.problem) : error;
+      }
+      this.#fromRules = true;
+      return;
+    }
+    if (!this.#fromRules) return;
+    this.#fromRules = false;
+    if (this.#codeRoutes !== undefined) {
+      this.#apply(parseRoutes(this.#codeRoutes), 'code');
+    } else {
+      this.#appliedText = undefined;
+      void this.reloadRoutesFile();
+    }
   }
 
   /** The routes in force, first match first. */
@@ -210,7 +240,8 @@ export class Gateway {
    */
   async reloadRoutesFile(): Promise<boolean> {
     const file = this.#routesFile;
-    if (file === undefined || this.#closed) return false;
+    // The rules' routes are in force: the file is read again when they are removed.
+    if (file === undefined || this.#closed || this.#fromRules) return false;
     let text: string;
     try {
       text = await fs.promises.readFile(file, 'utf8');
@@ -305,6 +336,7 @@ export class Gateway {
     for (const [key, entry] of this.#clients) {
       if (used.has(key)) continue;
       this.#clients.delete(key);
+      this.app.rules?.remove(entry.client);
       void entry.client.close();
       void entry.breakers?.close();
     }
@@ -354,7 +386,7 @@ export class Gateway {
       this.#transport.watch(service, app.discovery);
       this.#watchedServices.add(service);
     }
-    return new ServiceClient({
+    const client = new ServiceClient({
       service,
       discovery: app.discovery,
       caller: app.service,
@@ -365,6 +397,9 @@ export class Gateway {
       stack: (stack) => addTracing(stack),
       ...overrides,
     });
+    // The rules of the service it calls apply over the route's options.
+    app.rules?.add(client);
+    return client;
   }
 
   /** The session's user, none (route optional, or no session needed), or the refusal to answer. */

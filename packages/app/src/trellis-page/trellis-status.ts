@@ -2,6 +2,9 @@ import type { CircuitState, Clock, InstanceMeta, ServiceInstance, Telemetry, Tel
 import type { ClientStatus, FaultRule, RetryBudgetStatus, ServiceClient } from '@trellis/client';
 import type { InstanceLoad, RoutingRules } from '@trellis/loadbalancer';
 import type { Discovery, RegistrationStatus } from '@trellis/registry';
+import type { ServiceConfig } from '@trellis/config';
+import type { z } from 'zod';
+import type { RulesState } from '../control-plane/live-rules.js';
 
 /** The states of a TrellisApp's life, in order. */
 export type AppState = 'new' | 'starting' | 'running' | 'draining' | 'closed';
@@ -132,7 +135,28 @@ export interface TrellisStatus {
   readonly registration: TrellisRegistrationStatus | null;
   /** One per called service, by name. */
   readonly clients: readonly TrellisClientStatus[];
+  /**
+   * What this instance runs of the control plane's rules: one entry per service it follows (those
+   * it calls and its own), with the version in force, the dry run beside it and the last refusal;
+   * null when the app follows no rules (`controlPlane: false`, or a registry without KV).
+   */
+  readonly rules: readonly RulesState[] | null;
+  /**
+   * The service's typed settings in force, each with the layer it came from (values of keys that
+   * look secret, like `dbPassword` or `apiToken`, shown as "***", as Spring's /actuator/env does),
+   * and the values refused; null without a `config` option.
+   */
+  readonly config: TrellisConfigStatus | null;
 }
+
+/** The settings part of {@link TrellisStatus}. */
+export interface TrellisConfigStatus {
+  readonly entries: ReadonlyArray<{ readonly key: string; readonly value: unknown; readonly source: string }>;
+  readonly refusals: ReadonlyArray<{ readonly key: string; readonly source: string; readonly reason: string }>;
+}
+
+// Spring Boot's default sanitized keys.
+const secretKey = /password|secret|token|credential|key$/i;
 
 /** What {@link describeApp} reads; the app hands it its private parts. */
 export interface AppView {
@@ -145,6 +169,8 @@ export interface AppView {
   readonly clients: Iterable<ServiceClient>;
   readonly discovery: Discovery;
   readonly recent: RecentCallsTracker | undefined;
+  readonly rules: readonly RulesState[] | undefined;
+  readonly config: ServiceConfig<z.ZodObject> | undefined;
 }
 
 /**
@@ -178,6 +204,16 @@ export function describeApp(app: AppView): TrellisStatus {
             lastError: app.registration.lastError ?? null,
           },
     clients: clients.map((client) => describeClient(client, app.discovery, app.recent)),
+    rules: app.rules ?? null,
+    config:
+      app.config === undefined
+        ? null
+        : {
+            entries: app.config
+              .entries()
+              .map((e) => ({ key: e.key, source: e.source, value: secretKey.test(e.key) ? '***' : e.value })),
+            refusals: app.config.refusals,
+          },
   };
 }
 

@@ -76,6 +76,19 @@ interface Status {
     readonly lastError: string | null;
   } | null;
   readonly clients: readonly Client[];
+  readonly rules: readonly RulesState[] | null;
+  readonly config: {
+    readonly entries: ReadonlyArray<{ readonly key: string; readonly value: unknown; readonly source: string }>;
+    readonly refusals: ReadonlyArray<{ readonly key: string; readonly source: string; readonly reason: string }>;
+  } | null;
+}
+interface RulesState {
+  readonly service: string;
+  readonly version?: number;
+  readonly author?: string;
+  readonly reason?: string;
+  readonly dryRun?: number;
+  readonly refused?: { readonly version?: number; readonly field: string; readonly problem: string };
 }
 
 function text(value: unknown): string {
@@ -282,8 +295,104 @@ function renderClient(client: Client, now: number): HTMLElement {
   );
 }
 
+function rulesRow(state: RulesState): HTMLElement {
+  const refused = state.refused;
+  return el(
+    'tr',
+    { 'data-rules-of': state.service },
+    el('td', {}, state.service),
+    el('td', { class: 'number', 'data-rules-version': text(state.version ?? 'none') }, text(state.version ?? '–')),
+    el(
+      'td',
+      {},
+      state.version === undefined
+        ? "none in the registry: the code's options"
+        : `${text(state.author)}: ${text(state.reason)}`,
+    ),
+    el(
+      'td',
+      { 'data-dry-run': text(state.dryRun ?? 'none') },
+      state.dryRun === undefined ? '–' : `version ${state.dryRun}`,
+    ),
+    el(
+      'td',
+      { 'data-refused': refused === undefined ? 'none' : text(refused.version ?? '?') },
+      refused === undefined ? '–' : `version ${text(refused.version ?? '?')}: ${refused.field}: ${refused.problem}`,
+    ),
+  );
+}
+
+function renderRules(states: readonly RulesState[] | null): void {
+  const section = document.querySelector('[data-rules]');
+  if (section === null) return;
+  if (states === null) {
+    section.replaceChildren(
+      el('p', { class: 'muted', 'data-rules-off': '' }, 'This app follows no rules (control plane off).'),
+    );
+    return;
+  }
+  section.replaceChildren(
+    el(
+      'table',
+      {},
+      el('caption', { class: 'muted' }, 'Rules in force, by the service they are about'),
+      el(
+        'thead',
+        {},
+        el(
+          'tr',
+          {},
+          ...['Service', 'Version', 'Written by', 'Dry run', 'Refused here'].map((h) => el('th', { scope: 'col' }, h)),
+        ),
+      ),
+      el('tbody', {}, ...states.map(rulesRow)),
+    ),
+  );
+}
+
+function renderConfig(config: Status['config']): void {
+  const section = document.querySelector('[data-config]');
+  if (section === null) return;
+  if (config === null) {
+    section.replaceChildren(
+      el('p', { class: 'muted', 'data-config-off': '' }, 'No typed settings (no config option).'),
+    );
+    return;
+  }
+  section.replaceChildren(
+    el(
+      'table',
+      {},
+      el('caption', { class: 'muted' }, 'Settings in force, and where each came from'),
+      el('thead', {}, el('tr', {}, ...['Key', 'Value', 'From'].map((h) => el('th', { scope: 'col' }, h)))),
+      el(
+        'tbody',
+        {},
+        ...config.entries.map((e) =>
+          el(
+            'tr',
+            { 'data-config-key': e.key },
+            el('td', {}, e.key),
+            el('td', { 'data-config-value': '' }, text(e.value)),
+            el('td', {}, e.source),
+          ),
+        ),
+      ),
+    ),
+    ...config.refusals.map((r) =>
+      el(
+        'p',
+        { class: 'bad', 'data-config-refused': r.key },
+        `Refused ${r.key} from ${r.source}: ${r.reason}; the last good value stays.`,
+      ),
+    ),
+  );
+}
+
 function render(status: Status): void {
   renderHeader(status);
+  renderRules(status.rules);
+  renderConfig(status.config);
   const clients = document.querySelector('[data-clients]');
   const empty = document.querySelector<HTMLElement>('[data-empty="clients"]');
   clients?.replaceChildren(...status.clients.map((c) => renderClient(c, status.now)));
