@@ -29,7 +29,12 @@ describe('routes from a file, reloaded without a restart', () => {
   afterEach(async () => {
     await fs.rm(dir, { recursive: true, force: true });
   });
-  const write = (file: string, routes: unknown): Promise<void> => fs.writeFile(file, JSON.stringify({ routes }));
+  // Replaced whole (written aside, then renamed), as deploy tools do: a reload never sees half a
+  // file, which a busy machine's 50 ms poll otherwise can, between writeFile's truncate and write.
+  const write = async (file: string, routes: unknown): Promise<void> => {
+    await fs.writeFile(`${file}.next`, JSON.stringify({ routes }));
+    await fs.rename(`${file}.next`, file);
+  };
 
   it('applies a changed file, and refuses an invalid one keeping the routes before, shown on the admin page', async () => {
     await system.service('one', echo);
