@@ -1,6 +1,7 @@
 import { types } from 'node:util';
 import Consul from 'consul';
 import { RegistryRejectedError, RegistryUnavailableError } from '@trellis/core';
+import { ConsulKv } from '@trellis/config';
 import { ConsulRegistry } from '@trellis/registry';
 import type { RunIo } from './io.js';
 
@@ -21,6 +22,7 @@ export class Context {
   readonly io: RunIo;
   #registry: ConsulRegistry | undefined;
   #consul: Consul | undefined;
+  #kv: ConsulKv | undefined;
 
   constructor(globals: Globals, io: RunIo) {
     this.globals = globals;
@@ -49,6 +51,16 @@ export class Context {
       ...(this.globals.token === undefined ? {} : { token: this.globals.token }),
     });
     return this.#registry;
+  }
+
+  /** @trellis/config's client of the registry's KV, for rules, configuration and keys. */
+  kv(): ConsulKv {
+    this.#kv ??= new ConsulKv({
+      url: this.globals.registry,
+      timeoutMs: this.globals.timeoutMs,
+      ...(this.globals.token === undefined ? {} : { token: this.globals.token }),
+    });
+    return this.#kv;
   }
 
   /**
@@ -86,6 +98,7 @@ export class Context {
   /** Closes the clients made. */
   async close(): Promise<void> {
     await this.#registry?.close();
+    await this.#kv?.close();
     this.#consul?.destroy();
   }
 }

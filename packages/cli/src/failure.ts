@@ -50,7 +50,8 @@ export function failureOf(error: unknown, registry: string): Failure {
       error.status === 403 || error.status === 401
         ? '; give an ACL token allowed to do it with --token (or CONSUL_HTTP_TOKEN)'
         : '';
-    return { code: exitCodes.failed, line: `${oneLine(error.message)} at ${registry}${hint}` };
+    const what = oneLine(error.message).replace(/^registry refused /, `the registry at ${registry} refused `);
+    return { code: exitCodes.failed, line: `${what}${hint}` };
   }
   if (TrellisError.is(error) && (error.code as string) === 'RULES_CONFLICT') {
     return {

@@ -1,7 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { registryAddress, registryToken } from './address.js';
+import { configGet, configSet } from './commands/config.js';
 import { instances } from './commands/instances.js';
+import { kvDelete, kvGet, kvPut } from './commands/kv.js';
 import { services } from './commands/services.js';
 import { Context, type Globals } from './context.js';
 import { exitCodes, failureOf, oneLine } from './failure.js';
@@ -34,6 +36,12 @@ export function positiveInteger(what: string): (value: string) => number {
 // The command whose parsing failed, for the line that says what it needs.
 const failedIn = new WeakMap<CommanderError, Command>();
 
+function nonNegativeInteger(value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(n)) throw new InvalidArgumentError('must be a whole number.');
+  return n;
+}
+
 /** The command that runs an action: it gets the context of the global flags, made and closed around it. */
 type Action = (context: Context, ...args: never[]) => Promise<void>;
 
@@ -56,7 +64,7 @@ function program(io: RunIo, act: (command: Command, action: Action, args: unknow
     (action: Action) =>
     (...args: unknown[]): Promise<void> => {
       const command = args[args.length - 1] as Command;
-      return act(command, action, args.slice(0, -2));
+      return act(command, action, args.slice(0, -1));
     };
 
   root
@@ -68,6 +76,49 @@ function program(io: RunIo, act: (command: Command, action: Action, args: unknow
     .description("list a service's instances: address, health, version, zone")
     .argument('<service>', 'the service name')
     .action(bind(instances));
+
+  const config = root
+    .command('config')
+    .description(
+      "a service's configuration in KV: config/application/, config/<service>/, config/<service>,<profile>/",
+    );
+  config
+    .command('get')
+    .description('show the properties a service reads, and which layer each comes from')
+    .argument('<service>', 'the service name')
+    .argument('[key]', 'one property (a.b is the key a/b); default all')
+    .option('--profile <profile>', 'include the config/<service>,<profile>/ layer, which wins')
+    .action(bind(configGet));
+  config
+    .command('set')
+    .description("write one property into the service's layer, or its profile's")
+    .argument('<service>', 'the service name (application: every service)')
+    .argument('<key>', 'the property, e.g. pageSize or mail.from')
+    .argument('<value>', 'the value; JSON when it parses as JSON, else text')
+    .option('--profile <profile>', 'write into config/<service>,<profile>/')
+    .action(bind(configSet));
+
+  const kv = root.command('kv').description("the registry's key/value store");
+  kv.command('get')
+    .description('print a value as stored, or with --recurse every key:value under a prefix')
+    .argument('<key>', 'the key (with --recurse, a prefix)')
+    .option('--recurse', 'every key under the prefix')
+    .action(bind(kvGet));
+  kv.command('put')
+    .description('write a value (from standard input when none is given)')
+    .argument('<key>', 'the key')
+    .argument('[value]', 'the value; default standard input')
+    .addOption(
+      new Option('--cas <index>', 'write only if the key is still at this modify index (0: only if absent)').argParser(
+        nonNegativeInteger,
+      ),
+    )
+    .action(bind(kvPut));
+  kv.command('delete')
+    .description('delete a key, or with --recurse every key under a prefix')
+    .argument('<key>', 'the key (with --recurse, a prefix)')
+    .option('--recurse', 'every key under the prefix')
+    .action(bind(kvDelete));
 
   // Commander writes through these; a failure becomes one line of ours instead (see run).
   const configure = (command: Command): void => {
