@@ -1,8 +1,5 @@
-import { types } from 'node:util';
-import Consul from 'consul';
-import { RegistryRejectedError, RegistryUnavailableError } from '@trellis/core';
 import { ConsulKv } from '@trellis/config';
-import { ConsulRegistry } from '@trellis/registry';
+import { ConsulRegistry, connectConsul, sendToConsul, type ConsulConnection } from '@trellis/registry';
 import type { RunIo } from './io.js';
 
 /** The global options, resolved: what every command talks to and how it prints. */
@@ -21,7 +18,7 @@ export class Context {
   readonly globals: Globals;
   readonly io: RunIo;
   #registry: ConsulRegistry | undefined;
-  #consul: Consul | undefined;
+  #consul: ConsulConnection | undefined;
   #kv: ConsulKv | undefined;
 
   constructor(globals: Globals, io: RunIo) {
@@ -68,37 +65,22 @@ export class Context {
    * @trellis/registry does not offer, through the same `consul` client and with its errors.
    */
   async catalogServices(): Promise<Record<string, string[]>> {
-    if (this.#consul === undefined) {
-      const url = new URL(this.globals.registry);
-      this.#consul = new Consul({
-        host: url.hostname.replace(/^\[|\]$/g, ''),
-        port: Number(url.port || (url.protocol === 'https:' ? 443 : 80)),
-        secure: url.protocol === 'https:',
-        ...(this.globals.token === undefined ? {} : { defaults: { token: this.globals.token } }),
-      });
-    }
-    const consul = this.#consul;
+    const { consul, url, timeoutMs } = (this.#consul ??= connectConsul({
+      url: this.globals.registry,
+      timeoutMs: this.globals.timeoutMs,
+      ...(this.globals.token === undefined ? {} : { token: this.globals.token }),
+    }));
     // The client's typings omit the per-request timeout, which it honours.
-    const options = { timeout: this.globals.timeoutMs } as { token?: string };
-    try {
-      const answer: unknown = await consul.catalog.service.list(options);
-      // Errors from another realm (Jest's VM modules) come back resolved, not thrown.
-      if (types.isNativeError(answer)) throw answer;
-      return (answer ?? {}) as Record<string, string[]>;
-    } catch (error) {
-      const status = (error as { statusCode?: unknown }).statusCode;
-      if (typeof status === 'number') {
-        const reason = error instanceof Error ? error.message.replace(/^consul: /, '') : String(error);
-        throw new RegistryRejectedError('the catalog of services', status, reason);
-      }
-      throw new RegistryUnavailableError(this.globals.registry, error);
-    }
+    const answer = await sendToConsul(url, 'the catalog of services', () =>
+      consul.catalog.service.list({ timeout: timeoutMs } as { token?: string }),
+    );
+    return answer ?? {};
   }
 
   /** Closes the clients made. */
   async close(): Promise<void> {
     await this.#registry?.close();
     await this.#kv?.close();
-    this.#consul?.destroy();
+    this.#consul?.consul.destroy();
   }
 }
