@@ -39,7 +39,9 @@ export function failureOf(error: unknown, registry: string): Failure {
   if (error instanceof OperationError) return { code: exitCodes.failed, line: oneLine(error.message) };
   if (ConfigError.is(error)) return { code: exitCodes.usage, line: oneLine(`${error.field}: ${error.problem}`) };
   if (RegistryUnavailableError.is(error)) {
-    const reason = oneLine(error.message.replace(/^registry at \S+ is unreachable: /, ''));
+    const reason = oneLine(
+      error.message.replace(/^registry at \S+ is unreachable: /, '').replace(/^consul: [\w.]+: /, ''),
+    );
     return {
       code: exitCodes.failed,
       line: `cannot reach the registry at ${registry} (${reason}); start it, or point --registry (or CONSUL_HTTP_ADDR) at a running one`,

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
-import { createServer } from 'node:net';
+import { createServer, type Socket } from 'node:net';
 import { closeAll, lines, startRegistry, trellis, trellisProcess } from './helpers.js';
 
 afterEach(closeAll);
@@ -60,6 +60,29 @@ describe('the registry address', () => {
         ),
       ),
     ]);
+  });
+});
+
+describe('--timeout', () => {
+  it('bounds every request: a registry that never answers is exit code 1 after the timeout', async () => {
+    const sockets = new Set<Socket>();
+    const silent = createServer((socket) => void sockets.add(socket));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const { port } = silent.address() as { port: number };
+    try {
+      for (const args of [['services'], ['kv', 'get', 'a']]) {
+        const started = Date.now();
+        const result = await trellis([...args, '--registry', `127.0.0.1:${port}`, '--timeout', '300']);
+        expect(result.code).toBe(1);
+        expect(lines(result.stderr)).toEqual([
+          expect.stringMatching(new RegExp(`^trellis: cannot reach the registry at http://127\\.0\\.0\\.1:${port} `)),
+        ]);
+        expect(Date.now() - started).toBeLessThan(5_000);
+      }
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => silent.close(resolve));
+    }
   });
 });
 
