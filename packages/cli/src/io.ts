@@ -43,12 +43,12 @@ export async function readInput(file: string | undefined, stdin: Input | undefin
   return text + decoder.decode();
 }
 
-/** Parses a JSON document given by the user; `source` names where it came from. @throws UsageError when it is not JSON. */
+/** Parses a JSON document given by the user; `source` names it, in the plural ("the rules in standard input"). @throws UsageError when it is not JSON. */
 export function parseJson(text: string, source: string): unknown {
   try {
     return JSON.parse(text) as unknown;
   } catch (error) {
-    throw new UsageError(`${source} is not JSON: ${(error as Error).message}`);
+    throw new UsageError(`${source} are not JSON: ${(error as Error).message}`);
   }
 }
 

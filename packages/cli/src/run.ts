@@ -4,6 +4,7 @@ import { registryAddress, registryToken } from './address.js';
 import { configGet, configSet } from './commands/config.js';
 import { instances } from './commands/instances.js';
 import { kvDelete, kvGet, kvPut } from './commands/kv.js';
+import { rulesDiff, rulesDryRun, rulesGet, rulesHistory, rulesRollback, rulesSet } from './commands/rules.js';
 import { services } from './commands/services.js';
 import { Context, type Globals } from './context.js';
 import { exitCodes, failureOf, oneLine } from './failure.js';
@@ -76,6 +77,55 @@ function program(io: RunIo, act: (command: Command, action: Action, args: unknow
     .description("list a service's instances: address, health, version, zone")
     .argument('<service>', 'the service name')
     .action(bind(instances));
+
+  const rules = root
+    .command('rules')
+    .description("a service's governance rules (trellis/rules/<service>): versioned, validated, reversible");
+  const file = (): Option => new Option('--file <path>', 'the rules document (JSON); default standard input');
+  const reason = (): Option => new Option('--reason <text>', 'why: kept with the version (required)');
+  const author = (): Option => new Option('--author <name>', 'who: kept with the version (default $USER@host)');
+  rules
+    .command('get')
+    .description('show the live rules, the dry run if any, and which instances run which version')
+    .argument('<service>', 'the service the rules are about')
+    .action(bind(rulesGet));
+  rules
+    .command('set')
+    .description('validate a rules document and write it as a new version')
+    .argument('<service>', 'the service the rules are about')
+    .addOption(file())
+    .addOption(reason())
+    .addOption(author())
+    .action(bind(rulesSet));
+  rules
+    .command('diff')
+    .description('show what a rules document would change, path by path (writes nothing)')
+    .argument('<service>', 'the service the rules are about')
+    .addOption(file())
+    .action(bind(rulesDiff));
+  rules
+    .command('history')
+    .description('list the versions written, newest first')
+    .argument('<service>', 'the service the rules are about')
+    .addOption(new Option('--limit <n>', 'at most this many versions').argParser(positiveInteger('versions')))
+    .action(bind(rulesHistory));
+  rules
+    .command('rollback')
+    .description("write the previous version's rules (or --to's) again, as a new version")
+    .argument('<service>', 'the service the rules are about')
+    .addOption(new Option('--to <version>', 'the version to go back to').argParser(positiveInteger('a version')))
+    .addOption(reason())
+    .addOption(author())
+    .action(bind(rulesRollback));
+  rules
+    .command('dry-run')
+    .description('have instances evaluate a candidate beside the live rules, changing no call; --stop ends it')
+    .argument('<service>', 'the service the rules are about')
+    .addOption(file().conflicts('stop'))
+    .addOption(reason().conflicts('stop'))
+    .addOption(author().conflicts('stop'))
+    .addOption(new Option('--stop', 'end the dry run'))
+    .action(bind(rulesDryRun));
 
   const config = root
     .command('config')
