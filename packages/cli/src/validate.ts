@@ -1,34 +1,14 @@
-import { parseClientRules } from '@trellis/client';
+import { parseRules } from '@trellis/config';
 import { ConfigError } from '@trellis/core';
 
 /** Checks a rules document and answers it as it will be stored; throws ConfigError naming the dotted field. */
 export type RulesValidator = (rules: unknown) => unknown;
 
-const sections = new Set(['client', 'limits', 'gateway']);
-
-// The rules' own check, until @trellis/config's parseRules is in: the sections by name, and the
-// client section by @trellis/client's own schema.
-function checkRules(input: unknown): unknown {
-  if (typeof input !== 'object' || input === null || Array.isArray(input)) {
-    throw new ConfigError('rules', 'must be an object with "client", "limits" and/or "gateway"');
-  }
-  for (const key of Object.keys(input)) if (!sections.has(key)) throw new ConfigError(key, 'unknown key');
-  const client = (input as { client?: unknown }).client;
-  if (client !== undefined) {
-    try {
-      parseClientRules(client);
-    } catch (error) {
-      if (ConfigError.is(error)) {
-        throw new ConfigError(error.field === 'rules' ? 'client' : `client.${error.field}`, error.problem);
-      }
-      throw error;
-    }
-  }
-  return input;
-}
+// The rules' own check: the sections by name, each by its owner's schema, fields named by their dotted path.
+const checkRules: RulesValidator = parseRules;
 
 /**
- * The validator for a rules document: @trellis/config's check of the rules and, when the
+ * The validator for a rules document: @trellis/config's parseRules and, when the
  * document has `gateway.routes`, @trellis/gateway's own check of each route (loaded only then:
  * the gateway package is large), with its fields named from the document's root
  * (`gateway.routes[0].match.pathPrefix`).
