@@ -1,7 +1,6 @@
-import { EventEmitter } from 'node:events';
 import type Consul from 'consul';
 import { ConfigError, RegistryRejectedError, RegistryUnavailableError } from '@trellis/core';
-import { connectConsul, consulIndex, sendToConsul, type ConsulOptions } from '@trellis/registry';
+import { blockingRead, connectConsul, sendToConsul, type ConsulOptions } from '@trellis/registry';
 import { KvTooLargeError, KvTxnError, type KvTxnOpError } from './errors.js';
 import { KvWatch, type KvWatchOptions } from './kv-watch.js';
 
@@ -161,32 +160,17 @@ export class ConsulKv {
    */
   async query(key: string, options: KvQueryOptions = {}): Promise<KvView> {
     checkKey(key, options.recurse === true);
-    const index = options.index ?? 0;
-    const waitMs = options.waitMs ?? 60_000;
-    // The npm client cancels a request when its context emits "cancel", and with
-    // `includeResponse` answers [response, body], which is where X-Consul-Index is.
-    const ctx = Object.assign(new EventEmitter(), { includeResponse: true });
-    const cancel = (): void => void ctx.emit('cancel');
-    options.signal?.addEventListener('abort', cancel, { once: true });
-    try {
-      // The client's typings omit ctx, index, wait and timeout, which it sends.
-      const request = {
-        key,
-        ...(options.recurse === true ? { recurse: true } : {}),
-        ...(index > 0 ? { index: String(index), wait: `${Math.ceil(waitMs)}ms` } : {}),
-        ctx,
-        // The registry holds a blocking query up to wait plus wait/16 of jitter.
-        timeout: index > 0 ? waitMs + waitMs / 16 + this.#timeoutMs : this.#timeoutMs,
-      } as { key: string };
-      const answer = (await this.#send('get', () => this.#consul.kv.get(request))) as unknown;
-      const [response, body] = Array.isArray(answer) ? (answer as [unknown, unknown]) : [undefined, answer];
-      const raw = body === undefined || body === null ? [] : Array.isArray(body) ? (body as unknown[]) : [body];
-      if (raw.length > this.#maxEntries)
-        throw new KvTooLargeError(`the listing of "${key}"`, raw.length, this.#maxEntries);
-      return { index: consulIndex(response), entries: raw.map((item) => this.#entry(item, 'get')) };
-    } finally {
-      options.signal?.removeEventListener('abort', cancel);
-    }
+    const { index, body } = await blockingRead(options, this.#timeoutMs, (fields) =>
+      this.#send('get', () =>
+        this.#consul.kv.get({ key, ...(options.recurse === true ? { recurse: true } : {}), ...fields } as {
+          key: string;
+        }),
+      ),
+    );
+    const raw = body === undefined || body === null ? [] : Array.isArray(body) ? (body as unknown[]) : [body];
+    if (raw.length > this.#maxEntries)
+      throw new KvTooLargeError(`the listing of "${key}"`, raw.length, this.#maxEntries);
+    return { index, entries: raw.map((item) => this.#entry(item, 'get')) };
   }
 
   /**

@@ -1,3 +1,4 @@
+import { EventEmitter } from 'node:events';
 import { types } from 'node:util';
 import Consul from 'consul';
 import { ConfigError, RegistryRejectedError, RegistryUnavailableError } from '@trellis/core';
@@ -96,6 +97,58 @@ export async function sendToConsul<T>(
       if (attempt === 1 && isStaleConnection(error)) continue;
       throw new RegistryUnavailableError(url, error);
     }
+  }
+}
+
+/** What a blocking read asks: Consul's `?index=` and `?wait=`, and a signal that abandons it. */
+export interface BlockingRead {
+  readonly index?: number;
+  readonly waitMs?: number;
+  readonly signal?: AbortSignal;
+}
+
+/** The fields of the npm client's request that make it a blocking read, beside the endpoint's own. */
+export interface BlockingFields {
+  readonly ctx: EventEmitter;
+  readonly index?: string;
+  readonly wait?: string;
+  readonly timeout: number;
+}
+
+/**
+ * One blocking read with the npm `consul` client: `send` gets the fields to spread into its
+ * request (they are not in the client's typings, but it sends them); the answer comes back with
+ * its X-Consul-Index. Index 0 (the default) answers at once; `signal` cancels the request.
+ *
+ * @example
+ * const { consul, url } = connectConsul();
+ * const { index, body } = await blockingRead({ index: 7, waitMs: 30_000 }, 10_000, (fields) =>
+ *   sendToConsul(url, 'kv get', () => consul.kv.get({ key: 'config/forum/pageSize', ...fields } as { key: string })),
+ * );
+ */
+export async function blockingRead(
+  read: BlockingRead,
+  timeoutMs: number,
+  send: (fields: BlockingFields) => Promise<unknown>,
+): Promise<{ readonly index: number; readonly body: unknown }> {
+  const index = read.index ?? 0;
+  const waitMs = read.waitMs ?? 60_000;
+  // The npm client cancels a request when its context emits "cancel", and with
+  // `includeResponse` answers [response, body], which is where X-Consul-Index is.
+  const ctx = Object.assign(new EventEmitter(), { includeResponse: true });
+  const cancel = (): void => void ctx.emit('cancel');
+  read.signal?.addEventListener('abort', cancel, { once: true });
+  try {
+    const answer = await send({
+      ctx,
+      ...(index > 0 ? { index: String(index), wait: `${Math.ceil(waitMs)}ms` } : {}),
+      // The registry holds a blocking query up to wait plus wait/16 of jitter.
+      timeout: index > 0 ? waitMs + waitMs / 16 + timeoutMs : timeoutMs,
+    });
+    const [response, body] = Array.isArray(answer) ? (answer as [unknown, unknown]) : [undefined, answer];
+    return { index: consulIndex(response), body };
+  } finally {
+    read.signal?.removeEventListener('abort', cancel);
   }
 }
 

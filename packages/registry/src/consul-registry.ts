@@ -1,7 +1,6 @@
-import { EventEmitter } from 'node:events';
 import type Consul from 'consul';
 import { RegistryUnavailableError, type InstanceMeta, type ServiceInstance } from '@trellis/core';
-import { connectConsul, consulIndex, sendToConsul, type ConsulOptions } from './consul-http.js';
+import { blockingRead, connectConsul, sendToConsul, type ConsulOptions } from './consul-http.js';
 import type { QueryOptions, Registration, Registry, ServiceView } from './registry.js';
 import { ServiceWatch, type WatchOptions } from './service-watch.js';
 
@@ -99,41 +98,28 @@ export class ConsulRegistry implements Registry {
    * passes, Consul's own rule for ?passing.
    */
   async query(service: string, options: QueryOptions = {}): Promise<ServiceView> {
-    const index = options.index ?? 0;
-    const waitMs = options.waitMs ?? 60_000;
-    // The npm client cancels a request when its context emits "cancel", and with
-    // `includeResponse` answers [response, body], which is where X-Consul-Index is.
-    const ctx = Object.assign(new EventEmitter(), { includeResponse: true });
-    const cancel = (): void => void ctx.emit('cancel');
-    options.signal?.addEventListener('abort', cancel, { once: true });
-    try {
-      // The client's typings omit ctx, index, wait and timeout, which it sends.
-      const request = {
-        service,
-        ...(options.passingOnly === true ? { passing: true } : {}),
-        ...(index > 0 ? { index: String(index), wait: `${Math.ceil(waitMs)}ms` } : {}),
-        ctx,
-        // The registry holds a blocking query up to wait plus wait/16 of jitter.
-        timeout: index > 0 ? waitMs + waitMs / 16 + this.#timeoutMs : this.#timeoutMs,
-      } as { service: string };
-      const answer = (await this.#send('query', undefined, () => this.#consul.health.service(request))) as unknown;
-      const [response, entries] = Array.isArray(answer) ? (answer as [unknown, unknown]) : [undefined, answer];
-      if (!Array.isArray(entries)) {
-        throw new RegistryUnavailableError(
-          this.url,
-          new Error('health/service answered with something other than a list'),
-        );
-      }
-      const healthy: ServiceInstance[] = [];
-      const unhealthy: ServiceInstance[] = [];
-      for (const entry of entries as HealthEntry[]) {
-        const passing = (entry.Checks ?? []).every((check) => check.Status === 'passing');
-        (passing ? healthy : unhealthy).push(fromHealthEntry(entry));
-      }
-      return { index: consulIndex(response), healthy: healthy.sort(byId), unhealthy: unhealthy.sort(byId) };
-    } finally {
-      options.signal?.removeEventListener('abort', cancel);
+    const { index, body: entries } = await blockingRead(options, this.#timeoutMs, (fields) =>
+      this.#send('query', undefined, () =>
+        this.#consul.health.service({
+          service,
+          ...(options.passingOnly === true ? { passing: true } : {}),
+          ...fields,
+        } as { service: string }),
+      ),
+    );
+    if (!Array.isArray(entries)) {
+      throw new RegistryUnavailableError(
+        this.url,
+        new Error('health/service answered with something other than a list'),
+      );
     }
+    const healthy: ServiceInstance[] = [];
+    const unhealthy: ServiceInstance[] = [];
+    for (const entry of entries as HealthEntry[]) {
+      const passing = (entry.Checks ?? []).every((check) => check.Status === 'passing');
+      (passing ? healthy : unhealthy).push(fromHealthEntry(entry));
+    }
+    return { index, healthy: healthy.sort(byId), unhealthy: unhealthy.sort(byId) };
   }
 
   watch(service: string, options: WatchOptions = {}): ServiceWatch {
