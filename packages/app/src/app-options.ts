@@ -35,6 +35,12 @@ export interface AppOptions {
   readonly registry?: Registry;
   /** Registry address when `registry` is not given; default http://127.0.0.1:8500. */
   readonly registryUrl?: string;
+  /**
+   * ACL token for the registry at `registryUrl` (Consul's `X-Consul-Token`) and for its KV,
+   * where the control plane reads rules; none by default. Give it through
+   * `TRELLIS_REGISTRY_TOKEN` rather than a file that is committed.
+   */
+  readonly registryToken?: string;
   /** The services this app calls: each gets a `ServiceClient` bound under `clientToken(name)`. */
   readonly calls?: readonly string[];
   /**
@@ -163,6 +169,7 @@ const plainOptions = [
   'advertiseAddress',
   'instanceId',
   'registryUrl',
+  'registryToken',
   'version',
   'zone',
   'weight',

@@ -148,7 +148,11 @@ export class TrellisApp {
     this.telemetry = new Telemetry((error) => this.http.log.error({ err: error }, 'a telemetry listener threw'));
     this.#ownsRegistry = options.registry === undefined;
     this.registry =
-      options.registry ?? new ConsulRegistry(options.registryUrl === undefined ? {} : { url: options.registryUrl });
+      options.registry ??
+      new ConsulRegistry({
+        ...(options.registryUrl === undefined ? {} : { url: options.registryUrl }),
+        ...(options.registryToken === undefined ? {} : { token: options.registryToken }),
+      });
     this.discovery = new Discovery(this.registry, { ...options.discovery, clock: this.#clock });
     this.http = Fastify({
       logger: {
@@ -221,7 +225,13 @@ export class TrellisApp {
     });
     const plane = options.controlPlane;
     const consul = this.registry instanceof ConsulRegistry ? this.registry : undefined;
-    this.#ownsKv = plane === undefined && consul !== undefined ? new ConsulKv({ url: consul.url }) : undefined;
+    this.#ownsKv =
+      plane === undefined && consul !== undefined
+        ? new ConsulKv({
+            url: consul.url,
+            ...(options.registryToken === undefined ? {} : { token: options.registryToken }),
+          })
+        : undefined;
     const kv = plane === undefined || plane === false ? this.#ownsKv : plane.kv;
     this.rules =
       kv === undefined

@@ -2,7 +2,8 @@ import { createServer } from 'node:net';
 import { RegistryRejectedError } from '@trellis/core';
 import { ConsulRegistry } from '@trellis/registry';
 import { RegistryServer } from '@trellis/registry-server';
-import { TrellisApp, type AppOptions } from '@trellis/app';
+import { ConsulKv, parseRules, RuleStore } from '@trellis/config';
+import { appOptionsFromEnv, TrellisApp, type AppOptions } from '@trellis/app';
 import { LogCollector } from './log-collector.js';
 
 /** A port nothing listens on now: bound on 0 by the system, then let go. */
@@ -86,6 +87,37 @@ describe('starting a TrellisApp', () => {
     }
     expect(logs.matching(/^registered as /)).toHaveLength(1);
     expect(logs.warnings).toHaveLength(1);
+  });
+
+  it('registers and follows its rules with the token of TRELLIS_REGISTRY_TOKEN on a registry with ACLs', async () => {
+    const server = new RegistryServer({
+      logLevel: 'silent',
+      acl: { enabled: true, initialManagementToken: 'root-secret', defaultPolicy: 'deny' },
+    });
+    servers.push(server);
+    const { url } = await server.listen({ port: 0, host: '127.0.0.1' });
+    const kv = new ConsulKv({ url, token: 'root-secret' });
+    const reader = new ConsulRegistry({ url, token: 'root-secret' });
+    try {
+      const rules = { limits: { rate: { ratePerSecond: 100, burst: 10 } } };
+      const written = await new RuleStore({ kv, validate: parseRules }).set('users', rules, {
+        author: 'test',
+        reason: 'a test',
+      });
+      const users = app(
+        { registryUrl: url, ...appOptionsFromEnv({ TRELLIS_REGISTRY_TOKEN: 'root-secret' }) },
+        new LogCollector(),
+      );
+      const { instance } = await users.start();
+
+      expect((await reader.list('users')).map((i) => i.id)).toEqual([instance.id]);
+      expect(users.rules?.describe()).toContainEqual(
+        expect.objectContaining({ service: 'users', version: written.version }),
+      );
+    } finally {
+      await reader.close();
+      await kv.close();
+    }
   });
 
   it('fails start, and closes, when the registry refuses the registration', async () => {

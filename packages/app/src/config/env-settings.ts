@@ -25,6 +25,7 @@ export const envVariables: readonly EnvVariable[] = [
   { variable: 'TRELLIS_ADVERTISE_ADDRESS', key: 'advertiseAddress', kind: 'text' },
   { variable: 'TRELLIS_INSTANCE_ID', key: 'instanceId', kind: 'text' },
   { variable: 'TRELLIS_REGISTRY_URL', key: 'registryUrl', kind: 'text' },
+  { variable: 'TRELLIS_REGISTRY_TOKEN', key: 'registryToken', kind: 'text' },
   { variable: 'TRELLIS_VERSION', key: 'version', kind: 'text' },
   { variable: 'TRELLIS_ZONE', key: 'zone', kind: 'text' },
   { variable: 'TRELLIS_WEIGHT', key: 'weight', kind: 'number' },

@@ -93,6 +93,7 @@ export const settingsSchema = z.strictObject(
     advertiseAddress: text('a host name or IP address'),
     instanceId: text(),
     registryUrl,
+    registryToken: text('an ACL token'),
     version: text(),
     zone: text(),
     weight: integer(0, 1_000_000),
