@@ -143,6 +143,21 @@ describe('ACLs on', () => {
     await expect(client('no-such-secret').kv.set({ key: 'a', value: '1' })).rejects.toThrow('ACL not found');
   });
 
+  it('lists an instance only to a token that may read its node as well as its service, as Consul does', async () => {
+    await client(root).agent.service.register({ name: 'mail', id: 'mail-1', port: 25, check: { ttl: '30s' } as never });
+    await client(root).agent.check.pass({ id: 'service:mail-1' });
+    const serviceOnly = (await tokenWith(url, 'mail-reader', 'service "mail" { policy = "read" }')).SecretID;
+    const withNodes = (
+      await tokenWith(url, 'mail-and-nodes', 'service "mail" { policy = "read" }\nnode_prefix "" { policy = "read" }')
+    ).SecretID;
+
+    expect(await client(serviceOnly).health.service({ service: 'mail' })).toEqual([]);
+    const listed = (await client(withNodes).health.service({ service: 'mail' })) as Array<{ Service: { ID: string } }>;
+    expect(listed.map((entry) => entry.Service.ID)).toEqual(['mail-1']);
+    // The shared answer a node reader got is not what the other token is given next.
+    expect(await client(serviceOnly).health.service({ service: 'mail' })).toEqual([]);
+  });
+
   describe('a token with service_prefix "users" write', () => {
     let users: Consul;
     let secret: string;
@@ -166,7 +181,7 @@ describe('ACLs on', () => {
         check: { ttl: '30s' } as never,
       });
       await users.agent.check.pass({ id: 'service:users-api-1' });
-      const entries = (await users.health.service({ service: 'users-api', passing: true })) as unknown[];
+      const entries = (await client(root).health.service({ service: 'users-api', passing: true })) as unknown[];
       expect(entries).toHaveLength(1);
       await users.agent.service.deregister({ id: 'users-api-1' });
       expect(await client(root).agent.service.list()).not.toHaveProperty('users-api-1');

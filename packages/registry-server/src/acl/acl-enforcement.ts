@@ -56,6 +56,16 @@ export function mayRead(request: FastifyRequest, resource: RuleResource): (name:
 }
 
 /**
+ * Whether the request's token may read every name of `resource` (`node_prefix "" { policy =
+ * "read" }`), so that an answer filtered by it is the same for every such token and may be
+ * shared; always true with ACLs off.
+ */
+export function mayReadEvery(request: FastifyRequest, resource: RuleResource): boolean {
+  const authz = identities.get(request)?.authorizer;
+  return authz === undefined || authz.allowsAllUnder(resource, '', 'read');
+}
+
+/**
  * Enforces the ACL rights each route declares (`config.acl`, a {@link RouteAcl}): a
  * `preHandler` hook resolves the request's token and answers 403 before the route runs when
  * one of the route's needs is not granted, so that a refused request changes nothing. An

@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Authorizer } from '../acl/acl-authorizer.js';
+import { mayRead, mayReadEvery } from '../acl/acl-enforcement.js';
 import { aclFilters, nodeNeed, param, serviceNeed } from '../acl/route-acl.js';
 import { answerKey, type CachedAnswer, uniqueSorted } from '../http/answer-cache.js';
 import { parseBlockingParams, type Topic } from '../http/blocking-query.js';
@@ -66,13 +67,17 @@ export function registerHealthApi(app: FastifyInstance, { catalog, blocking, nod
       const tags = uniqueSorted(allValues(request, 'tag'));
       const topic = `service:${name}`;
       const index = (): number => Math.max(blocking.indexOf(topic), blocking.indexOf(nodeTopic));
+      // As in Consul, an instance is listed only to a token that may read its node as well as its
+      // service. Most tokens may read every node: their answers are the shared, cached ones.
+      const everyNode = mayReadEvery(request, 'node');
+      const nodeReadable = mayRead(request, 'node');
       return answer(
         request,
         reply,
         (t) => t === topic || t === nodeTopic,
         index,
-        (matches, filters) =>
-          answers.get(answerKey(name, passing, tags, filters), index(), () => {
+        (matches, filters) => {
+          const build = (): string => {
             const localChecks = catalog.nodeChecks();
             const records = catalog.health(name);
             // The server's own `consul` service, unless an agent service took its id.
@@ -81,7 +86,7 @@ export function registerHealthApi(app: FastifyInstance, { catalog, blocking, nod
             }
             const entries = records
               .filter((record) => tags.every((tag) => record.service.tags.includes(tag)))
-              .filter((record) => matches(nodeOf(record)))
+              .filter((record) => matches(nodeOf(record)) && (everyNode || nodeReadable(nodeOf(record).name)))
               .filter(
                 (record) =>
                   passing !== true ||
@@ -89,7 +94,9 @@ export function registerHealthApi(app: FastifyInstance, { catalog, blocking, nod
               )
               .map((record) => healthEntryJson(node, record, localChecks));
             return JSON.stringify(entries);
-          }),
+          };
+          return everyNode ? answers.get(answerKey(name, passing, tags, filters), index(), build) : build();
+        },
       );
     },
   );
