@@ -152,6 +152,8 @@ describe('ACLs on', () => {
     ).SecretID;
 
     expect(await client(serviceOnly).health.service({ service: 'mail' })).toEqual([]);
+    expect(await client(serviceOnly).catalog.service.nodes({ service: 'mail' })).toEqual([]);
+    expect(await client(withNodes).catalog.service.nodes({ service: 'mail' })).toHaveLength(1);
     const listed = (await client(withNodes).health.service({ service: 'mail' })) as Array<{ Service: { ID: string } }>;
     expect(listed.map((entry) => entry.Service.ID)).toEqual(['mail-1']);
     // The shared answer a node reader got is not what the other token is given next.

@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { identityOf } from '../acl/acl-enforcement.js';
+import { identityOf, mayRead } from '../acl/acl-enforcement.js';
 import { aclFilters, nodeNeed, openToAll, param, serviceNeed, type AclNeed, type RouteAcl } from '../acl/route-acl.js';
 import { parseBlockingParams, type Topic } from '../http/blocking-query.js';
 import { allValues, clientGone, consistencyHeaders, decodeOnce, query, route, text } from '../http/consul-http.js';
@@ -207,6 +207,8 @@ export function registerCatalogApi(app: FastifyInstance, { catalog, blocking, no
     const { name } = request.params as { name: string };
     const tags = allValues(request, 'tag');
     const topic = `service:${name}`;
+    // As in Consul (and health/service), an instance is listed only with read on its node too.
+    const nodeReadable = mayRead(request, 'node');
     return answer(
       request,
       reply,
@@ -218,6 +220,7 @@ export function registerCatalogApi(app: FastifyInstance, { catalog, blocking, no
         }
         return records
           .filter((record) => tags.every((tag) => record.service.tags.includes(tag)) && matches(nodeOf(record)))
+          .filter((record) => nodeReadable(nodeOf(record).name))
           .map((record) => catalogServiceJson(nodeOf(record), record.service));
       },
       () => blocking.indexOf(topic),
