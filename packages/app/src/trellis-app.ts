@@ -32,7 +32,14 @@ import {
 } from '@trellis/client';
 import { TrellisMetrics } from '@trellis/metrics';
 import { addTracing, traceLogFields } from '@trellis/tracing';
-import { ConsulRegistry, Discovery, SelfRegistration, type DiscoveryEvent, type Registry } from '@trellis/registry';
+import {
+  ConsulRegistry,
+  Discovery,
+  registryFromUrl,
+  SelfRegistration,
+  type DiscoveryEvent,
+  type Registry,
+} from '@trellis/registry';
 import { ConsulKv, ServiceConfig } from '@trellis/config';
 import type { z } from 'zod';
 import { validateAppOptions, type AppOptions } from './app-options.js';
@@ -149,8 +156,7 @@ export class TrellisApp {
     this.#ownsRegistry = options.registry === undefined;
     this.registry =
       options.registry ??
-      new ConsulRegistry({
-        ...(options.registryUrl === undefined ? {} : { url: options.registryUrl }),
+      registryFromUrl(options.registryUrl ?? 'http://127.0.0.1:8500', {
         ...(options.registryToken === undefined ? {} : { token: options.registryToken }),
       });
     this.discovery = new Discovery(this.registry, { ...options.discovery, clock: this.#clock });

@@ -96,14 +96,26 @@ describe('app settings from the environment', () => {
     }
   });
 
-  it('refuses a registry URL that ConsulRegistry would refuse, naming TRELLIS_REGISTRY_URL', () => {
-    for (const url of ['localhost:8500', 'ftp://registry:8500', 'http://', 'not a url']) {
+  it('refuses a registry URL that no registry client would take, naming TRELLIS_REGISTRY_URL', () => {
+    for (const url of [
+      'localhost:8500',
+      'ftp://registry:8500',
+      'http://',
+      'not a url',
+      'etcd://127.0.0.1',
+      'etcd://a:2379,',
+    ]) {
       const error = refusal(() => fromEnv({ TRELLIS_REGISTRY_URL: url }));
       expect(error.field).toBe('TRELLIS_REGISTRY_URL');
       expect(error.problem).toBe(
-        `must be an http:// or https:// URL with a host, e.g. http://127.0.0.1:8500, got ${JSON.stringify(url)}`,
+        `must be an http:// or https:// URL with a host (e.g. http://127.0.0.1:8500) or etcd://host:port[,host:port...], got ${JSON.stringify(url)}`,
       );
     }
+  });
+
+  it('takes an etcd cluster as the registry URL', () => {
+    const url = 'etcd://127.0.0.1:2379,127.0.0.1:22379';
+    expect(fromEnv({ TRELLIS_REGISTRY_URL: url }).registryUrl).toBe(url);
   });
 
   it('agrees with appOptionsFromEnv, which reads the same variables alone', () => {

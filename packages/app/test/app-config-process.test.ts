@@ -81,7 +81,7 @@ describe('a service process and its settings', () => {
   it('prints one line naming TRELLIS_REGISTRY_URL, no stack, and exits with 2', async () => {
     const { code, stderr } = await run({ cwd, env: { TRELLIS_REGISTRY_URL: 'localhost:8500' } });
     expect(stderr).toEqual([
-      'users: invalid configuration: TRELLIS_REGISTRY_URL must be an http:// or https:// URL with a host, e.g. http://127.0.0.1:8500, got "localhost:8500"',
+      'users: invalid configuration: TRELLIS_REGISTRY_URL must be an http:// or https:// URL with a host (e.g. http://127.0.0.1:8500) or etcd://host:port[,host:port...], got "localhost:8500"',
     ]);
     expect(stderr.filter((line) => stackLine.test(line))).toEqual([]);
     expect(code).toBe(2);

@@ -9,6 +9,8 @@ export type ErrorCode =
   | 'UPSTREAM_STATUS'
   | 'REGISTRY_UNAVAILABLE'
   | 'REGISTRY_REJECTED'
+  // EtcdRegistry without the etcd3 package, its optional peer.
+  | 'ETCD_CLIENT_MISSING'
   | 'INVALID_CONFIG'
   | 'CLOSED'
   | 'CIRCUIT_OPEN'

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { strategyNames, type StrategyName } from '@trellis/loadbalancer';
 import type { TransportName } from '@trellis/client';
+import { parseRegistryUrl } from '@trellis/registry';
 import type { LogLevel } from '../app-options.js';
 
 /** Log levels of the app's logger (pino's). */
@@ -30,14 +31,20 @@ const text = (what = 'a non-empty string'): z.ZodString => {
   return z.string({ error: message }).trim().min(1, message).max(256, message);
 };
 
-/** An http(s) URL with a host: checked here, so that a malformed one never reaches ConsulRegistry. */
-const registryUrl = z.string({ error: 'must be an http:// or https:// URL' }).refine(
+/** A registry address, checked here so that a malformed one never reaches a registry client. */
+const registryUrl = z.string({ error: 'must be an http:// or https:// URL or etcd://host:port' }).refine(
   (value) => {
-    if (!URL.canParse(value)) return false;
-    const url = new URL(value);
-    return (url.protocol === 'http:' || url.protocol === 'https:') && url.hostname !== '';
+    try {
+      parseRegistryUrl(value);
+      return true;
+    } catch {
+      return false;
+    }
   },
-  { error: 'must be an http:// or https:// URL with a host, e.g. http://127.0.0.1:8500' },
+  {
+    error:
+      'must be an http:// or https:// URL with a host (e.g. http://127.0.0.1:8500) or etcd://host:port[,host:port...]',
+  },
 );
 
 // Every setting may be left out, but not given as undefined: the types say `port?: number`.

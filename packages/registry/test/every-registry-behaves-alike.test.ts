@@ -1,0 +1,78 @@
+import { createServer } from 'node:net';
+import { ManualClock } from '@trellis/core';
+import { ConsulRegistry, EtcdRegistry } from '@trellis/registry';
+import { RegistryServer } from '@trellis/registry-server';
+import { startEtcdCluster, type EtcdCluster } from './etcd-server.js';
+import { registryBehaviour } from './registry-behaviour.js';
+
+// An address where nothing listens: a port taken from the system, then given back.
+async function closedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+describe('ConsulRegistry, against the registry server', () => {
+  registryBehaviour(async () => {
+    const clock = new ManualClock();
+    const server = new RegistryServer({ clock, logLevel: 'silent' });
+    const { url } = await server.listen({ port: 0 });
+    const registry = new ConsulRegistry({ url });
+    const unreachablePort = await closedPort();
+    return {
+      registry,
+      ttlMs: 3_000,
+      letTtlPass: async () => clock.advance(3_000),
+      unreachable: () => ({
+        registry: new ConsulRegistry({ url: `http://127.0.0.1:${unreachablePort}`, timeoutMs: 1_000 }),
+        address: `http://127.0.0.1:${unreachablePort}`,
+      }),
+      close: async () => {
+        await registry.close();
+        await server.close();
+      },
+    };
+  });
+});
+
+describe('EtcdRegistry, against a real etcd', () => {
+  let etcd: EtcdCluster;
+  let tests = 0;
+  beforeAll(async () => {
+    etcd = await startEtcdCluster(1);
+  });
+  afterAll(async () => {
+    await etcd?.stop();
+  });
+
+  registryBehaviour(async () => {
+    // A prefix per test: what one test registered never shows in the next.
+    const prefix = `test-${++tests}/`;
+    const endpoints = [etcd.members[0]?.clientUrl ?? ''];
+    const registry = new EtcdRegistry({ endpoints, prefix });
+    const unreachablePort = await closedPort();
+    return {
+      registry,
+      // etcd's leases count whole seconds of real time.
+      ttlMs: 1_000,
+      letTtlPass: async (service) => {
+        const reader = new EtcdRegistry({ endpoints, prefix });
+        try {
+          let view = await reader.query(service);
+          for (let i = 0; i < 10 && view.healthy.length > 0; i++) {
+            view = await reader.query(service, { index: view.index, waitMs: 1_000 });
+          }
+        } finally {
+          await reader.close();
+        }
+      },
+      unreachable: () => ({
+        registry: new EtcdRegistry({ endpoints: [`127.0.0.1:${unreachablePort}`], timeoutMs: 1_000 }),
+        address: `http://127.0.0.1:${unreachablePort}`,
+      }),
+      close: () => registry.close(),
+    };
+  });
+});
