@@ -4,6 +4,7 @@ import { startRegistryChild, type RegistryChild, type ServerStats } from './regi
 import { instanceBody, send } from './registry-http.js';
 import { load, type LoadFigures } from './registry-load.js';
 import { measureTagAttack, type TagAttackFigures } from './registry-attack.js';
+import { measureVisibility, type VisibilityFigures } from './registry-etcd.js';
 import { measureStorm, type StormFigures } from './registry-storm.js';
 import { measureWatchers, type WatcherRound } from './registry-watchers.js';
 
@@ -123,6 +124,7 @@ async function run(child: RegistryChild, agent: http.Agent): Promise<Record<stri
     register: (id) => instanceBody(watched, id, 18_999, ttl),
   });
   const attack = await measureTagAttack(attackRequests);
+  const visibility = await measureVisibility(child.url);
 
   return report({
     registration,
@@ -137,6 +139,7 @@ async function run(child: RegistryChild, agent: http.Agent): Promise<Record<stri
     watched,
     storm,
     attack,
+    visibility,
   });
 }
 
@@ -173,6 +176,7 @@ interface Measured {
   readonly watched: string;
   readonly storm: StormFigures;
   readonly attack: TagAttackFigures;
+  readonly visibility: VisibilityFigures;
 }
 
 function report(m: Measured): Record<string, number | string> {
@@ -259,6 +263,11 @@ function report(m: Measured): Record<string, number | string> {
         `<= ${targets.attackMb}`,
         met(m.attack.answerCacheMb <= targets.attackMb),
       ],
+      ['register → visible in a watcher, embedded server (baseline): p50, ms', m.visibility.embedded.p50Ms, '-', '-'],
+      ['  embedded p99, ms', m.visibility.embedded.p99Ms, '-', '-'],
+      ['  same on etcd (EtcdRegistry, one member): p50, ms', m.visibility.etcd.p50Ms, '-', '-'],
+      ['  etcd p99, ms', m.visibility.etcd.p99Ms, '-', '-'],
+      ['  ratio etcd / embedded (p50)', m.visibility.etcd.p50Ms / m.visibility.embedded.p50Ms, '-', '-'],
     ],
   );
   console.log(
@@ -307,6 +316,11 @@ function report(m: Measured): Record<string, number | string> {
     tag_attack_rss_mb: round(m.attack.rssGrowthMb, 1),
     tag_attack_heap_mb: round(m.attack.heapGrowthMb, 1),
     tag_attack_cache_mb: round(m.attack.answerCacheMb, 1),
+    embedded_visible_p50_ms: round(m.visibility.embedded.p50Ms, 3),
+    embedded_visible_p99_ms: round(m.visibility.embedded.p99Ms, 3),
+    etcd_visible_p50_ms: round(m.visibility.etcd.p50Ms, 3),
+    etcd_visible_p99_ms: round(m.visibility.etcd.p99Ms, 3),
+    etcd_visible_ratio_vs_embedded: round(m.visibility.etcd.p50Ms / m.visibility.embedded.p50Ms, 3),
   };
 }
 
