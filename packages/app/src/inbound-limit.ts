@@ -1,6 +1,14 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ConfigError } from '@trellis/core';
-import { BulkheadFullError, PerKey, type ConcurrencyLimit, type RateLimiter } from '@trellis/resilience';
+import {
+  BulkheadFullError,
+  isPendingDecision,
+  PerKey,
+  type AnyRateLimiter,
+  type ConcurrencyLimit,
+  type Decision,
+  type RateLimiter,
+} from '@trellis/resilience';
 import { healthRoutes } from './health-routes.js';
 
 /** One limiter for all requests, or one per key of the request (caller, route, user). */
@@ -14,8 +22,12 @@ export type InboundChoice<L extends { readonly idle: boolean }> =
 
 /** The limits a service puts on the requests it serves. */
 export interface InboundLimits {
-  /** Beyond this rate a request is answered 429 with a Retry-After header, before any work is done. */
-  readonly rate?: InboundChoice<RateLimiter>;
+  /**
+   * Beyond this rate a request is answered 429 with a Retry-After header, before any work is done.
+   * A local limiter (TokenBucket) is asked at once; an `AsyncRateLimiter` (a cluster limit on
+   * Redis) is awaited, with the same answer.
+   */
+  readonly rate?: InboundChoice<AnyRateLimiter>;
   /**
    * Beyond this many requests in flight a request waits in the limit's queue, or is answered
    * 503 when the queue is full or its wait times out.
@@ -45,13 +57,16 @@ export const isHealthCheck = (request: FastifyRequest): boolean =>
  * });
  */
 export function applyInboundLimits(http: FastifyInstance, limits: InboundLimits): void {
-  const rate = limits.rate === undefined ? undefined : chooser('rate', limits.rate);
-  const concurrency = limits.concurrency === undefined ? undefined : chooser('concurrency', limits.concurrency);
+  const rate = limits.rate === undefined ? undefined : inboundChooser('rate', limits.rate);
+  const concurrency = limits.concurrency === undefined ? undefined : inboundChooser('concurrency', limits.concurrency);
   const exempt = limits.exempt ?? isHealthCheck;
 
   http.addHook('onRequest', async (request, reply) => {
     if (exempt(request)) return;
-    if (rate !== undefined && refusedByRate(rate(request), reply)) return reply;
+    if (rate !== undefined) {
+      const refused = rateRefusal(rate(request), reply);
+      if (refused === true || (refused !== false && (await refused))) return reply;
+    }
     if (concurrency !== undefined && !(await holdSlot(concurrency(request), reply))) return reply;
     return undefined;
   });
@@ -63,7 +78,19 @@ export function applyInboundLimits(http: FastifyInstance, limits: InboundLimits)
  * inbound limits and controllers' `@RateLimit`, so that a caller sees one answer for both.
  */
 export function refusedByRate(limiter: RateLimiter, reply: FastifyReply): boolean {
+  return answerRate(limiter.tryAcquire(), reply);
+}
+
+/**
+ * {@link refusedByRate} for either kind of limiter: a local one's answer at once (a boolean, no
+ * promise), an async one's as a promise of it.
+ */
+export function rateRefusal(limiter: AnyRateLimiter, reply: FastifyReply): boolean | Promise<boolean> {
   const decision = limiter.tryAcquire();
+  return isPendingDecision(decision) ? decision.then((d) => answerRate(d, reply)) : answerRate(decision, reply);
+}
+
+function answerRate(decision: Decision, reply: FastifyReply): boolean {
   if (decision.granted) return false;
   // A limiter of the user's own may not say when; a second is Retry-After's smallest step.
   const retryAfterMs = decision.retryAfterMs ?? 1_000;
@@ -114,7 +141,8 @@ function closedSignal(reply: FastifyReply): AbortSignal {
   return controller.signal;
 }
 
-function chooser<L extends { readonly idle: boolean }>(
+/** The function that picks a request's limiter from a choice; `field` names it in errors. */
+export function inboundChooser<L extends { readonly idle: boolean }>(
   field: string,
   choice: InboundChoice<L>,
 ): (request: FastifyRequest) => L {

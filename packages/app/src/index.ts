@@ -10,7 +10,7 @@ export { settingsSchema } from './config/settings-schema.js';
 export type { Settings } from './config/settings-schema.js';
 export type { Environment } from './config/env-settings.js';
 export type { AppInfo, HealthCheck, HealthReport, HealthStatus } from './health-routes.js';
-export { applyInboundLimits, refusedByRate } from './inbound-limit.js';
+export { applyInboundLimits, rateRefusal, refusedByRate } from './inbound-limit.js';
 export type { InboundChoice, InboundLimits } from './inbound-limit.js';
 export { AppTokens, clientToken } from './tokens.js';
 export { TrellisApp } from './trellis-app.js';
@@ -55,6 +55,7 @@ export type {
   ParameterBinding,
   ParameterSource,
   RateLimitPolicy,
+  RateLimiterPolicy,
   RetryPolicy,
 } from './decorators/metadata.js';
 export { createDeclarativeClient, remoteCall } from './declarative-client/declarative-client.js';

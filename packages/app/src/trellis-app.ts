@@ -13,6 +13,7 @@ import {
   systemClock,
   Telemetry,
   type Clock,
+  type Disposable,
   type ServiceInstance,
   type Timer,
 } from '@trellis/core';
@@ -21,6 +22,7 @@ import {
   defaultFallbackCodes,
   Fallback,
   TimeoutError,
+  type AnyRateLimiter,
   type FallbackOptions,
 } from '@trellis/resilience';
 import {
@@ -144,6 +146,9 @@ export class TrellisApp {
   #started: StartedApp | undefined;
   #state: AppState = 'new';
   #closing: Promise<void> | undefined;
+  readonly #adopted = new WeakSet<AnyRateLimiter>();
+  readonly #limiterSubscriptions: Disposable[] = [];
+  #countsOwnInstances = false;
 
   constructor(options: AppOptions) {
     validateAppOptions(options);
@@ -410,8 +415,25 @@ export class TrellisApp {
    * app.limitInbound({ concurrency: new ConcurrencyLimit({ maxConcurrent: 64 }) });
    */
   limitInbound(limits: InboundLimits): this {
+    if (limits.rate !== undefined && !('perKey' in limits.rate)) this.#adoptLimiter(limits.rate);
     applyInboundLimits(this.http, limits);
     return this;
+  }
+
+  // A limiter shared by the cluster reports its fallback to a local share through the app's
+  // telemetry (so its metric is on /metrics), and divides its limit by the instances of this
+  // service that discovery knows, unless it was given a count of its own.
+  #adoptLimiter(limiter: AnyRateLimiter): void {
+    if (this.#adopted.has(limiter)) return;
+    this.#adopted.add(limiter);
+    if ('onEvent' in limiter && limiter.onEvent !== undefined) {
+      const subscription = limiter.onEvent((event) => this.telemetry.emit(event));
+      this.#limiterSubscriptions.push(subscription);
+    }
+    if ('countInstancesWith' in limiter && limiter.countInstancesWith !== undefined) {
+      this.#countsOwnInstances = true;
+      limiter.countInstancesWith(() => this.discovery.describe(this.service)?.instances?.length ?? 1);
+    }
   }
 
   /**
@@ -433,6 +455,7 @@ export class TrellisApp {
       await mountControllers(this.http, this.container, options.controllers ?? [], {
         clock: this.#clock,
         service: this.service,
+        adoptLimiter: (limiter) => this.#adoptLimiter(limiter),
       });
       // Rules in the registry apply before the first request is served, unless it does not answer soon.
       await this.rules?.ready(rulesReadyMs);
@@ -482,6 +505,8 @@ export class TrellisApp {
       }
       // Readiness reads discovery's cache of critical dependencies: watch them from the start.
       for (const service of options.critical ?? []) void this.discovery.instances(service).catch(() => undefined);
+      // A shared rate limit's local share is the limit divided by the instances seen here.
+      if (this.#countsOwnInstances) void this.discovery.instances(this.service).catch(() => undefined);
       this.#state = 'running';
       return this.#started;
     } catch (error) {
@@ -718,6 +743,7 @@ export class TrellisApp {
     await Promise.all(this.#methodClients.flatMap((m) => (m.breakers === undefined ? [] : [m.breakers.close()])));
     await this.breakers.close();
     this.metrics?.dispose();
+    for (const subscription of this.#limiterSubscriptions) subscription.dispose();
     this.#recentCalls?.dispose();
     await this.rules?.close();
     this.config?.close();

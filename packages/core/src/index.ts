@@ -42,6 +42,8 @@ export type {
   HedgeSent,
   InstancePicked,
   LimitRejected,
+  RateLimitDecidedLocally,
+  RateLimitFallbackChanged,
   RetryRefused,
   RetryScheduled,
   RulesApplied,

@@ -126,6 +126,31 @@ export interface LimitRejected {
   readonly retryAfterMs: number | undefined;
 }
 
+/**
+ * A cluster rate limit (one limit shared by every instance, kept in a store such as Redis)
+ * moved to this instance's local share of the limit because the store was away or slower than
+ * the decision budget (`fallback: true`), or back to the shared limit once the store answered
+ * a probe in time (`fallback: false`).
+ */
+export interface RateLimitFallbackChanged {
+  readonly type: 'rate-limit-fallback-changed';
+  /** The limit's name. */
+  readonly limit: string;
+  readonly fallback: boolean;
+  /** Why it fell back ("store not ready", "budget of 5 ms passed", the store's error); undefined on the way back. */
+  readonly reason: string | undefined;
+  /** The local share in force while falling back: the limit divided by the instances known then. */
+  readonly share: number;
+}
+
+/** A cluster rate limit decided one request from this instance's local share, the store being away or slow. */
+export interface RateLimitDecidedLocally {
+  readonly type: 'rate-limit-decided-locally';
+  /** The limit's name. */
+  readonly limit: string;
+  readonly granted: boolean;
+}
+
 /** A fallback answered in place of the target. */
 export interface FallbackAnswered {
   readonly type: 'fallback-answered';
@@ -241,6 +266,8 @@ export type TelemetryEvent =
   | CircuitStateChanged
   | FaultInjected
   | LimitRejected
+  | RateLimitFallbackChanged
+  | RateLimitDecidedLocally
   | FallbackAnswered
   | RulesApplied
   | RulesRefused

@@ -19,7 +19,7 @@ export interface TrellisMetricsOptions {
   readonly processMetrics?: boolean;
   /**
    * Distinct values each label fed from outside the code (`service`, `target_instance`, `route`,
-   * `reason`, `cause`) may take; past it the value is `_other`. Default 500.
+   * `reason`, `cause`, `limit`) may take; past it the value is `_other`. Default 500.
    */
   readonly maxLabelValues?: number;
   /** The time the age gauges are computed from at each scrape; default the system clock. */
@@ -71,6 +71,8 @@ export class TrellisMetrics implements Disposable {
   readonly #hedges: CounterCells; // service
   readonly #timeouts: CounterCells; // service, scope
   readonly #limitRejections: CounterCells; // service, limit
+  readonly #rateLimitFallback: CounterCells; // limit (a gauge)
+  readonly #localDecisions: CounterCells; // limit, decision
   readonly #faults: CounterCells; // service, kind
   readonly #fallbacks: CounterCells; // service, cause
   readonly #rulesVersion: CounterCells; // service (a gauge)
@@ -81,6 +83,7 @@ export class TrellisMetrics implements Disposable {
   readonly #instances: LabelCap;
   readonly #routes: LabelCap;
   readonly #reasons: LabelCap;
+  readonly #limits: LabelCap;
   readonly #subscriptions = new Set<Disposable>();
   readonly #watched: Watched;
 
@@ -93,6 +96,7 @@ export class TrellisMetrics implements Disposable {
     this.#instances = new LabelCap(max);
     this.#routes = new LabelCap(max);
     this.#reasons = new LabelCap(max);
+    this.#limits = new LabelCap(max);
     const registry = options.registry ?? new Registry();
     this.registry = registry;
     this.#clientDuration = new HistogramCells(
@@ -180,6 +184,17 @@ export class TrellisMetrics implements Disposable {
       'trellis_limit_rejections_total',
       'Calls refused by a rate limit (limit rate) or a concurrency limit, a bulkhead (limit concurrency).',
       ['service', 'limit'],
+    );
+    this.#rateLimitFallback = new CounterCells(
+      'trellis_ratelimit_fallback',
+      "A cluster rate limit: 1 while this instance decides from its local share of the limit (the store, Redis, is away or slower than the decision budget), 0 while the shared limit applies.",
+      ['limit'],
+      'gauge',
+    ).register(registry);
+    this.#localDecisions = counter(
+      'trellis_ratelimit_fallback_decisions_total',
+      "Decisions of a cluster rate limit taken from this instance's local share while its store was away or slow, by decision (granted, refused).",
+      ['limit', 'decision'],
     );
     this.#faults = counter('trellis_faults_injected_total', 'Attempts delayed or aborted by fault injection.', [
       'service',
@@ -291,6 +306,12 @@ export class TrellisMetrics implements Disposable {
         break;
       case 'limit-rejected':
         this.#limitRejections.at(this.#services.value(event.service), event.limit).value++;
+        break;
+      case 'rate-limit-fallback-changed':
+        this.#rateLimitFallback.at(this.#limits.value(event.limit)).value = event.fallback ? 1 : 0;
+        break;
+      case 'rate-limit-decided-locally':
+        this.#localDecisions.at(this.#limits.value(event.limit), event.granted ? 'granted' : 'refused').value++;
         break;
       case 'fault-injected':
         this.#faults.at(this.#services.value(event.service), event.kind).value++;

@@ -6,6 +6,7 @@ import {
   type MethodMetadata,
   type ParameterBinding,
   type RateLimitPolicy,
+  type RateLimiterPolicy,
 } from '../decorators/metadata.js';
 import type { Constructor } from '../declarative-client/declarative-client.js';
 
@@ -19,7 +20,7 @@ export interface ControllerRoute {
   readonly name: string;
   readonly parameters: readonly ParameterBinding[];
   readonly timeoutMs: number | undefined;
-  readonly rateLimit: RateLimitPolicy | undefined;
+  readonly rateLimit: RateLimitPolicy | RateLimiterPolicy | undefined;
   readonly bulkhead: BulkheadPolicy | undefined;
 }
 

@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import type { Container } from 'inversify';
+import type { AnyRateLimiter } from '@trellis/resilience';
 import type { Constructor } from '../declarative-client/declarative-client.js';
 import { controllerRoutes } from './controller-routes.js';
 import { routeHandler, type HandlerContext } from './route-handler.js';
@@ -18,14 +19,17 @@ export async function mountControllers(
   http: FastifyInstance,
   container: Container,
   controllers: readonly Constructor[],
-  context: HandlerContext,
+  context: HandlerContext & {
+    /** Given each limiter of a `@RateLimit({ limiter })`, so that the app forwards its events and tells it the instance count. */
+    readonly adoptLimiter?: (limiter: AnyRateLimiter) => void;
+  },
 ): Promise<void> {
   for (const type of controllers) {
     const routes = controllerRoutes(type);
     if (!container.isBound(type)) container.bind(type).toSelf().inSingletonScope();
     const instance = await container.getAsync<object>(type);
     for (const route of routes) {
-      const limits = routeLimits(route, context.clock);
+      const limits = routeLimits(route, context.clock, context.adoptLimiter);
       http.route({
         method: route.verb,
         url: route.url,

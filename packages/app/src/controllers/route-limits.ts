@@ -1,7 +1,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { ConfigError, type Clock } from '@trellis/core';
-import { ConcurrencyLimit, PerKey, TokenBucket, type RateLimiter } from '@trellis/resilience';
-import { holdSlot, refusedByRate } from '../inbound-limit.js';
+import { ConcurrencyLimit, PerKey, TokenBucket, type AnyRateLimiter } from '@trellis/resilience';
+import { holdSlot, inboundChooser, rateRefusal } from '../inbound-limit.js';
 import type { ControllerRoute } from './controller-routes.js';
 
 /** An onRequest hook of one route. */
@@ -10,13 +10,18 @@ export type RouteHook = (request: FastifyRequest, reply: FastifyReply) => Promis
 /**
  * The route's own limits, as one onRequest hook (undefined when it has none), so that a refused
  * request costs no body parsing and no validation: first `@RateLimit` (429 with Retry-After; one
- * token bucket for the route, or one per `key(request)` in a bounded PerKey), then `@Bulkhead`
+ * token bucket for the route, or one per `key(request)` in a bounded PerKey, or the limiter it
+ * was given, local or shared by the cluster and then awaited), then `@Bulkhead`
  * (503; a ConcurrencyLimit for the route, its slot held until the response closes). The answers
  * are the app's inbound limits' own.
  */
-export function routeLimits(route: ControllerRoute, clock: Clock): RouteHook | undefined {
+export function routeLimits(
+  route: ControllerRoute,
+  clock: Clock,
+  adopt: (limiter: AnyRateLimiter) => void = () => undefined,
+): RouteHook | undefined {
   const { rateLimit, bulkhead } = route;
-  const rate = rateLimit === undefined ? undefined : named(route, 'rateLimit', () => rateChooser(rateLimit, clock));
+  const rate = rateLimit === undefined ? undefined : named(route, 'rateLimit', () => rateChooser(rateLimit, clock, adopt));
   const limit =
     bulkhead === undefined
       ? undefined
@@ -27,7 +32,10 @@ export function routeLimits(route: ControllerRoute, clock: Clock): RouteHook | u
         );
   if (rate === undefined && limit === undefined) return undefined;
   return async (request, reply) => {
-    if (rate !== undefined && refusedByRate(rate(request), reply)) return reply;
+    if (rate !== undefined) {
+      const refused = rateRefusal(rate(request), reply);
+      if (refused === true || (refused !== false && (await refused))) return reply;
+    }
     if (limit !== undefined && !(await holdSlot(limit, reply))) return reply;
     return undefined;
   };
@@ -46,7 +54,13 @@ function named<T>(route: ControllerRoute, policy: string, make: () => T): T {
 function rateChooser(
   policy: NonNullable<ControllerRoute['rateLimit']>,
   clock: Clock,
-): (request: FastifyRequest) => RateLimiter {
+  adopt: (limiter: AnyRateLimiter) => void,
+): (request: FastifyRequest) => AnyRateLimiter {
+  if ('limiter' in policy) {
+    const { limiter } = policy;
+    if (!('perKey' in limiter)) adopt(limiter);
+    return inboundChooser('limiter', limiter);
+  }
   const bucket = (): TokenBucket =>
     new TokenBucket({
       ratePerSecond: policy.ratePerSecond,

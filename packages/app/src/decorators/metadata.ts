@@ -1,7 +1,9 @@
 import type { ZodType } from 'zod';
 import type { FastifyRequest } from 'fastify';
 import type { TrellisError } from '@trellis/core';
+import type { InboundChoice } from '../inbound-limit.js';
 import type {
+  AnyRateLimiter,
   CircuitBreakerConfig,
   ConcurrencyLimitOptions,
   RetryOptions,
@@ -35,6 +37,15 @@ export interface RateLimitPolicy extends Omit<TokenBucketOptions, 'clock'> {
   readonly key?: (request: FastifyRequest) => string;
 }
 
+/**
+ * A controller method's rate limit by a limiter of your own: a local one, or one shared by the
+ * cluster (`ClusterRateLimiter` of @trellis/ratelimit), alone or one per key of the request
+ * (`{ perKey, key }`). The answers are those of {@link RateLimitPolicy}'s bucket.
+ */
+export interface RateLimiterPolicy {
+  readonly limiter: InboundChoice<AnyRateLimiter>;
+}
+
 /** A controller method's concurrency limit. */
 export type BulkheadPolicy = Omit<ConcurrencyLimitOptions, 'clock' | 'name'>;
 
@@ -58,7 +69,7 @@ export interface MethodMetadata {
   /** Ordered by index. */
   readonly parameters: ParameterBinding[];
   timeoutMs: number | undefined;
-  rateLimit: RateLimitPolicy | undefined;
+  rateLimit: RateLimitPolicy | RateLimiterPolicy | undefined;
   bulkhead: BulkheadPolicy | undefined;
   retry: RetryPolicy | undefined;
   circuitBreaker: CircuitBreakerPolicy | undefined;

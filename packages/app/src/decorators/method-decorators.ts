@@ -8,6 +8,7 @@ import {
   type HttpVerb,
   type MethodMetadata,
   type RateLimitPolicy,
+  type RateLimiterPolicy,
   type RetryPolicy,
 } from './metadata.js';
 
@@ -66,8 +67,33 @@ export function Timeout(ms: number): Decorator {
   return policy('timeoutMs', positiveMs('Timeout.ms', ms));
 }
 
-/** On a controller method: beyond this rate, 429 with Retry-After, before the method runs. */
-export function RateLimit(options: RateLimitPolicy): Decorator {
+/**
+ * On a controller method: beyond this rate, 429 with Retry-After, before the method runs. Either
+ * a token bucket's options (one bucket for the route, or one per `key`), or `{ limiter }`: a
+ * limiter of your own, such as a cluster limit shared by every instance on Redis.
+ *
+ * @throws ConfigError when `limiter` is not a rate limiter or `{ perKey, key }`.
+ * @example
+ * const shared = new ClusterRateLimiter({ name: 'search', limit: 600, redis: 'redis://127.0.0.1:6379' });
+ *
+ * @Controller('/search')
+ * class SearchController {
+ *   @Get('/') @RateLimit({ limiter: shared })
+ *   find(): string[] { return []; }
+ *   @Get('/suggest') @RateLimit({ ratePerSecond: 20, burst: 5 })
+ *   suggest(): string[] { return []; }
+ * }
+ */
+export function RateLimit(options: RateLimitPolicy | RateLimiterPolicy): Decorator {
+  if (typeof options !== 'object' || options === null) {
+    throw new ConfigError('RateLimit.options', 'must be token bucket options or { limiter }');
+  }
+  if ('limiter' in options) {
+    const limiter: unknown = options.limiter;
+    if (typeof limiter !== 'object' || limiter === null || !('tryAcquire' in limiter || 'perKey' in limiter)) {
+      throw new ConfigError('RateLimit.limiter', 'must be a rate limiter (with tryAcquire) or { perKey, key }');
+    }
+  }
   return policy('rateLimit', options);
 }
 

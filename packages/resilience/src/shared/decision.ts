@@ -27,3 +27,12 @@ export const refused: Decision = Object.freeze({ granted: false });
 export function retryAfter(ms: number): Decision {
   return { granted: false, retryAfterMs: Math.max(1, Math.ceil(ms)) };
 }
+
+/**
+ * True when a limiter's answer is still to come (an {@link AsyncRateLimiter}'s promise): the one
+ * test that tells the two kinds apart, so that a synchronous answer is used at once, with no
+ * promise and no microtask.
+ */
+export function isPendingDecision(decision: Decision | Promise<Decision>): decision is Promise<Decision> {
+  return typeof (decision as { then?: unknown }).then === 'function';
+}
