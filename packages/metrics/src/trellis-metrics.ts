@@ -187,7 +187,7 @@ export class TrellisMetrics implements Disposable {
     );
     this.#rateLimitFallback = new CounterCells(
       'trellis_ratelimit_fallback',
-      "A cluster rate limit: 1 while this instance decides from its local share of the limit (the store, Redis, is away or slower than the decision budget), 0 while the shared limit applies.",
+      'A cluster rate limit: 1 while this instance decides from its local share of the limit (the store, Redis, is away or slower than the decision budget), 0 while the shared limit applies.',
       ['limit'],
       'gauge',
     ).register(registry);

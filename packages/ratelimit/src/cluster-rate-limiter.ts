@@ -115,10 +115,14 @@ export class ClusterRateLimiter implements AsyncRateLimiter {
       throw new ConfigError('name', `must be a non-empty string without spaces, got ${JSON.stringify(name)}`);
     }
     const { limit } = options;
-    if (!(Number.isInteger(limit) && limit >= 1)) throw new ConfigError('limit', `must be an integer >= 1, got ${limit}`);
+    if (!(Number.isInteger(limit) && limit >= 1))
+      throw new ConfigError('limit', `must be an integer >= 1, got ${limit}`);
     const windowMs = options.windowMs ?? 1_000;
     if (!(Number.isInteger(windowMs) && windowMs >= 1_000 && windowMs % 1_000 === 0)) {
-      throw new ConfigError('windowMs', `must be a whole number of seconds in milliseconds (1000, 60000, …), got ${windowMs}`);
+      throw new ConfigError(
+        'windowMs',
+        `must be a whole number of seconds in milliseconds (1000, 60000, …), got ${windowMs}`,
+      );
     }
     const budgetMs = options.budgetMs ?? 5;
     if (!(Number.isFinite(budgetMs) && budgetMs > 0)) {
@@ -240,14 +244,25 @@ export class ClusterRateLimiter implements AsyncRateLimiter {
     this.#probeTimer = undefined;
     for (const waiter of [...this.#waiters]) waiter();
     this.#redis.off('ready', this.#onReady);
-    if (this.#ownsRedis) this.#redis.disconnect();
-    else this.#redis.off('error', this.#onError);
+    if (!this.#ownsRedis) {
+      this.#redis.off('error', this.#onError);
+      return;
+    }
+    const redis = this.#redis;
+    // Between reconnection attempts there is no socket: disconnect() only stops the retries.
+    const open = redis.status === 'connect' || redis.status === 'ready' || redis.status === 'connecting';
+    // Else resolves once the socket is closed (destroyed after `disconnectTimeout` if Redis hangs).
+    const ended = open ? new Promise<void>((resolve) => redis.once('end', () => resolve())) : undefined;
+    redis.disconnect();
+    await ended;
   }
 
   // One decision for `storeKey`, with `view`'s local share as the way out.
   #decide(view: ClusterKeyLimiter, storeKey: string, permits: number): Promise<Decision> {
     if (!(Number.isInteger(permits) && permits >= 1 && permits <= this.limit)) {
-      return Promise.reject(new ConfigError('permits', `must be an integer from 1 to the limit of ${this.limit}, got ${permits}`));
+      return Promise.reject(
+        new ConfigError('permits', `must be an integer from 1 to the limit of ${this.limit}, got ${permits}`),
+      );
     }
     if (this.#fallback !== undefined || this.#closed) return Promise.resolve(this.#local(view, permits));
     return new Promise((resolve) => {
@@ -283,7 +298,10 @@ export class ClusterRateLimiter implements AsyncRateLimiter {
 
   #local(view: ClusterKeyLimiter, permits: number): Decision {
     const share = this.share;
-    const decision = permits > share ? retryAfter(this.windowMs) : view.localShare(share, this.windowMs, this.#clock).tryAcquire(permits);
+    const decision =
+      permits > share
+        ? retryAfter(this.windowMs)
+        : view.localShare(share, this.windowMs, this.#clock).tryAcquire(permits);
     if (this.#events.hasListeners) {
       this.#events.emit({ type: 'rate-limit-decided-locally', limit: this.name, granted: decision.granted });
     }
@@ -322,8 +340,8 @@ export class ClusterRateLimiter implements AsyncRateLimiter {
   // One PING at a time, and only on a connected client: a Redis that hangs costs one pending
   // command per probe, never a pile.
   #probe(): void {
-    if (this.#closed || this.#fallback === undefined || this.#probing) return;
-    if (this.#redis.status !== 'ready') {
+    if (this.#closed || this.#fallback === undefined) return;
+    if (this.#probing || this.#redis.status !== 'ready') {
       if (!this.#announced) this.#announce(this.#reasonOf(undefined));
       this.#scheduleProbe();
       return;
@@ -420,7 +438,10 @@ class ClusterKeyLimiter implements AsyncRateLimiter {
 function redisOf(redis: string | Redis): Redis {
   if (typeof redis === 'string') {
     if (!/^rediss?:\/\//.test(redis)) {
-      throw new ConfigError('redis', `must be a redis:// or rediss:// URL or an ioredis client, got ${JSON.stringify(redis)}`);
+      throw new ConfigError(
+        'redis',
+        `must be a redis:// or rediss:// URL or an ioredis client, got ${JSON.stringify(redis)}`,
+      );
     }
     return new Redis(redis, {
       // A command while disconnected fails at once instead of waiting in an unbounded queue.
@@ -430,6 +451,8 @@ function redisOf(redis: string | Redis): Redis {
       // Bounds how long a command Redis never answers (a hung server) is held.
       commandTimeout: 1_000,
       connectTimeout: 1_000,
+      // How long close() waits for a socket to a hung Redis before destroying it.
+      disconnectTimeout: 500,
       // Reconnect for ever, at most a second apart: the probe finds Redis when it is back.
       retryStrategy: (times: number) => Math.min(50 * times, 1_000),
     });

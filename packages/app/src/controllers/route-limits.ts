@@ -21,7 +21,8 @@ export function routeLimits(
   adopt: (limiter: AnyRateLimiter) => void = () => undefined,
 ): RouteHook | undefined {
   const { rateLimit, bulkhead } = route;
-  const rate = rateLimit === undefined ? undefined : named(route, 'rateLimit', () => rateChooser(rateLimit, clock, adopt));
+  const rate =
+    rateLimit === undefined ? undefined : named(route, 'rateLimit', () => rateChooser(rateLimit, clock, adopt));
   const limit =
     bulkhead === undefined
       ? undefined
