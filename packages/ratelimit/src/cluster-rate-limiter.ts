@@ -267,12 +267,16 @@ export class ClusterRateLimiter implements AsyncRateLimiter {
     if (this.#fallback !== undefined || this.#closed) return Promise.resolve(this.#local(view, permits));
     return new Promise((resolve) => {
       let settled = false;
-      const timer = this.#clock.setTimer(this.budgetMs, () => {
+      const late = (): void => {
         if (settled) return;
         settled = true;
         this.#fallBack(`Redis did not answer within the budget of ${this.budgetMs} ms`);
         resolve(this.#local(view, permits));
-      });
+      };
+      // Timers run before the loop reads sockets: after a stall of this process (GC, a busy
+      // handler) the answer may be waiting unread. One turn of the loop lets it be read first,
+      // so that the process's own lag is not taken for a slow Redis.
+      const timer = this.#clock.setTimer(this.budgetMs, () => setImmediate(late));
       // The answer that comes after the budget is dropped; what it counted stays counted in Redis.
       this.#store.consume(storeKey, permits).then(
         () => {
