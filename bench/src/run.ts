@@ -4,6 +4,7 @@ import { controllerBench } from './controller.js';
 import { discoveryBench } from './discovery.js';
 import { gatewayBench } from './gateway.js';
 import { loadbalancerBench } from './loadbalancer.js';
+import { ratelimitBench } from './ratelimit.js';
 import { registryBench } from './registry.js';
 import { resilienceBench } from './resilience.js';
 
@@ -15,6 +16,7 @@ const benches: Record<string, () => Promise<Record<string, number | string | nul
   discovery: discoveryBench,
   gateway: gatewayBench,
   loadbalancer: loadbalancerBench,
+  ratelimit: ratelimitBench,
   registry: registryBench,
   resilience: resilienceBench,
 };
