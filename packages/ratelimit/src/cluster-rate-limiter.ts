@@ -79,7 +79,7 @@ const wholeKey = '_';
  * @example
  * const search = new ClusterRateLimiter({ name: 'search', limit: 600, redis: 'redis://127.0.0.1:6379' });
  * app.limitInbound({ rate: search });
- * app.onClose(() => search.close());
+ * // at shutdown, after the app: await search.close();
  */
 export class ClusterRateLimiter implements AsyncRateLimiter {
   readonly name: string;

@@ -8,6 +8,7 @@ import type { TrellisApp } from '@trellis/app';
 import type { ServiceClient, Transport } from '@trellis/client';
 import type { Call, CallContext, Clock, Filter, Reply, Service, ServiceInstance } from '@trellis/core';
 import type {
+  AsyncRateLimiter,
   CircuitBreakerRegistry,
   ConcurrencyLimit,
   PerKey,
@@ -61,6 +62,8 @@ export declare const db: { query(sql: string, options?: { readonly signal?: Abor
 // Limits.
 export declare const limit: ConcurrencyLimit;
 export declare const limiter: RateLimiter;
+/** A limiter whose decision comes later: a cluster limit on Redis. */
+export declare const sharedLimiter: AsyncRateLimiter;
 export declare const bucket: TokenBucket;
 export declare const perUser: PerKey<TokenBucket>;
 export declare const perCaller: PerKey<TokenBucket>;

@@ -29,7 +29,7 @@ export interface RateLimiter {
  * both look at what `tryAcquire` returned, and only a promise is awaited.
  *
  * @example
- * const decision = await shared.tryAcquire();
+ * const decision = await sharedLimiter.tryAcquire();
  * if (!decision.granted) throw new RateLimitedError('"search"', decision.retryAfterMs ?? 1_000);
  */
 export interface AsyncRateLimiter {
