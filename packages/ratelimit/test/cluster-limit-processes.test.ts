@@ -17,14 +17,14 @@ interface Instance {
 function startInstance(redis: string, name: string, limit: number): Promise<Instance> {
   const child = spawn(process.execPath, [service, redis, name, String(limit)], { stdio: ['ignore', 'pipe', 'pipe'] });
   const stderr: string[] = [];
-  createInterface({ input: child.stderr! }).on('line', (line) => stderr.length < 100 && stderr.push(line));
+  createInterface({ input: child.stderr }).on('line', (line) => stderr.length < 100 && stderr.push(line));
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   return new Promise((resolve, reject) => {
     const guard = setTimeout(() => {
       child.kill('SIGKILL');
       reject(new Error(`the instance did not start in 15 s: ${stderr.join('\n')}`));
     }, 15_000);
-    createInterface({ input: child.stdout! }).on('line', (line) => {
+    createInterface({ input: child.stdout }).on('line', (line) => {
       if (!line.startsWith('{')) return;
       clearTimeout(guard);
       resolve({ child, url: (JSON.parse(line) as { url: string }).url, stderr, exited });

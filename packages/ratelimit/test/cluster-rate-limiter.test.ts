@@ -195,7 +195,7 @@ describe('ClusterRateLimiter', () => {
     const base = { name: 'search', limit: 10, redis: 'redis://127.0.0.1:1' } as const;
     const field = (options: Record<string, unknown>): string | undefined => {
       try {
-        new ClusterRateLimiter({ ...base, ...options } as ClusterRateLimiterOptions);
+        new ClusterRateLimiter({ ...base, ...options });
         return undefined;
       } catch (error) {
         return ConfigError.is(error) ? error.field : String(error);

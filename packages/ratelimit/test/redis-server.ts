@@ -56,7 +56,7 @@ async function launch(dir: string, port: number): Promise<{ child: ChildProcess;
   const lines: string[] = [];
   const ready = await new Promise<boolean>((resolve) => {
     const guard = setTimeout(() => resolve(false), 10_000);
-    createInterface({ input: child.stdout! }).on('line', (line) => {
+    createInterface({ input: child.stdout }).on('line', (line) => {
       if (lines.length < 50) lines.push(line);
       if (line.includes('Ready to accept connections')) {
         clearTimeout(guard);
