@@ -8,7 +8,8 @@ import { startRedis, type RunningRedis } from './redis-server.js';
 // instance grants its share alone, the metric and the log say so once each way.
 
 const budgetMs = 5;
-// The event loop of a machine shared with other work fires a 5 ms timer late by a few ms.
+// The event loop of a machine shared with other work fires a 5 ms timer late by a few ms, and
+// by as much as the loop itself lags (measured beside the load, below) when CPUs are busy.
 const slackMs = 20;
 // Large enough that the calls before the kill leave it unspent (a spent window is refused from
 // memory, without asking Redis, until it ends).
@@ -82,6 +83,15 @@ describe('a cluster rate limit when Redis is killed under load', () => {
     try {
       for (const m of made) expect(await m.limiter.ready()).toBe(true);
       let running = true;
+      // The loop's own lag: how late a 1 ms timer fires, at worst, while the load runs.
+      let loopLagMs = 0;
+      const lag = (async () => {
+        while (running) {
+          const t0 = performance.now();
+          await new Promise((resolve) => setTimeout(resolve, 1));
+          loopLagMs = Math.max(loopLagMs, performance.now() - t0 - 1);
+        }
+      })();
       // Four callers per instance, one decision in flight each.
       const load = made.flatMap((m) =>
         Array.from({ length: 4 }, async () => {
@@ -118,7 +128,7 @@ describe('a cluster rate limit when Redis is killed under load', () => {
       const sharedAgain = made.map((m) => m.shared);
       await until(() => made.every((m, i) => m.shared >= (sharedAgain[i] ?? 0) + 20), 'shared decisions again');
       running = false;
-      await Promise.all(load);
+      await Promise.all([...load, lag]);
       for (const [i, m] of made.entries()) {
         const since = m.info.slice(before[i]?.info);
         expect(since).toHaveLength(1);
@@ -126,13 +136,14 @@ describe('a cluster rate limit when Redis is killed under load', () => {
         expect(m.warn.slice(before[i]?.warn)).toHaveLength(1);
         expect(await gauge(m.metrics, name)).toBe('0');
         const slowest = Math.max(...m.latencies);
-        expect(slowest).toBeLessThanOrEqual(budgetMs + slackMs);
+        expect(slowest).toBeLessThanOrEqual(budgetMs + slackMs + loopLagMs);
         // The decisions in flight when Redis died were local too: the counter has them all.
         const text = await m.metrics.registry.metrics();
         expect(text).toContain(
           `trellis_ratelimit_fallback_decisions_total{limit="${name}",decision="granted"} ${share}`,
         );
-        if (process.env.SHOW_LATENCY) console.log(name, 'slowest decision ms', slowest.toFixed(2));
+        if (process.env.SHOW_LATENCY)
+          console.log(name, 'slowest decision ms', slowest.toFixed(2), 'loop lag ms', loopLagMs.toFixed(2));
       }
       expect(changes.slice(changedBefore).map((e) => e.type === 'rate-limit-fallback-changed' && e.fallback)).toEqual([
         true,
