@@ -3,23 +3,15 @@
 // instances. `npm run bench -- ratelimit`; needs /usr/bin/redis-server (Debian's redis-server).
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { ClusterRateLimiter } from '@trellis/ratelimit';
 import { RateLimit, TokenBucket } from '@trellis/resilience';
+import { freePort } from './free-port.js';
 import { printTable } from './measure.js';
 
 const redisBinary = '/usr/bin/redis-server';
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 async function startRedis(): Promise<{ url: string; stop: () => Promise<void> }> {
   if (!existsSync(redisBinary)) throw new Error(`${redisBinary} not found: install Debian's redis-server package`);

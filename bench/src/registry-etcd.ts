@@ -1,10 +1,10 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { ConsulRegistry, EtcdRegistry, type Registry } from '@trellis/registry';
+import { freePort } from './free-port.js';
 import { measureCalls, type RunFigures } from './measure.js';
 
 const samples = 200;
@@ -64,14 +64,6 @@ async function visible(registry: Registry): Promise<RunFigures> {
     for (let i = 0; i < n; i++) await registry.deregister(`${service}-${i}`).catch(() => undefined);
     await registry.close();
   }
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }
 
 async function startEtcd(): Promise<{ url: string; stop(): Promise<void> }> {

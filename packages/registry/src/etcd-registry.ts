@@ -5,7 +5,6 @@ import {
   RegistryRejectedError,
   RegistryUnavailableError,
   TrellisError,
-  type InstanceMeta,
   type ServiceInstance,
 } from '@trellis/core';
 import type { QueryOptions, Registration, Registry, ServiceView } from './registry.js';
@@ -41,16 +40,6 @@ const maxRegistrations = 1_024;
 interface Held {
   readonly lease: Lease;
   readonly key: string;
-}
-
-/** The JSON kept under an instance's key. */
-interface StoredInstance {
-  readonly id: string;
-  readonly service: string;
-  readonly address: string;
-  readonly port: number;
-  readonly tags: readonly string[];
-  readonly meta: InstanceMeta;
 }
 
 /**
@@ -106,19 +95,12 @@ export class EtcdRegistry implements Registry {
       throw new RegistryRejectedError('register', 429, `this registry holds ${maxRegistrations} registrations already`);
     }
     const key = this.#serviceKey(instance.service) + instance.id;
-    const stored: StoredInstance = {
-      id: instance.id,
-      service: instance.service,
-      address: instance.address,
-      port: instance.port,
-      tags: [...instance.tags],
-      meta: instance.meta,
-    };
     const lease = await this.#send('register', async (client) => {
       const granted = client.lease(Math.max(1, Math.ceil(ttlMs / 1_000)), { autoKeepAlive: false });
       // Keep-alive is ours (heartbeat); the lease's own report of a loss is not needed.
       granted.on('lost', () => undefined);
-      await granted.put(key).value(JSON.stringify(stored));
+      // The instance's JSON, read back field by field (parseInstance).
+      await granted.put(key).value(JSON.stringify(instance));
       return granted;
     });
     this.#held.set(instance.id, { lease, key });
@@ -314,7 +296,7 @@ function typed(
 
 function parseInstance(kv: IKeyValue): ServiceInstance[] {
   try {
-    const stored = JSON.parse(kv.value.toString()) as StoredInstance;
+    const stored = JSON.parse(kv.value.toString()) as ServiceInstance;
     const meta = stored.meta;
     return [
       {

@@ -1,18 +1,8 @@
-import { createServer } from 'node:net';
 import { ManualClock } from '@trellis/core';
 import { ConsulRegistry, EtcdRegistry } from '@trellis/registry';
 import { RegistryServer } from '@trellis/registry-server';
-import { startEtcdCluster, type EtcdCluster } from './etcd-server.js';
+import { freePort, startEtcdCluster, type EtcdCluster } from './etcd-server.js';
 import { registryBehaviour } from './registry-behaviour.js';
-
-// An address where nothing listens: a port taken from the system, then given back.
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 describe('ConsulRegistry, against the registry server', () => {
   registryBehaviour(async () => {
@@ -20,7 +10,7 @@ describe('ConsulRegistry, against the registry server', () => {
     const server = new RegistryServer({ clock, logLevel: 'silent' });
     const { url } = await server.listen({ port: 0 });
     const registry = new ConsulRegistry({ url });
-    const unreachablePort = await closedPort();
+    const unreachablePort = await freePort();
     return {
       registry,
       ttlMs: 3_000,
@@ -52,7 +42,7 @@ describe('EtcdRegistry, against a real etcd', () => {
     const prefix = `test-${++tests}/`;
     const endpoints = [etcd.members[0]?.clientUrl ?? ''];
     const registry = new EtcdRegistry({ endpoints, prefix });
-    const unreachablePort = await closedPort();
+    const unreachablePort = await freePort();
     return {
       registry,
       // etcd's leases count whole seconds of real time.
