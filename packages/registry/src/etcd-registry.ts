@@ -66,6 +66,7 @@ export class EtcdRegistry implements Registry {
   /** The endpoints as given to the client, for messages. */
   readonly url: string;
   readonly #prefix: string;
+  readonly #timeoutMs: number;
   readonly #client: Promise<Connected>;
   readonly #held = new Map<string, Held>();
   #closed = false;
@@ -83,6 +84,7 @@ export class EtcdRegistry implements Registry {
     }
     this.url = endpoints.join(',');
     this.#prefix = prefix;
+    this.#timeoutMs = timeoutMs;
     this.#client = connect(endpoints, options.auth, timeoutMs);
     // Until a call awaits it, a missing package must not be an unhandled rejection.
     this.#client.catch(() => undefined);
@@ -182,33 +184,47 @@ export class EtcdRegistry implements Registry {
   // answers the current keys).
   async #changeAfter(prefix: string, index: number, waitMs: number, signal: AbortSignal | undefined): Promise<void> {
     if (signal?.aborted === true) throw signal.reason;
+    // A watch is a stream: no call deadline covers its making, so the wait for it is bounded here.
     const watcher = await this.#send('query', (client) =>
-      client
-        .watch()
-        .prefix(prefix)
-        .startRevision(String(index + 1))
-        .create(),
+      within(
+        this.#timeoutMs,
+        client
+          .watch()
+          .prefix(prefix)
+          .startRevision(String(index + 1))
+          .create(),
+      ),
     );
-    let settle = (): void => undefined;
+    let failed = false;
+    let timer: NodeJS.Timeout | undefined;
+    let aborted = (): void => undefined;
     try {
       await new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(resolve, waitMs);
-        const aborted = (): void => reject(signal?.reason);
+        timer = setTimeout(resolve, waitMs);
+        aborted = () => reject(signal?.reason);
         signal?.addEventListener('abort', aborted, { once: true });
+        // A watch that fails (its revision compacted), loses its member or ends answers too: the
+        // read that follows tells what changed, on a member that answers.
+        watcher
+          .on('put', () => resolve())
+          .on('delete', () => resolve())
+          .on('disconnected', () => resolve())
+          .on('end', () => resolve())
+          .on('error', () => {
+            failed = true;
+            resolve();
+          });
         // Aborted while the watch was being made.
         if (signal?.aborted === true) aborted();
-        settle = () => {
-          clearTimeout(timer);
-          signal?.removeEventListener('abort', aborted);
-          resolve();
-        };
-        // A watch that fails (its revision compacted) or ends answers too: the read that follows tells.
-        watcher.on('put', settle).on('delete', settle).on('error', settle).on('end', settle);
       });
     } finally {
-      settle();
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', aborted);
       watcher.removeAllListeners();
-      await watcher.cancel().catch(() => undefined);
+      // An error later must not throw for want of a listener.
+      watcher.on('error', () => undefined);
+      // After an error, etcd3's cancel() waits for a reconnection that may never come.
+      if (!failed) await within(this.#timeoutMs, watcher.cancel()).catch(() => undefined);
     }
   }
 
@@ -220,6 +236,19 @@ export class EtcdRegistry implements Registry {
     } catch (error) {
       throw typed(etcd3, this.url, operation, error, instanceId);
     }
+  }
+}
+
+/** `promise`, or a rejection once `ms` have passed. */
+async function within<T>(ms: number, promise: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([promise, late]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 
