@@ -58,10 +58,15 @@ describe('timeouts and retries over real HTTP', () => {
     const slow = await slowServer('users-1');
     servers.push(slow.server);
     await register(slow.server.instance);
-    const client = new ServiceClient({ service: 'users', discovery, deadlineMs: 150 });
+    // Long enough for the request to reach the server on a loaded machine (at 150 ms a CI run
+    // once timed out before sending, and the server never had a request to see closed), and with
+    // the instances already known, so that the deadline falls while the request is in flight.
+    await discovery.instances('users');
+    const client = new ServiceClient({ service: 'users', discovery, deadlineMs: 1_000 });
     clients.push(client);
     const error: unknown = await client.get('/slow').catch((e: unknown) => e);
     expect(error).toMatchObject({ code: 'TIMEOUT', scope: 'deadline' });
+    await slow.received;
     await slow.closed;
   });
 
