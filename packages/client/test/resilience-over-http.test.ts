@@ -45,7 +45,8 @@ describe('timeouts and retries over real HTTP', () => {
     const slow = await slowServer('users-1');
     servers.push(slow.server);
     await register(slow.server.instance);
-    const client = new ServiceClient({ service: 'users', discovery, attemptTimeoutMs: 150, retry: false });
+    await discovery.instances('users'); // so that the timeout falls while the request is in flight
+    const client = new ServiceClient({ service: 'users', discovery, attemptTimeoutMs: 500, retry: false });
     clients.push(client);
 
     const error: unknown = await client.get('/users/1').catch((e: unknown) => e);
@@ -74,11 +75,12 @@ describe('timeouts and retries over real HTTP', () => {
     const slow = await slowServer('users-1');
     servers.push(slow.server);
     await register(slow.server.instance);
+    await discovery.instances('users');
     const client = new ServiceClient({
       service: 'users',
       discovery,
       retry: false,
-      attemptTimeoutMs: 150,
+      attemptTimeoutMs: 500,
       stack: (s) =>
         s.insertAfter(
           'attempt-timeout',
