@@ -128,12 +128,13 @@ describe('timeouts and retries over real HTTP', () => {
     servers.push(slow.server, healthy);
     await register(slow.server.instance);
     await register(healthy.instance);
+    await discovery.instances('users');
     const client = new ServiceClient({
       service: 'users',
       discovery,
       strategy: 'round-robin',
       retry: { random: () => 0 },
-      attemptTimeoutMs: 150,
+      attemptTimeoutMs: 500,
     });
     clients.push(client);
 
