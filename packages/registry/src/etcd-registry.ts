@@ -113,11 +113,16 @@ export class EtcdRegistry implements Registry {
 
   async heartbeat(instanceId: string): Promise<void> {
     const held = this.#owned('heartbeat', instanceId);
-    try {
-      await this.#send('heartbeat', () => held.lease.keepaliveOnce(), instanceId);
-    } catch (error) {
-      if (RegistryRejectedError.is(error) && error.status === 404) this.#held.delete(instanceId);
-      throw error;
+    // A keep-alive is a stream to one member, which etcd3 does not retry elsewhere: a member that
+    // died is tried again on another, up to three members in all.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.#send('heartbeat', () => held.lease.keepaliveOnce(), instanceId);
+        return;
+      } catch (error) {
+        if (RegistryRejectedError.is(error) && error.status === 404) this.#held.delete(instanceId);
+        if (attempt >= 3 || !RegistryUnavailableError.is(error)) throw error;
+      }
     }
   }
 
