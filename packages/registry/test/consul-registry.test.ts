@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { ConfigError, ManualClock, RegistryUnavailableError } from '@trellis/core';
 import { ConsulRegistry, SelfRegistration, type WatchEvent } from '@trellis/registry';
 import { RegistryServer } from '@trellis/registry-server';
-import { instance, registration } from './fixtures.js';
+import { eventLog, instance, nextEvent, registration } from './fixtures.js';
 
 // ConsulRegistry against the real registry server over HTTP, through the official consul client:
 // what only Consul has (checks that turn critical and pass again, Weights, gzip answers). What
@@ -74,16 +74,8 @@ describe('ConsulRegistry', () => {
 
   it('watches a service: an instance registering, expiring and leaving arrive as events', async () => {
     const watch = registry.watch('users', { floorMs: 0 });
-    const seen: string[] = [];
-    const next = (type: WatchEvent['type']): Promise<void> =>
-      new Promise((resolve) => {
-        const listener = watch.onEvent((e) => {
-          if (e.type !== type) return;
-          listener.dispose();
-          resolve();
-        });
-      });
-    watch.onEvent((e) => seen.push('instance' in e ? `${e.type} ${e.instance.id}` : e.type));
+    const seen = eventLog(watch);
+    const next = (type: WatchEvent['type']): Promise<void> => nextEvent(watch, type);
     try {
       await watch.ready();
       await until(() => server.heldQueries === 1);

@@ -1,5 +1,5 @@
 import type { ServiceInstance } from '@trellis/core';
-import type { Registration } from '@trellis/registry';
+import type { Registration, ServiceWatch, WatchEvent } from '@trellis/registry';
 
 export function instance(id: string, service = 'users', port = 4000): ServiceInstance {
   return { id, service, address: '127.0.0.1', port, tags: ['http'], meta: { version: '1.0.0', weight: 1, labels: {} } };
@@ -7,4 +7,22 @@ export function instance(id: string, service = 'users', port = 4000): ServiceIns
 
 export function registration(id: string, service = 'users'): Registration {
   return { instance: instance(id, service), ttlMs: 3_000, deregisterAfterMs: 60_000 };
+}
+
+/** The next event of `type` from `watch`. */
+export function nextEvent(watch: ServiceWatch, type: WatchEvent['type']): Promise<void> {
+  return new Promise((resolve) => {
+    const listener = watch.onEvent((e) => {
+      if (e.type !== type) return;
+      listener.dispose();
+      resolve();
+    });
+  });
+}
+
+/** Every event of `watch` as a line: `instance-added users-1`. */
+export function eventLog(watch: ServiceWatch): string[] {
+  const seen: string[] = [];
+  watch.onEvent((e) => seen.push('instance' in e ? `${e.type} ${e.instance.id}` : e.type));
+  return seen;
 }

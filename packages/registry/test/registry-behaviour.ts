@@ -1,6 +1,6 @@
 import { ManualClock, RegistryRejectedError, RegistryUnavailableError } from '@trellis/core';
 import { SelfRegistration, type Registration, type Registry, type WatchEvent } from '@trellis/registry';
-import { instance } from './fixtures.js';
+import { eventLog, instance, nextEvent } from './fixtures.js';
 
 /** One registry under test, on a backend of its own, and what the shared behaviours need of it. */
 export interface RegistryUnderTest {
@@ -128,16 +128,8 @@ export function registryBehaviour(start: () => Promise<RegistryUnderTest>): void
 
   it('watches a service: an instance registering, changing and leaving arrive as events', async () => {
     const watch = registry.watch('users', { floorMs: 0 });
-    const seen: string[] = [];
-    const next = (type: WatchEvent['type']): Promise<void> =>
-      new Promise((resolve) => {
-        const listener = watch.onEvent((e) => {
-          if (e.type !== type) return;
-          listener.dispose();
-          resolve();
-        });
-      });
-    watch.onEvent((e) => seen.push('instance' in e ? `${e.type} ${e.instance.id}` : e.type));
+    const seen = eventLog(watch);
+    const next = (type: WatchEvent['type']): Promise<void> => nextEvent(watch, type);
     try {
       await watch.ready();
       const added = next('instance-added');
