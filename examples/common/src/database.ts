@@ -31,6 +31,29 @@ export function databaseFile(service: string, env: Readonly<Record<string, strin
   return path.join(dir, `${service}.sqlite`);
 }
 
+const BUSY_TIMEOUT_MS = 5_000;
+
+/**
+ * Sets the WAL journal, retried while another instance holds the file. Two instances opening
+ * a fresh file at once both read it, then both ask to write its header: SQLite answers one with
+ * SQLITE_BUSY at once, without waiting on the busy timeout, since waiting could deadlock. The
+ * other finishes in milliseconds, so a few short retries within the busy timeout suffice.
+ */
+function switchToWal(db: SqliteDatabase): void {
+  const deadline = Date.now() + BUSY_TIMEOUT_MS;
+  // Bounded by the deadline: each turn that fails past it throws.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      db.pragma('journal_mode = WAL');
+      return;
+    } catch (error) {
+      if ((error as { code?: unknown }).code !== 'SQLITE_BUSY' || Date.now() >= deadline) throw error;
+      // The database is opened synchronously at start-up, so the wait is a synchronous sleep.
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, Math.min(5 * attempt, 50));
+    }
+  }
+}
+
 /**
  * Opens (or creates) a service's database so that several instances can share the file: WAL
  * journal (readers never wait for the writer), a busy timeout (a writer waits for another's
@@ -41,9 +64,9 @@ export function databaseFile(service: string, env: Readonly<Record<string, strin
  * const db = openDatabase(':memory:', 'CREATE TABLE IF NOT EXISTS t (id INTEGER PRIMARY KEY)');
  */
 export function openDatabase(file: string, schema: string): SqliteDatabase {
-  const db = new Database(file, { timeout: 5_000 });
+  const db = new Database(file, { timeout: BUSY_TIMEOUT_MS });
   try {
-    db.pragma('journal_mode = WAL');
+    switchToWal(db);
     // With WAL, NORMAL loses no committed data on a crash of the process, only on a power loss.
     db.pragma('synchronous = NORMAL');
     db.pragma('foreign_keys = ON');
