@@ -13,7 +13,7 @@ describe('ConsulRegistry, against the registry server', () => {
     const unreachablePort = await freePort();
     return {
       registry,
-      ttlMs: 3_000,
+      expiringTtlMs: 3_000,
       letTtlPass: async () => clock.advance(3_000),
       unreachable: () => ({
         registry: new ConsulRegistry({ url: `http://127.0.0.1:${unreachablePort}`, timeoutMs: 1_000 }),
@@ -46,7 +46,7 @@ describe('EtcdRegistry, against a real etcd', () => {
     return {
       registry,
       // etcd's leases count whole seconds of real time.
-      ttlMs: 1_000,
+      expiringTtlMs: 1_000,
       letTtlPass: async (service) => {
         const reader = new EtcdRegistry({ endpoints, prefix });
         try {

@@ -5,9 +5,9 @@ import { eventLog, instance, nextEvent } from './fixtures.js';
 /** One registry under test, on a backend of its own, and what the shared behaviours need of it. */
 export interface RegistryUnderTest {
   readonly registry: Registry;
-  /** The TTL its registrations use: short where the backend's time is real. */
-  readonly ttlMs: number;
-  /** Lets `registration`'s TTL pass without a heartbeat (a clock advanced, or the backend's own expiry awaited). */
+  /** The TTL of the registration whose TTL a test lets pass: short where the backend's time is real. */
+  readonly expiringTtlMs: number;
+  /** Lets a registration of `expiringTtlMs` pass its TTL without a heartbeat (a clock advanced, or the backend's own expiry awaited). */
   letTtlPass(service: string): Promise<void>;
   /** A registry of the same kind pointed at an address where nothing listens, and that address. */
   unreachable(): { registry: Registry; address: string };
@@ -21,9 +21,10 @@ export interface RegistryUnderTest {
 export function registryBehaviour(start: () => Promise<RegistryUnderTest>): void {
   let under: RegistryUnderTest;
   let registry: Registry;
-  const registration = (id: string, service = 'users'): Registration => ({
+  // Long enough that no registration a test does not mean to expire ever does, on a real clock.
+  const registration = (id: string, service = 'users', ttlMs = 60_000): Registration => ({
     instance: instance(id, service),
-    ttlMs: under.ttlMs,
+    ttlMs,
     deregisterAfterMs: 60_000,
   });
 
@@ -43,7 +44,7 @@ export function registryBehaviour(start: () => Promise<RegistryUnderTest>): void
         tags: ['http', 'v1'],
         meta: { version: '1.2.0', zone: 'a', weight: 3, labels: { team: 'id' } },
       },
-      ttlMs: under.ttlMs,
+      ttlMs: 60_000,
       deregisterAfterMs: 60_000,
     });
     expect(await registry.list('users')).toEqual([
@@ -90,14 +91,14 @@ export function registryBehaviour(start: () => Promise<RegistryUnderTest>): void
 
   it('stops listing an instance whose TTL passes without a heartbeat; its SelfRegistration brings it back', async () => {
     const clock = new ManualClock();
-    const self = new SelfRegistration(registry, registration('users-1'), { clock });
+    const self = new SelfRegistration(registry, registration('users-1', 'users', under.expiringTtlMs), { clock });
     await self.start();
     try {
       await under.letTtlPass('users');
       expect(await registry.list('users')).toEqual([]);
       // The next heartbeat is accepted (Consul's check passes again) or refused as unknown
       // (etcd's lease is gone, and the instance registers again): listed either way.
-      await clock.advanceAsync(Math.ceil(under.ttlMs / 3));
+      await clock.advanceAsync(Math.ceil(under.expiringTtlMs / 3));
       for (let i = 0; i < 100 && (await registry.list('users')).length === 0; i++) {
         await new Promise((resolve) => setTimeout(resolve, 20));
       }
