@@ -1,4 +1,4 @@
-import type { TelemetryEvent } from '@trellis/core';
+import { systemClock, type Clock } from '@trellis/core';
 import { TrellisMetrics } from '@trellis/metrics';
 import { ClusterRateLimiter } from '@trellis/ratelimit';
 import { startRedis, type RunningRedis } from './redis-server.js';
@@ -22,6 +22,8 @@ interface Instance {
   readonly warn: string[];
   readonly info: string[];
   readonly latencies: number[];
+  /** Its fallback-changed events: true when it fell back, false when it was shared again. */
+  readonly changes: boolean[];
   /** Decisions taken while the limiter was falling back, granted or not. */
   local: { granted: number; refused: number };
   shared: number;
@@ -61,6 +63,10 @@ describe('a cluster rate limit when Redis is killed under load', () => {
 
   it('falls back to each instance share within the budget, says so once, and goes back when Redis returns', async () => {
     const name = `killed-${process.pid}`;
+    // The local share's windows start at multiples of 60 s of its clock: one that starts with
+    // the test keeps the whole test (under 25 s) in one window, whenever in the run it comes.
+    const started = performance.now();
+    const clock: Clock = { now: () => performance.now() - started, setTimer: (ms, fn) => systemClock.setTimer(ms, fn) };
     const made: Instance[] = Array.from({ length: instances }, () => {
       const warn: string[] = [];
       const info: string[] = [];
@@ -72,14 +78,15 @@ describe('a cluster rate limit when Redis is killed under load', () => {
         budgetMs,
         probeIntervalMs: 100,
         instances: () => instances,
+        clock,
         logger: { warn: (m) => warn.push(m), info: (m) => info.push(m) },
       });
       const metrics = new TrellisMetrics({ processMetrics: false });
       metrics.subscribe(limiter);
-      return { limiter, metrics, warn, info, latencies: [], local: { granted: 0, refused: 0 }, shared: 0 };
+      const changes: boolean[] = [];
+      limiter.onEvent((e) => e.type === 'rate-limit-fallback-changed' && changes.push(e.fallback));
+      return { limiter, metrics, warn, info, latencies: [], changes, local: { granted: 0, refused: 0 }, shared: 0 };
     });
-    const changes: TelemetryEvent[] = [];
-    for (const m of made) m.limiter.onEvent((e) => e.type === 'rate-limit-fallback-changed' && changes.push(e));
     try {
       for (const m of made) expect(await m.limiter.ready()).toBe(true);
       let running = true;
@@ -107,9 +114,10 @@ describe('a cluster rate limit when Redis is killed under load', () => {
         }),
       );
       await until(() => made.every((m) => m.shared >= 50), 'shared decisions');
-      // A loaded machine may make a Redis answer miss 5 ms before the kill: count from the kill on.
-      const before = made.map((m) => ({ warn: m.warn.length, info: m.info.length }));
-      const changedBefore = changes.length;
+      // A loaded machine may make a Redis answer miss 5 ms before the kill (and the probe bring
+      // it back): count from a moment every instance is shared.
+      await until(() => made.every((m) => !m.limiter.fallback), 'every instance shared before the kill');
+      const before = made.map((m) => ({ warn: m.warn.length, info: m.info.length, changes: m.changes.length }));
       await redis.kill();
       await until(() => made.every((m) => m.limiter.fallback), 'every instance falling back');
       // Past its share: 1 000 of 3 000 for each of three.
@@ -119,8 +127,8 @@ describe('a cluster rate limit when Redis is killed under load', () => {
         expect(m.local.granted).toBeLessThanOrEqual(share);
         expect(m.local.granted).toBeGreaterThanOrEqual(share - 20);
         const since = m.warn.slice(before[i]?.warn);
-        expect(since).toHaveLength(1);
-        expect(since[0]).toMatch(/falls back to this instance's share, 1000 per 60000 ms: Redis /);
+        expect(since.length).toBeGreaterThanOrEqual(1);
+        expect(since.at(-1)).toMatch(/falls back to this instance's share, 1000 per 60000 ms: Redis /);
         expect(await gauge(m.metrics, name)).toBe('1');
       }
       await redis.restart();
@@ -129,11 +137,21 @@ describe('a cluster rate limit when Redis is killed under load', () => {
       await until(() => made.every((m, i) => m.shared >= (sharedAgain[i] ?? 0) + 20), 'shared decisions again');
       running = false;
       await Promise.all([...load, lag]);
+      // A decision that missed the budget since (a fresh Redis loads its script first) falls back
+      // again until the next probe: wait for that probe.
+      await until(() => made.every((m) => !m.limiter.fallback), 'every instance shared at the end');
       for (const [i, m] of made.entries()) {
-        const since = m.info.slice(before[i]?.info);
-        expect(since).toHaveLength(1);
-        expect(since[0]).toMatch(/is shared again/);
-        expect(m.warn.slice(before[i]?.warn)).toHaveLength(1);
+        // Once each way: every change, and only a change, has its one line (a loaded machine may
+        // add a miss of the budget, and its way back, to the kill's).
+        const changes = m.changes.slice(before[i]?.changes);
+        expect(changes.length % 2).toBe(0);
+        expect(changes.length).toBeGreaterThanOrEqual(2);
+        expect(changes).toEqual(changes.map((_, k) => k % 2 === 0));
+        const warned = m.warn.slice(before[i]?.warn);
+        const informed = m.info.slice(before[i]?.info);
+        expect(warned).toHaveLength(changes.length / 2);
+        expect(informed).toHaveLength(changes.length / 2);
+        for (const line of informed) expect(line).toMatch(/is shared again/);
         expect(await gauge(m.metrics, name)).toBe('0');
         const slowest = Math.max(...m.latencies);
         expect(slowest).toBeLessThanOrEqual(budgetMs + slackMs + loopLagMs);
@@ -145,14 +163,6 @@ describe('a cluster rate limit when Redis is killed under load', () => {
         if (process.env.SHOW_LATENCY)
           console.log(name, 'slowest decision ms', slowest.toFixed(2), 'loop lag ms', loopLagMs.toFixed(2));
       }
-      expect(changes.slice(changedBefore).map((e) => e.type === 'rate-limit-fallback-changed' && e.fallback)).toEqual([
-        true,
-        true,
-        true,
-        false,
-        false,
-        false,
-      ]);
       expect(unhandled).toEqual([]);
     } finally {
       await Promise.all(made.map((m) => m.limiter.close()));
