@@ -114,10 +114,13 @@ export class EtcdRegistry implements Registry {
   async heartbeat(instanceId: string): Promise<void> {
     const held = this.#owned('heartbeat', instanceId);
     // A keep-alive is a stream to one member, which etcd3 does not retry elsewhere: a member that
-    // died is tried again on another, up to three members in all.
+    // died is tried again on another, up to three members in all. Streams get no deadline by
+    // default (a watch is held for long), so this one gets its own: a member that stopped
+    // answering must not hold the heartbeat, and SelfRegistration's next one, for ever.
     for (let attempt = 1; ; attempt++) {
       try {
-        await this.#send('heartbeat', () => held.lease.keepaliveOnce(), instanceId);
+        const deadline = Date.now() + this.#timeoutMs;
+        await this.#send('heartbeat', () => held.lease.keepaliveOnce({ deadline }), instanceId);
         return;
       } catch (error) {
         if (RegistryRejectedError.is(error) && error.status === 404) this.#held.delete(instanceId);
@@ -189,17 +192,19 @@ export class EtcdRegistry implements Registry {
   // answers the current keys).
   async #changeAfter(prefix: string, index: number, waitMs: number, signal: AbortSignal | undefined): Promise<void> {
     if (signal?.aborted === true) throw signal.reason;
-    // A watch is a stream: no call deadline covers its making, so the wait for it is bounded here.
-    const watcher = await this.#send('query', (client) =>
-      within(
-        this.#timeoutMs,
-        client
-          .watch()
-          .prefix(prefix)
-          .startRevision(String(index + 1))
-          .create(),
-      ),
-    );
+    // A watch is a stream: no call deadline covers its making, so the wait for it is bounded
+    // here; one made after that is cancelled at once, so that no watch outlives its query.
+    const watcher = await this.#send('query', (client) => {
+      const creating = client
+        .watch()
+        .prefix(prefix)
+        .startRevision(String(index + 1))
+        .create();
+      return within(this.#timeoutMs, creating).catch((error: unknown) => {
+        void creating.then((late) => late.cancel()).catch(() => undefined);
+        throw error;
+      });
+    });
     let failed = false;
     let timer: NodeJS.Timeout | undefined;
     let aborted = (): void => undefined;

@@ -23,6 +23,12 @@ export interface EtcdCluster {
   readonly hosts: string;
   /** SIGKILLs a member and waits for its exit. */
   kill(name: string): Promise<void>;
+  /** SIGSTOPs a member: it keeps its connections open and answers nothing, as a hung one does. */
+  pause(name: string): void;
+  /** SIGCONTs a paused member. */
+  resume(name: string): void;
+  /** The watches a member holds now (its etcd_debugging_mvcc_watcher_total). */
+  watchers(name: string): Promise<number>;
   /** Starts a killed member again on its ports and data, and waits until it serves. */
   restart(name: string): Promise<void>;
   /** The name of the member that leads now, as a running member reports it. */
@@ -67,7 +73,8 @@ async function status(clientUrl: string): Promise<{ header: { member_id: string;
 /**
  * Starts `size` etcd members on 127.0.0.1 (distinct client and peer ports, one temporary data
  * folder each) as one new cluster, with a short heartbeat and election timeout so that a lost
- * leader is replaced in well under a second, and resolves once every member is healthy. Fails
+ * leader is replaced within about a second (but not so short that a slow fsync on a loaded
+ * machine starts an election by itself), and resolves once every member is healthy. Fails
  * with the reason when the binary is missing or a member exits.
  */
 export async function startEtcdCluster(size = 1): Promise<EtcdCluster> {
@@ -101,8 +108,8 @@ export async function startEtcdCluster(size = 1): Promise<EtcdCluster> {
         `--initial-cluster=${initialCluster}`,
         '--initial-cluster-state=new',
         '--initial-cluster-token=trellis-test',
-        '--heartbeat-interval=25',
-        '--election-timeout=250',
+        '--heartbeat-interval=50',
+        '--election-timeout=500',
         '--log-level=error',
       ],
       { stdio: ['ignore', 'ignore', 'pipe'] },
@@ -166,6 +173,14 @@ export async function startEtcdCluster(size = 1): Promise<EtcdCluster> {
     })),
     hosts: members.map((m) => new URL(m.clientUrl).host).join(','),
     kill: (name) => kill(byName(name)),
+    pause: (name) => void byName(name).child?.kill('SIGSTOP'),
+    resume: (name) => void byName(name).child?.kill('SIGCONT'),
+    watchers: async (name) => {
+      const response = await fetch(`${byName(name).clientUrl}/metrics`, { signal: AbortSignal.timeout(2_000) });
+      const line = /^etcd_debugging_mvcc_watcher_total (\S+)$/m.exec(await response.text());
+      if (line === null) throw new Error(`etcd member ${name} reports no etcd_debugging_mvcc_watcher_total`);
+      return Number(line[1]);
+    },
     restart: async (name) => {
       const member = byName(name);
       if (member.child !== undefined) throw new Error(`etcd member ${name} is running`);
