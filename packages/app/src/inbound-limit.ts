@@ -56,8 +56,12 @@ export const isHealthCheck = (request: FastifyRequest): boolean =>
  *   concurrency: new ConcurrencyLimit({ maxConcurrent: 64, maxQueue: 128, queueTimeoutMs: 500 }),
  * });
  */
-export function applyInboundLimits(http: FastifyInstance, limits: InboundLimits): void {
-  const rate = limits.rate === undefined ? undefined : inboundChooser('rate', limits.rate);
+export function applyInboundLimits(
+  http: FastifyInstance,
+  limits: InboundLimits,
+  adopt?: (limiter: AnyRateLimiter) => void,
+): void {
+  const rate = limits.rate === undefined ? undefined : inboundChooser('rate', limits.rate, adopt);
   const concurrency = limits.concurrency === undefined ? undefined : inboundChooser('concurrency', limits.concurrency);
   const exempt = limits.exempt ?? isHealthCheck;
 
@@ -141,16 +145,27 @@ function closedSignal(reply: FastifyReply): AbortSignal {
   return controller.signal;
 }
 
-/** The function that picks a request's limiter from a choice; `field` names it in errors. */
+/**
+ * The function that picks a request's limiter from a choice; `field` names it in errors.
+ * `adopt` is shown every limiter picked: the one given, at once, or each key's, when picked
+ * (an app takes over a cluster limit's events and instance count so, and ignores repeats).
+ */
 export function inboundChooser<L extends { readonly idle: boolean }>(
   field: string,
   choice: InboundChoice<L>,
+  adopt?: (limiter: L) => void,
 ): (request: FastifyRequest) => L {
   if (typeof choice === 'object' && 'perKey' in choice) {
     const { perKey, key } = choice;
     if (!(perKey instanceof PerKey)) throw new ConfigError(`${field}.perKey`, 'must be a PerKey');
     if (typeof key !== 'function') throw new ConfigError(`${field}.key`, 'must be a function of the request');
-    return (request) => perKey.get(key(request));
+    if (adopt === undefined) return (request) => perKey.get(key(request));
+    return (request) => {
+      const limiter = perKey.get(key(request));
+      adopt(limiter);
+      return limiter;
+    };
   }
+  adopt?.(choice);
   return () => choice;
 }

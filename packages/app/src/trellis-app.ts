@@ -146,7 +146,7 @@ export class TrellisApp {
   #started: StartedApp | undefined;
   #state: AppState = 'new';
   #closing: Promise<void> | undefined;
-  readonly #adopted = new WeakSet<AnyRateLimiter>();
+  readonly #adopted = new WeakSet<object>();
   readonly #limiterSubscriptions: Disposable[] = [];
   #countsOwnInstances = false;
 
@@ -415,24 +415,30 @@ export class TrellisApp {
    * app.limitInbound({ concurrency: new ConcurrencyLimit({ maxConcurrent: 64 }) });
    */
   limitInbound(limits: InboundLimits): this {
-    if (limits.rate !== undefined && !('perKey' in limits.rate)) this.#adoptLimiter(limits.rate);
-    applyInboundLimits(this.http, limits);
+    applyInboundLimits(this.http, limits, (limiter) => this.#adoptLimiter(limiter));
     return this;
   }
 
   // A limiter shared by the cluster reports its fallback to a local share through the app's
   // telemetry (so its metric is on /metrics), and divides its limit by the instances of this
-  // service that discovery knows, unless it was given a count of its own.
+  // service that discovery knows, unless it was given a count of its own. Called for each key's
+  // limiter as it is picked: every key of one cluster limit shares its events, so they are
+  // taken over once, and a local limiter (no events) costs a check.
   #adoptLimiter(limiter: AnyRateLimiter): void {
-    if (this.#adopted.has(limiter)) return;
-    this.#adopted.add(limiter);
-    if ('onEvent' in limiter && limiter.onEvent !== undefined) {
-      const subscription = limiter.onEvent((event) => this.telemetry.emit(event));
-      this.#limiterSubscriptions.push(subscription);
-    }
-    if ('countInstancesWith' in limiter && limiter.countInstancesWith !== undefined) {
+    const events = 'onEvent' in limiter ? limiter.onEvent : undefined;
+    const counts = 'countInstancesWith' in limiter && limiter.countInstancesWith !== undefined;
+    if (events === undefined && !counts) return;
+    const identity: object = events ?? limiter;
+    if (this.#adopted.has(identity)) return;
+    this.#adopted.add(identity);
+    if (events !== undefined) this.#limiterSubscriptions.push(events((event) => this.telemetry.emit(event)));
+    if (counts) {
+      limiter.countInstancesWith?.(() => this.discovery.describe(this.service)?.instances?.length ?? 1);
+      // Adopted after start (a key's first request): the count needs this service watched now.
+      if (!this.#countsOwnInstances && this.#state === 'running') {
+        void this.discovery.instances(this.service).catch(() => undefined);
+      }
       this.#countsOwnInstances = true;
-      limiter.countInstancesWith(() => this.discovery.describe(this.service)?.instances?.length ?? 1);
     }
   }
 

@@ -95,8 +95,17 @@ export class ClusterRateLimiter implements AsyncRateLimiter {
   readonly #ownCount: (() => number) | undefined;
   #givenCount: (() => number) | undefined;
   readonly #events = new Emitter<TelemetryEvent>();
-  /** Falling back to a local share, and going back; local decisions. Subscribe metrics with `metrics.subscribe(limiter)`. */
-  readonly onEvent: Event<TelemetryEvent> = this.#events.event;
+  /**
+   * Falling back to a local share, and going back; local decisions. Subscribe metrics with
+   * `metrics.subscribe(limiter)`. A listener that comes while a fallback already said is on is
+   * told of it at once, so that a gauge fed late (an app takes a key's limiter over at its first
+   * request) does not wait for the next change.
+   */
+  readonly onEvent: Event<TelemetryEvent> = (listener) => {
+    const subscription = this.#events.event(listener);
+    if (this.#fallback !== undefined && this.#announced) listener(this.#fallbackChanged(this.#fallback));
+    return subscription;
+  };
   readonly #whole: ClusterKeyLimiter;
   /** Why decisions are local now; undefined while the shared limit applies. */
   #fallback: string | undefined = 'not connected yet';
@@ -325,12 +334,17 @@ export class ClusterRateLimiter implements AsyncRateLimiter {
   }
 
   #announce(reason: string): void {
+    this.#fallback = reason;
     this.#announced = true;
     const share = this.share;
     this.#logger?.warn(
       `cluster rate limit "${this.name}" falls back to this instance's share, ${share} per ${this.windowMs} ms: ${reason}`,
     );
-    this.#events.emit({ type: 'rate-limit-fallback-changed', limit: this.name, fallback: true, reason, share });
+    this.#events.emit(this.#fallbackChanged(reason, share));
+  }
+
+  #fallbackChanged(reason: string, share = this.share): TelemetryEvent {
+    return { type: 'rate-limit-fallback-changed', limit: this.name, fallback: true, reason, share };
   }
 
   #scheduleProbe(): void {

@@ -2,7 +2,7 @@ import 'reflect-metadata';
 import { Controller, Get, RateLimit as RateLimited, TrellisApp } from '@trellis/app';
 import { MemoryRegistry } from '@trellis/registry';
 import { ClusterRateLimiter } from '@trellis/ratelimit';
-import { RateLimit, RateLimitedError } from '@trellis/resilience';
+import { PerKey, RateLimit, RateLimitedError } from '@trellis/resilience';
 import { startRedis, type RunningRedis } from './redis-server.js';
 
 // A cluster limit plugged into the three places a local one goes: an app's inbound rate, a
@@ -114,5 +114,40 @@ describe('a cluster rate limit in an app and a policy', () => {
     }
     expect(text).toContain(`trellis_ratelimit_fallback{limit="${limiter.name}"} 1`);
     expect(limiter.share).toBe(10);
+  });
+
+  it('takes over a per-key cluster limit too: its fallback on /metrics, its share of the instances discovery sees', async () => {
+    const away = await startRedis();
+    await away.kill();
+    closing.push(() => away.stop());
+    const limiter = shared(10, away.url);
+    const registry = new MemoryRegistry();
+    // Another instance of the service, so that this one's share is half the limit.
+    const other = {
+      id: 'search-2',
+      service: 'search',
+      address: '127.0.0.1',
+      port: 1,
+      tags: [],
+      meta: { weight: 1, labels: {} },
+    };
+    await registry.register({ instance: other, ttlMs: 60_000, deregisterAfterMs: 60_000 });
+    const app = new TrellisApp({ service: 'search', ...quiet, registry });
+    app.limitInbound({ rate: { perKey: new PerKey({ create: (k) => limiter.forKey(k) }), key: (req) => req.ip } });
+    app.http.get('/search', async () => ({ found: [] }));
+    const url = await started(app);
+    expect((await fetch(`${url}/search`)).status).toBe(200);
+    let text = '';
+    for (let i = 0; i < 100 && (limiter.share !== 5 || !text.includes(`{limit="${limiter.name}"} 1`)); i++) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      text = await (await fetch(`${url}/metrics`)).text();
+    }
+    expect(text).toContain(`trellis_ratelimit_fallback{limit="${limiter.name}"} 1`);
+    expect(limiter.share).toBe(5);
+    // A second key's first request adds no second subscription: the fallback is counted once per decision.
+    await fetch(`${url}/search`, { headers: { 'x-forwarded-for': '10.0.0.9' } });
+    text = await (await fetch(`${url}/metrics`)).text();
+    const decisions = /trellis_ratelimit_fallback_decisions_total\{limit="[^"]+",decision="granted"\} (\d+)/.exec(text);
+    expect(Number(decisions?.[1])).toBe(2);
   });
 });

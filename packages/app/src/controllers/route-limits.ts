@@ -58,9 +58,7 @@ function rateChooser(
   adopt: (limiter: AnyRateLimiter) => void,
 ): (request: FastifyRequest) => AnyRateLimiter {
   if ('limiter' in policy) {
-    const { limiter } = policy;
-    if (!('perKey' in limiter)) adopt(limiter);
-    return inboundChooser('limiter', limiter);
+    return inboundChooser('limiter', policy.limiter, adopt);
   }
   const bucket = (): TokenBucket =>
     new TokenBucket({
