@@ -69,6 +69,8 @@ export class EtcdRegistry implements Registry {
   readonly #timeoutMs: number;
   readonly #client: Promise<Connected>;
   readonly #held = new Map<string, Held>();
+  /** The last registration of each id in flight (at most one entry per id being registered). */
+  readonly #registering = new Map<string, Promise<void>>();
   #closed = false;
 
   constructor(options: EtcdRegistryOptions = {}) {
@@ -91,6 +93,21 @@ export class EtcdRegistry implements Registry {
   }
 
   async register(registration: Registration): Promise<void> {
+    // One registration of an id at a time: two at once would each miss the other's lease, and
+    // the key could end on a lease this object does not keep alive.
+    const id = registration.instance.id;
+    const mine = (this.#registering.get(id) ?? Promise.resolve())
+      .catch(() => undefined)
+      .then(() => this.#register(registration));
+    this.#registering.set(id, mine);
+    try {
+      await mine;
+    } finally {
+      if (this.#registering.get(id) === mine) this.#registering.delete(id);
+    }
+  }
+
+  async #register(registration: Registration): Promise<void> {
     const { instance, ttlMs } = registration;
     const previous = this.#held.get(instance.id);
     if (previous === undefined && this.#held.size >= maxRegistrations) {

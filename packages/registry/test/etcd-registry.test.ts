@@ -44,6 +44,22 @@ describe('EtcdRegistry on a real etcd', () => {
     expect((await direct.getAll().prefix(prefix).keys()).length).toBe(0);
   });
 
+  it('registers an id given twice at once as the later one, on the one lease it keeps alive', async () => {
+    const leasesBefore = (await direct.leaseClient.leaseLeases()).leases.length;
+    await Promise.all([
+      registry.register({ instance: instance('users-1', 'users', 4001), ttlMs: 60_000, deregisterAfterMs: 60_000 }),
+      registry.register({ instance: instance('users-1', 'users', 4002), ttlMs: 60_000, deregisterAfterMs: 60_000 }),
+    ]);
+    const [kv] = (await direct.get(`${prefix}services/users/users-1`).exec()).kvs;
+    expect(JSON.parse(kv?.value.toString() ?? 'null')).toMatchObject({ port: 4002 });
+    const leases = (await direct.leaseClient.leaseLeases()).leases;
+    expect(leases).toHaveLength(leasesBefore + 1);
+    // The heartbeat keeps the key's lease: revoking what it holds (deregister) removes the key.
+    await registry.heartbeat('users-1');
+    await registry.deregister('users-1');
+    expect(await direct.getAll().prefix(prefix).keys()).toEqual([]);
+  });
+
   it('fails a heartbeat to a member that stopped answering within its timeout, and keeps the lease once it answers again', async () => {
     await registry.register({ instance: instance('users-1'), ttlMs: 60_000, deregisterAfterMs: 60_000 });
     etcd.pause('m1');
