@@ -1,12 +1,13 @@
 import 'reflect-metadata';
 import { Controller, Get, RateLimit as RateLimited, TrellisApp } from '@trellis/app';
-import { MemoryRegistry } from '@trellis/registry';
+import { ServiceClient } from '@trellis/client';
+import { Discovery, MemoryRegistry } from '@trellis/registry';
 import { ClusterRateLimiter } from '@trellis/ratelimit';
 import { PerKey, RateLimit, RateLimitedError } from '@trellis/resilience';
 import { startRedis, type RunningRedis } from './redis-server.js';
 
-// A cluster limit plugged into the three places a local one goes: an app's inbound rate, a
-// controller's @RateLimit, a RateLimit policy; the answers are the local limits' own.
+// A cluster limit plugged into the places a local one goes: an app's inbound rate, a
+// controller's @RateLimit, a ServiceClient's filter, a RateLimit policy; the answers are the local limits' own.
 
 let redis: RunningRedis;
 const closing: Array<() => Promise<void>> = [];
@@ -84,6 +85,27 @@ describe('a cluster rate limit in an app and a policy', () => {
     const refused = await fetch(`${url}/search`);
     expect(refused.status).toBe(429);
     expect(await refused.json()).toMatchObject({ error: 'RATE_LIMITED' });
+  });
+
+  it('refuses calls past the shared limit as a ServiceClient filter, before they are sent', async () => {
+    const limiter = shared(2);
+    await limiter.ready();
+    const registry = new MemoryRegistry();
+    const users = new TrellisApp({ service: 'users', ...quiet, registry });
+    let served = 0;
+    users.http.get('/users/1', async () => ({ id: 1, served: ++served }));
+    await started(users);
+    const discovery = new Discovery(registry);
+    const client = new ServiceClient({ service: 'users', discovery, filters: [new RateLimit(limiter)], retry: false });
+    closing.push(async () => {
+      await client.close();
+      await discovery.close();
+    });
+    expect(await client.get('/users/1')).toEqual({ id: 1, served: 1 });
+    expect(await client.get('/users/1')).toEqual({ id: 1, served: 2 });
+    const error: unknown = await client.get('/users/1').catch((e: unknown) => e);
+    expect(RateLimitedError.is(error)).toBe(true);
+    expect(served).toBe(2);
   });
 
   it('refuses with RateLimitedError as a RateLimit policy', async () => {
