@@ -47,7 +47,9 @@ export const isHealthCheck = (request: FastifyRequest): boolean =>
  * Puts inbound limits on every route of a Fastify server (a TrellisApp's `http`): first the
  * rate (429, `Retry-After` in whole seconds, JSON `{ error: "RATE_LIMITED", retryAfterMs }`), then
  * the concurrency limit (503, JSON `{ error: "BULKHEAD_FULL" }`), whose slot is held until the
- * response is finished or the connection closes. Call it before the server starts.
+ * response is finished or the connection closes. Call it before the server starts. `adopt`
+ * is shown each rate limiter picked (see {@link inboundChooser}); `app.limitInbound` passes the
+ * app's own, which takes over a cluster limit.
  *
  * @throws ConfigError when a per-key choice has no key function.
  * @example
