@@ -205,8 +205,8 @@ export class EtcdRegistry implements Registry {
   }
 
   // Resolves at the first put or delete under `prefix` after revision `index`, or after `waitMs`,
-  // or when `signal` aborts; a revision compacted away resolves at once (the read that follows
-  // answers the current keys).
+  // or when `signal` aborts; a revision compacted away, or not reached yet, resolves at once (the
+  // read that follows answers the current keys).
   async #changeAfter(prefix: string, index: number, waitMs: number, signal: AbortSignal | undefined): Promise<void> {
     if (signal?.aborted === true) throw signal.reason;
     // A watch is a stream: no call deadline covers its making, so the wait for it is bounded
@@ -222,11 +222,17 @@ export class EtcdRegistry implements Registry {
         throw error;
       });
     });
+    // An index ahead of etcd's revision (etcd restarted empty, or another cluster) would wait
+    // for revisions that mean nothing to the caller: answer at once, as Consul does when its
+    // index goes back, and the lower index that follows tells the caller to start again.
+    // etcd3 keeps the revision etcd answered the watch with, plus one.
+    const ahead = Number(watcher.lastRevision()) - 1 < index;
     let failed = false;
     let timer: NodeJS.Timeout | undefined;
     let aborted = (): void => undefined;
     try {
       await new Promise<void>((resolve, reject) => {
+        if (ahead) return resolve();
         timer = setTimeout(resolve, waitMs);
         aborted = () => reject(signal?.reason);
         signal?.addEventListener('abort', aborted, { once: true });

@@ -62,7 +62,7 @@ describe('EtcdRegistry on a real etcd', () => {
 
   it('fails a heartbeat to a member that stopped answering within its timeout, and keeps the lease once it answers again', async () => {
     await registry.register({ instance: instance('users-1'), ttlMs: 60_000, deregisterAfterMs: 60_000 });
-    etcd.pause('m1');
+    await etcd.pause('m1');
     const started = performance.now();
     const error: unknown = await registry.heartbeat('users-1').catch((e: unknown) => e);
     // Three tries of 500 ms each, and a loaded machine's slack.
@@ -75,7 +75,7 @@ describe('EtcdRegistry on a real etcd', () => {
 
   it('leaves no watch behind when a held read gives up on a member that answers too late', async () => {
     const { index } = await registry.query('users');
-    etcd.pause('m1');
+    await etcd.pause('m1');
     const error: unknown = await registry.query('users', { index, waitMs: 30_000 }).catch((e: unknown) => e);
     expect(RegistryUnavailableError.is(error)).toBe(true);
     etcd.resume('m1');
@@ -99,6 +99,16 @@ describe('EtcdRegistry on a real etcd', () => {
     const started = performance.now();
     const view = await registry.query('users', { index, waitMs: 30_000 });
     expect(performance.now() - started).toBeLessThan(5_000);
+    expect(view.healthy.map((i) => i.id)).toEqual(['users-1']);
+  });
+
+  it('answers a held read from a revision etcd has not reached (etcd restarted empty) at once, with a lower index', async () => {
+    await registry.register({ instance: instance('users-1'), ttlMs: 60_000, deregisterAfterMs: 60_000 });
+    const { index } = await registry.query('users');
+    const started = performance.now();
+    const view = await registry.query('users', { index: index + 1_000, waitMs: 30_000 });
+    expect(performance.now() - started).toBeLessThan(5_000);
+    expect(view.index).toBeLessThan(index + 1_000);
     expect(view.healthy.map((i) => i.id)).toEqual(['users-1']);
   });
 });
