@@ -164,7 +164,7 @@ describe('ClusterRateLimiter', () => {
     expect(await shared.ready()).toBe(true);
     const local: TelemetryEvent[] = [];
     shared.onEvent((e) => local.push(e));
-    redis.pause();
+    await redis.pause();
     const pending = shared.tryAcquire();
     clock.advance(4);
     let settled = false;

@@ -5,6 +5,7 @@ import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
+import { pauseProcess } from '../../registry-server/test/process-tree.js';
 
 /** Debian's redis-server, which .ci/run installs. */
 export const redisBinary = '/usr/bin/redis-server';
@@ -17,8 +18,11 @@ export interface RunningRedis {
   kill(): Promise<void>;
   /** Starts it again on the same port (after kill); resolves once it accepts connections. */
   restart(): Promise<void>;
-  /** SIGSTOP / SIGCONT: a Redis that takes connections and never answers, then answers again. */
-  pause(): void;
+  /**
+   * SIGSTOP (resolving once it is stopped) / SIGCONT: a Redis that takes connections and never
+   * answers, then answers again.
+   */
+  pause(): Promise<void>;
   resume(): void;
   /** Kills it if running and removes its folder. */
   stop(): Promise<void>;
@@ -115,7 +119,9 @@ export async function startRedis(): Promise<RunningRedis> {
       if (running !== undefined) throw new Error('redis-server is running');
       running = await launch(dir, port);
     },
-    pause: () => running?.child.kill('SIGSTOP'),
+    pause: async () => {
+      if (running?.child.pid !== undefined) await pauseProcess(running.child.pid);
+    },
     resume: () => running?.child.kill('SIGCONT'),
     stop: async () => {
       await kill();

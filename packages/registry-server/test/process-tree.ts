@@ -70,6 +70,23 @@ export async function waitUntilGone(pids: readonly number[], timeoutMs: number):
   return left;
 }
 
+/**
+ * SIGSTOPs `pid` and waits, for at most `timeoutMs`, until it is stopped. kill() can return
+ * before the process stops (on this machine it went on for up to 5 ms), and a process stopped
+ * late answers what it was sent meanwhile: a test of a hung server would then see none.
+ */
+export async function pauseProcess(pid: number, timeoutMs = 5_000): Promise<void> {
+  process.kill(pid, 'SIGSTOP');
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const state = statOf(pid)?.state;
+    if (state === 'T' || state === 't') return;
+    if (state === undefined || state === 'Z') throw new Error(`process ${pid} ended while it was being paused`);
+    if (Date.now() > deadline) throw new Error(`process ${pid} not stopped ${timeoutMs} ms after SIGSTOP`);
+    await new Promise((resolve) => setTimeout(resolve, 1));
+  }
+}
+
 /** True when nothing listens on 127.0.0.1:`port` any more: a connection is refused. */
 export function portIsFree(port: number): Promise<boolean> {
   return new Promise((resolve, reject) => {

@@ -4,6 +4,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { pauseProcess } from '../../registry-server/test/process-tree.js';
 
 /** Debian's etcd (3.4), which .ci/run installs. */
 export const etcdBinary = '/usr/bin/etcd';
@@ -23,8 +24,11 @@ export interface EtcdCluster {
   readonly hosts: string;
   /** SIGKILLs a member and waits for its exit. */
   kill(name: string): Promise<void>;
-  /** SIGSTOPs a member: it keeps its connections open and answers nothing, as a hung one does. */
-  pause(name: string): void;
+  /**
+   * SIGSTOPs a member and resolves once it is stopped: it keeps its connections open and answers
+   * nothing, as a hung one does.
+   */
+  pause(name: string): Promise<void>;
   /** SIGCONTs a paused member. */
   resume(name: string): void;
   /** The watches a member holds now (its etcd_debugging_mvcc_watcher_total). */
@@ -173,7 +177,10 @@ export async function startEtcdCluster(size = 1): Promise<EtcdCluster> {
     })),
     hosts: members.map((m) => new URL(m.clientUrl).host).join(','),
     kill: (name) => kill(byName(name)),
-    pause: (name) => void byName(name).child?.kill('SIGSTOP'),
+    pause: async (name) => {
+      const pid = byName(name).child?.pid;
+      if (pid !== undefined) await pauseProcess(pid);
+    },
     resume: (name) => void byName(name).child?.kill('SIGCONT'),
     watchers: async (name) => {
       const response = await fetch(`${byName(name).clientUrl}/metrics`, { signal: AbortSignal.timeout(2_000) });
