@@ -9,11 +9,19 @@ export function registration(id: string, service = 'users'): Registration {
   return { instance: instance(id, service), ttlMs: 3_000, deregisterAfterMs: 60_000 };
 }
 
-/** The next event of `type` from `watch`. */
-export function nextEvent(watch: ServiceWatch, type: WatchEvent['type']): Promise<void> {
-  return new Promise((resolve) => {
+/**
+ * The next event of `type` from `watch`, or an error naming it after `timeoutMs` (below the test's
+ * timeout, so a watch that never fires says what it missed instead of "Exceeded timeout").
+ */
+export function nextEvent(watch: ServiceWatch, type: WatchEvent['type'], timeoutMs = 15_000): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      listener.dispose();
+      reject(new Error(`no ${type} event within ${timeoutMs} ms`));
+    }, timeoutMs);
     const listener = watch.onEvent((e) => {
       if (e.type !== type) return;
+      clearTimeout(timer);
       listener.dispose();
       resolve();
     });
